@@ -1,0 +1,23 @@
+//! Meridian: an authoritative DNS server that answers each query for a traffic-managed name
+//! with the endpoint that should serve that client now.
+//!
+//! Module map (imports flow down this list, never up):
+//!
+//! - [`app`]: wiring. The first snapshot, the server tasks, reload on SIGHUP, shutdown.
+//! - [`server`]: sockets. UDP workers (one per core, `SO_REUSEPORT`), TCP framing and limits.
+//! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
+//! - [`state`]: the [`state::Snapshot`] of everything served, swapped atomically on reload.
+//! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
+//! - [`config`]: `meridian.toml` parsed and validated into a plain model.
+//! - [`diag`] and [`name`]: diagnostics with file:line:col, and wire-form domain names.
+//!
+//! `ARCHITECTURE.md` at the repository root has the invariants each module keeps.
+
+pub mod app;
+pub mod config;
+pub mod diag;
+pub mod name;
+pub mod resolve;
+pub mod server;
+pub mod state;
+pub mod zone;

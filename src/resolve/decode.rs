@@ -1,0 +1,192 @@
+//! Query decoding: the header, the one question, and the OPT record, read in place.
+//!
+//! Only what answering needs is decoded. Nothing here allocates: the lowercased question name
+//! lives in a fixed array on the caller's stack.
+
+use crate::name::MAX_NAME_LEN;
+use crate::zone::rdata::T_OPT;
+
+pub(crate) const HEADER_LEN: usize = 12;
+
+/// Why a message cannot be answered normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reject {
+    /// Not even a header: send nothing (SPEC §3, RFC 1035 gives no way to answer it).
+    Drop,
+    /// A header but a malformed body: FORMERR.
+    FormErr,
+    /// An opcode other than QUERY: NOTIMP.
+    NotImp,
+}
+
+/// The EDNS(0) parameters of a query (RFC 6891 §6.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+}
+
+/// A decoded query. `question` is the raw question section as sent, echoed verbatim so the
+/// client sees its own letter case (0x20 randomisation).
+#[derive(Debug)]
+pub(crate) struct Query<'a> {
+    pub id: u16,
+    /// The request's flag word; the opcode, RD and CD bits are copied into the answer.
+    pub flags: u16,
+    pub question: &'a [u8],
+    /// The question name in wire form, lowercased; `qname_len` bytes of it are valid.
+    pub qname: [u8; MAX_NAME_LEN],
+    pub qname_len: usize,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    pub fn qname(&self) -> &[u8] {
+        &self.qname[..self.qname_len]
+    }
+}
+
+#[inline]
+fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]))
+}
+
+/// The header fields needed even for error answers: id and flags. `None` when the message is
+/// too short to have a header, or is itself a response (answering responses invites loops).
+pub(crate) fn header(msg: &[u8]) -> Option<(u16, u16)> {
+    if msg.len() < HEADER_LEN {
+        return None;
+    }
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    let flags = u16::from_be_bytes([msg[2], msg[3]]);
+    if flags & 0x8000 != 0 {
+        return None;
+    }
+    Some((id, flags))
+}
+
+/// Decodes a query. On `Err`, the caller answers with the header fields from [`header`].
+pub(crate) fn query(msg: &[u8]) -> Result<Query<'_>, Reject> {
+    let (id, flags) = header(msg).ok_or(Reject::Drop)?;
+    let opcode = (flags >> 11) & 0xf;
+    let qdcount = u16_at(msg, 4).unwrap_or(0);
+    let (ancount, nscount, arcount) = (
+        u16_at(msg, 6).unwrap_or(0),
+        u16_at(msg, 8).unwrap_or(0),
+        u16_at(msg, 10).unwrap_or(0),
+    );
+    if opcode != 0 {
+        return Err(Reject::NotImp);
+    }
+    if qdcount != 1 {
+        return Err(Reject::FormErr);
+    }
+
+    let mut q = Query {
+        id,
+        flags,
+        question: &[],
+        qname: [0; MAX_NAME_LEN],
+        qname_len: 0,
+        qtype: 0,
+        qclass: 0,
+        edns: None,
+    };
+    // The question name: plain labels only. A compression pointer in the first name of a
+    // message can only point backwards into the header, which is never a valid name.
+    let mut pos = HEADER_LEN;
+    loop {
+        let len = *msg.get(pos).ok_or(Reject::FormErr)? as usize;
+        if len & 0xc0 != 0 {
+            return Err(Reject::FormErr);
+        }
+        if q.qname_len + len + 1 > MAX_NAME_LEN {
+            return Err(Reject::FormErr);
+        }
+        let label = msg.get(pos..pos + 1 + len).ok_or(Reject::FormErr)?;
+        q.qname[q.qname_len..q.qname_len + label.len()].copy_from_slice(label);
+        q.qname_len += label.len();
+        pos += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    crate::name::lowercase_in_place(&mut q.qname[..q.qname_len]);
+    q.qtype = u16_at(msg, pos).ok_or(Reject::FormErr)?;
+    q.qclass = u16_at(msg, pos + 2).ok_or(Reject::FormErr)?;
+    pos += 4;
+    q.question = &msg[HEADER_LEN..pos];
+    if q.qtype == T_OPT {
+        return Err(Reject::FormErr);
+    }
+
+    // Skip answer and authority records (a query normally has none), then look for OPT.
+    for _ in 0..(ancount as usize + nscount as usize) {
+        pos = skip_record(msg, pos)?.1;
+    }
+    for _ in 0..arcount {
+        let (rtype, next) = skip_record(msg, pos)?;
+        if rtype == T_OPT {
+            // RFC 6891 §6.1.1: one OPT, owned by the root name.
+            if q.edns.is_some() || msg[pos] != 0 {
+                return Err(Reject::FormErr);
+            }
+            let payload = u16_at(msg, pos + 3).ok_or(Reject::FormErr)?;
+            let version = msg[pos + 6];
+            let dnssec_ok = msg[pos + 7] & 0x80 != 0;
+            check_options(&msg[pos + 11..next])?;
+            q.edns = Some(Edns {
+                payload,
+                version,
+                dnssec_ok,
+            });
+        }
+        pos = next;
+    }
+    Ok(q)
+}
+
+/// Walks a resource record starting at `pos`; returns its type and where the next one starts.
+fn skip_record(msg: &[u8], mut pos: usize) -> Result<(u16, usize), Reject> {
+    // Owner name: labels, ending in the root label or a compression pointer.
+    let mut hops = 0;
+    loop {
+        let len = *msg.get(pos).ok_or(Reject::FormErr)? as usize;
+        match len & 0xc0 {
+            0x00 if len == 0 => {
+                pos += 1;
+                break;
+            }
+            0x00 => pos += 1 + len,
+            0xc0 => {
+                pos += 2;
+                break;
+            }
+            _ => return Err(Reject::FormErr),
+        }
+        hops += 1;
+        if hops > 127 {
+            return Err(Reject::FormErr);
+        }
+    }
+    let rtype = u16_at(msg, pos).ok_or(Reject::FormErr)?;
+    let rdlen = u16_at(msg, pos + 8).ok_or(Reject::FormErr)? as usize;
+    let end = pos + 10 + rdlen;
+    if end > msg.len() {
+        return Err(Reject::FormErr);
+    }
+    Ok((rtype, end))
+}
+
+/// Checks the option list of an OPT record is well formed (RFC 6891 §6.1.2). Unknown options
+/// are ignored, as the RFC requires.
+fn check_options(mut opts: &[u8]) -> Result<(), Reject> {
+    while !opts.is_empty() {
+        let len = u16_at(opts, 2).ok_or(Reject::FormErr)? as usize;
+        opts = opts.get(4 + len..).ok_or(Reject::FormErr)?;
+    }
+    Ok(())
+}

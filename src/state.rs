@@ -1,0 +1,94 @@
+//! The snapshot: everything that changes only on reload, behind one atomically swapped pointer.
+//!
+//! A query loads the pointer once and sees one consistent view for its whole life; a reload
+//! builds and validates a complete new snapshot off the hot path and swaps it in. Queries in
+//! flight keep the snapshot they started with until they finish.
+
+use crate::config::{self, Config};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::zone::{self, ZoneSet};
+use arc_swap::ArcSwap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Protocol settings the hot path reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The largest UDP answer sent, and the payload size advertised in OPT.
+    pub udp_payload: u16,
+}
+
+/// One immutable, validated view of everything served.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Config,
+    pub zones: ZoneSet,
+    pub settings: Settings,
+}
+
+/// Reads the configuration at `path` and every file it names, and builds a snapshot.
+pub fn load(path: &Path) -> Result<Snapshot, Diagnostics> {
+    build(config::load(path)?)
+}
+
+/// Builds a snapshot from a validated configuration, reading its zone files. Every problem in
+/// every zone file is reported, not just the first file's.
+pub fn build(config: Config) -> Result<Snapshot, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let mut zones = Vec::with_capacity(config.zones.len());
+    for zc in &config.zones {
+        let text = match std::fs::read_to_string(&zc.file) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::new(
+                        zc.file_loc.clone(),
+                        format!("cannot read zone file {}: {e}", zc.file.display()),
+                    )
+                    .with_hint(
+                        "zone file paths are relative to the configuration file's directory",
+                    ),
+                );
+                continue;
+            }
+        };
+        match zone::parse(&zc.name, &zc.file, &text) {
+            Ok(z) => zones.push(z),
+            Err(d) => diags.extend(d),
+        }
+    }
+    let settings = Settings {
+        udp_payload: config.server.udp_payload,
+    };
+    diags.into_result(()).map(|()| Snapshot {
+        zones: ZoneSet::new(zones),
+        settings,
+        config,
+    })
+}
+
+/// The current snapshot, shared by every worker.
+#[derive(Debug)]
+pub struct Shared {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot) -> Shared {
+        Shared {
+            current: ArcSwap::from_pointee(snapshot),
+        }
+    }
+
+    /// The snapshot for one request. Cheap (no reference count is touched in the common case)
+    /// and lock-free; hold it only for the request.
+    #[inline]
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// Replaces the snapshot; requests already holding the old one finish with it.
+    pub fn store(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}

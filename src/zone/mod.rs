@@ -1,0 +1,649 @@
+//! Zones: parsing RFC 1035 master files, validating them, and the immutable, pre-encoded form
+//! the hot path reads.
+//!
+//! A [`Zone`] is a flat table of nodes keyed by lowercased wire-form owner name. Every ancestor
+//! of every owner down to the apex is a node too (empty non-terminals), so "does this name
+//! exist" is one hash lookup, and so is "is there a wildcard here" (each node links to its `*`
+//! child). RRsets are stored pre-encoded as record *tails* (type, class, TTL, rdata length,
+//! rdata): an answer is the owner name (a compression pointer into the question) followed by a
+//! copied tail.
+//!
+//! This module knows nothing about clients, health or load.
+
+mod lex;
+pub mod rdata;
+
+use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::name::Name;
+use rdata::{T_A, T_AAAA, T_CNAME, T_DNAME, T_DS, T_MX, T_NS, T_SOA, T_SRV};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+pub use rdata::type_name;
+
+/// Index of a node inside its zone.
+type NodeId = u32;
+
+/// One RRset, pre-encoded.
+#[derive(Debug, Clone)]
+pub struct RRset {
+    pub rtype: u16,
+    pub ttl: u32,
+    /// Number of records in `tails`.
+    pub(crate) count: u16,
+    /// Concatenated record tails: TYPE, CLASS, TTL, RDLENGTH, RDATA for each record.
+    pub(crate) tails: Box<[u8]>,
+    /// In-zone address records for the names this RRset points at (glue for NS, additional
+    /// data for MX and SRV), as whole records with uncompressed owners.
+    pub(crate) extra: Box<[u8]>,
+    pub(crate) extra_count: u16,
+    /// For CNAME: the lowercased target, to follow the chain inside the zone.
+    pub(crate) target: Option<Name>,
+}
+
+/// One owner name of a zone.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// Sorted by type.
+    pub(crate) rrsets: Box<[RRset]>,
+    /// A delegation point: NS records at a name other than the apex.
+    pub(crate) cut: bool,
+    /// The `*` child of this node, when there is one (RFC 4592 source of synthesis).
+    wildcard: Option<NodeId>,
+}
+
+impl Node {
+    pub fn rrset(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rrsets.is_empty()
+    }
+}
+
+/// An immutable, validated zone.
+#[derive(Debug)]
+pub struct Zone {
+    origin: Name,
+    nodes: HashMap<Box<[u8]>, NodeId>,
+    data: Vec<Node>,
+    /// The SOA as a record tail whose TTL is the negative-caching TTL (RFC 2308 §5: the minimum
+    /// of the SOA's own TTL and its MINIMUM field).
+    pub(crate) soa_negative: Box<[u8]>,
+    record_count: usize,
+}
+
+/// What a name is inside a zone.
+#[derive(Debug, Clone, Copy)]
+pub enum Found<'z> {
+    /// The name exists (possibly as an empty non-terminal), or a wildcard covers it.
+    Node { node: &'z Node, wildcard: bool },
+    /// The name is at or below a delegation point. `label` is the index of the label of the
+    /// query name at which the delegation point's name starts.
+    Referral { node: &'z Node, label: usize },
+    /// The name does not exist and no wildcard covers it.
+    NxDomain,
+}
+
+/// The label structure of a wire name: where each label starts. Built once per query on the
+/// stack; label `i`'s suffix is the name with its first `i` labels removed.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels {
+    offsets: [u8; 128],
+    count: u8,
+}
+
+impl Labels {
+    /// Indexes a validated, uncompressed wire name.
+    pub fn new(wire: &[u8]) -> Labels {
+        let mut l = Labels {
+            offsets: [0; 128],
+            count: 0,
+        };
+        let mut pos = 0usize;
+        while pos < wire.len() && wire[pos] != 0 && (l.count as usize) < 127 {
+            l.offsets[l.count as usize] = pos as u8;
+            l.count += 1;
+            pos += wire[pos] as usize + 1;
+        }
+        l
+    }
+
+    /// Number of labels, root excluded.
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Byte offset at which the suffix after `i` labels starts (`count()` = the root label).
+    pub fn offset(&self, wire: &[u8], i: usize) -> usize {
+        if i < self.count as usize {
+            self.offsets[i] as usize
+        } else {
+            wire.len() - 1
+        }
+    }
+}
+
+impl Zone {
+    /// The zone's apex name (lowercased).
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// How many records the zone file held (after removing duplicates).
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+
+    pub fn apex(&self) -> &Node {
+        &self.data[0]
+    }
+
+    /// The node for an exact (lowercased wire) name.
+    pub fn node(&self, wire: &[u8]) -> Option<&Node> {
+        self.nodes.get(wire).map(|&id| &self.data[id as usize])
+    }
+
+    /// Finds `qname` (lowercased) in the zone, `apex_label` being the label index where the
+    /// zone's origin starts in it. Walks down from the apex so that the highest delegation
+    /// point wins and the closest encloser is known for wildcard synthesis. `ds` makes the
+    /// delegation point itself answer from this side (DS records live in the parent).
+    pub fn lookup(&self, qname: &[u8], labels: &Labels, apex_label: usize, ds: bool) -> Found<'_> {
+        let mut encloser = &self.data[0];
+        for i in (0..apex_label).rev() {
+            match self.nodes.get(&qname[labels.offset(qname, i)..]) {
+                Some(&id) => {
+                    let node = &self.data[id as usize];
+                    if node.cut && !(i == 0 && ds) {
+                        return Found::Referral { node, label: i };
+                    }
+                    encloser = node;
+                }
+                None => {
+                    return match encloser.wildcard {
+                        Some(w) => Found::Node {
+                            node: &self.data[w as usize],
+                            wildcard: true,
+                        },
+                        None => Found::NxDomain,
+                    };
+                }
+            }
+        }
+        Found::Node {
+            node: encloser,
+            wildcard: false,
+        }
+    }
+}
+
+/// Every zone served, found by longest suffix.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: Vec<Zone>,
+    by_origin: HashMap<Box<[u8]>, usize>,
+}
+
+impl ZoneSet {
+    pub fn new(zones: Vec<Zone>) -> ZoneSet {
+        let by_origin = zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (z.origin.wire().into(), i))
+            .collect();
+        ZoneSet { zones, by_origin }
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The zone with the longest origin that contains `qname`, and the label index where that
+    /// origin starts in `qname`.
+    pub fn find(&self, qname: &[u8], labels: &Labels) -> Option<(&Zone, usize)> {
+        (0..=labels.count()).find_map(|i| {
+            let idx = *self.by_origin.get(&qname[labels.offset(qname, i)..])?;
+            Some((&self.zones[idx], i))
+        })
+    }
+}
+
+/// One record as read from the file.
+#[derive(Debug)]
+struct Record {
+    owner: Name,
+    rtype: u16,
+    ttl: u32,
+    rdata: rdata::Rdata,
+    line: u32,
+    col: u32,
+}
+
+/// Parses and validates the zone `origin` from `text` (the contents of `file`, which is only
+/// used in messages). Reports every problem found, not just the first.
+pub fn parse(origin: &Name, file: &Path, text: &str) -> Result<Zone, Diagnostics> {
+    let origin = origin.to_lowercase();
+    let mut diags = Diagnostics::default();
+    let at = |line: u32, col: u32| Loc::new(file, line, col);
+
+    let entries = match lex::lex(text) {
+        Ok(e) => e,
+        Err(e) => return Err(Diagnostic::new(at(e.line, e.col), e.message).into()),
+    };
+
+    let mut records = Vec::new();
+    let mut cur_origin = origin.clone();
+    let mut default_ttl: Option<u32> = None;
+    let mut last_ttl: Option<u32> = None;
+    let mut last_owner: Option<Name> = None;
+
+    for entry in &entries {
+        let toks = &entry.tokens;
+        let first = &toks[0];
+        if !entry.blank_owner && !first.quoted && first.text.starts_with('$') {
+            let arg = toks.get(1);
+            match first.text.to_ascii_uppercase().as_str() {
+                "$ORIGIN" => match arg.map(|a| Name::parse(&a.text, Some(&cur_origin))) {
+                    Some(Ok(n)) if toks.len() == 2 => cur_origin = n,
+                    Some(Err(e)) => {
+                        let a = &toks[1];
+                        diags.push(Diagnostic::new(
+                            at(a.line, a.col),
+                            format!("invalid $ORIGIN: {e}"),
+                        ));
+                    }
+                    _ => diags.push(Diagnostic::new(
+                        at(first.line, first.col),
+                        "$ORIGIN takes exactly one domain name",
+                    )),
+                },
+                "$TTL" => match arg.and_then(|a| rdata::parse_ttl(&a.text)) {
+                    Some(t) if toks.len() == 2 => default_ttl = Some(t),
+                    _ => diags.push(
+                        Diagnostic::new(at(first.line, first.col), "$TTL takes exactly one TTL")
+                            .with_hint("for example: $TTL 3600 or $TTL 1h"),
+                    ),
+                },
+                other => diags.push(
+                    Diagnostic::new(
+                        at(first.line, first.col),
+                        format!("unsupported directive {other}"),
+                    )
+                    .with_hint("supported directives: $ORIGIN, $TTL"),
+                ),
+            }
+            continue;
+        }
+
+        let (owner, mut i) = if entry.blank_owner {
+            match &last_owner {
+                Some(o) => (o.clone(), 0),
+                None => {
+                    diags.push(Diagnostic::new(
+                        at(first.line, first.col),
+                        "record has no owner name and there is no previous record to take it from",
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            match Name::parse(&first.text, Some(&cur_origin)) {
+                Ok(n) => (n.to_lowercase(), 1),
+                Err(e) => {
+                    diags.push(Diagnostic::new(
+                        at(first.line, first.col),
+                        format!("invalid owner name {:?}: {e}", first.text),
+                    ));
+                    continue;
+                }
+            }
+        };
+        last_owner = Some(owner.clone());
+
+        // TTL and class may come in either order before the type (RFC 1035 §5.1).
+        let mut ttl = None;
+        let mut bad = false;
+        for _ in 0..2 {
+            let Some(t) = toks.get(i) else { break };
+            if t.text.starts_with(|c: char| c.is_ascii_digit()) {
+                match rdata::parse_ttl(&t.text) {
+                    Some(v) if v <= i32::MAX as u32 => ttl = Some(v),
+                    _ => {
+                        diags.push(Diagnostic::new(
+                            at(t.line, t.col),
+                            format!("invalid TTL {:?}", t.text),
+                        ));
+                        bad = true;
+                    }
+                }
+                i += 1;
+            } else if matches!(
+                t.text.to_ascii_uppercase().as_str(),
+                "IN" | "CH" | "HS" | "CS"
+            ) || t.text.to_ascii_uppercase().starts_with("CLASS")
+            {
+                if !t.text.eq_ignore_ascii_case("IN") {
+                    diags.push(
+                        Diagnostic::new(
+                            at(t.line, t.col),
+                            format!("class {} is not supported", t.text),
+                        )
+                        .with_hint("Meridian serves class IN only"),
+                    );
+                    bad = true;
+                }
+                i += 1;
+            }
+        }
+        if bad {
+            continue;
+        }
+        let Some(type_tok) = toks.get(i) else {
+            let last = toks.last().unwrap_or(first);
+            diags.push(Diagnostic::new(
+                at(last.line, last.col),
+                "record has no type",
+            ));
+            continue;
+        };
+        let Some(rtype) = rdata::parse_type(&type_tok.text) else {
+            diags.push(
+                Diagnostic::new(
+                    at(type_tok.line, type_tok.col),
+                    format!("unknown record type {:?}", type_tok.text),
+                )
+                .with_hint("use a type mnemonic such as A, AAAA, CNAME, MX, TXT, or TYPEnnn"),
+            );
+            continue;
+        };
+        // RFC 1035: an omitted TTL is the last explicit one; RFC 2308's $TTL takes precedence.
+        if ttl.is_some() {
+            last_ttl = ttl;
+        }
+        let ttl = match ttl.or(default_ttl).or(last_ttl) {
+            Some(t) => t,
+            None => {
+                diags.push(
+                    Diagnostic::new(
+                        at(first.line, first.col),
+                        "record has no TTL and no $TTL precedes it",
+                    )
+                    .with_hint("add `$TTL 3600` at the top of the zone file"),
+                );
+                continue;
+            }
+        };
+        let rdata_toks = &toks[i + 1..];
+        match rdata::parse(rtype, rdata_toks, &cur_origin) {
+            Ok(rd) => records.push(Record {
+                owner,
+                rtype,
+                ttl,
+                rdata: rd,
+                line: first.line,
+                col: first.col,
+            }),
+            Err(e) => {
+                let t = e.token.and_then(|k| rdata_toks.get(k)).unwrap_or(type_tok);
+                diags.push(Diagnostic::new(at(t.line, t.col), e.message));
+            }
+        }
+    }
+
+    let zone = build(origin, records, file, &mut diags);
+    diags.into_result(zone)
+}
+
+/// Groups records into nodes and RRsets, checks the zone's structural rules, and pre-encodes.
+fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostics) -> Zone {
+    let at = |r: &Record| Loc::new(file, r.line, r.col);
+    let type_name = rdata::type_name;
+    let mut by_owner: BTreeMap<Name, Vec<Record>> = BTreeMap::new();
+    for r in records {
+        if !r.owner.is_within(&origin) {
+            diags.push(
+                Diagnostic::new(at(&r), format!("{} is outside the zone {origin}", r.owner))
+                    .with_hint("names without a trailing dot are relative to $ORIGIN"),
+            );
+            continue;
+        }
+        by_owner.entry(r.owner.clone()).or_default().push(r);
+    }
+
+    // Delegation points: NS anywhere but the apex.
+    let cuts: Vec<Name> = by_owner
+        .iter()
+        .filter(|(o, rs)| **o != origin && rs.iter().any(|r| r.rtype == T_NS))
+        .map(|(o, _)| o.clone())
+        .collect();
+
+    let apex_records = by_owner.get(&origin).map(Vec::as_slice).unwrap_or(&[]);
+    let soas: Vec<&Record> = apex_records.iter().filter(|r| r.rtype == T_SOA).collect();
+    let first_loc = || Loc::new(file, 1, 1);
+    match soas.len() {
+        0 => diags.push(
+            Diagnostic::new(
+                first_loc(),
+                format!("zone {origin} has no SOA record at its apex"),
+            )
+            .with_hint("add `@ IN SOA ns1 hostmaster 1 3600 600 86400 300`"),
+        ),
+        1 => {}
+        _ => diags.push(Diagnostic::new(
+            at(soas[1]),
+            format!("zone {origin} has more than one SOA record"),
+        )),
+    }
+    if !apex_records.iter().any(|r| r.rtype == T_NS) {
+        diags.push(
+            Diagnostic::new(
+                first_loc(),
+                format!("zone {origin} has no NS records at its apex"),
+            )
+            .with_hint("add `@ IN NS ns1` and an address record for ns1"),
+        );
+    }
+
+    for (owner, rs) in &by_owner {
+        let cname = rs.iter().filter(|r| r.rtype == T_CNAME).collect::<Vec<_>>();
+        if let Some(first) = cname.first() {
+            if let Some(other) = rs.iter().find(|r| r.rtype != T_CNAME) {
+                diags.push(
+                    Diagnostic::new(
+                        at(first),
+                        format!(
+                            "{owner} has a CNAME and other data ({})",
+                            type_name(other.rtype)
+                        ),
+                    )
+                    .with_hint(format!(
+                        "the other record is at line {}; a CNAME must stand alone",
+                        other.line
+                    )),
+                );
+            }
+            if cname.len() > 1 && cname.iter().any(|c| c.rdata != first.rdata) {
+                diags.push(Diagnostic::new(
+                    at(cname[1]),
+                    format!("{owner} has more than one CNAME"),
+                ));
+            }
+        }
+        for r in rs {
+            if r.rtype == T_SOA && *owner != origin {
+                diags.push(Diagnostic::new(
+                    at(r),
+                    "SOA records belong only at the zone apex",
+                ));
+            }
+            if r.rtype == T_DNAME {
+                diags.push(Diagnostic::new(at(r), "DNAME records are not supported"));
+            }
+            if r.rtype == T_NS && owner.is_wildcard() {
+                diags.push(Diagnostic::new(
+                    at(r),
+                    "NS records cannot be owned by a wildcard name",
+                ));
+            }
+        }
+        // Below a delegation point only glue may exist; at it, NS, DS and glue.
+        if let Some(cut) = cuts.iter().find(|c| owner.is_within(c)) {
+            for r in rs {
+                let allowed = matches!(r.rtype, T_A | T_AAAA)
+                    || (owner == cut && matches!(r.rtype, T_NS | T_DS));
+                if !allowed {
+                    diags.push(
+                        Diagnostic::new(
+                            at(r),
+                            format!("{} record at {owner} is hidden by the delegation to {cut}", type_name(r.rtype)),
+                        )
+                        .with_hint("only NS, DS and glue address records may be at or below a delegation point"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Nodes: every owner and every ancestor down to the apex. Apex first, so it is node 0.
+    let mut names: BTreeMap<Name, Vec<Record>> = BTreeMap::new();
+    names.insert(origin.clone(), Vec::new());
+    for (owner, rs) in by_owner {
+        let mut n = owner.parent();
+        while let Some(p) = n {
+            if !p.is_within(&origin) || names.contains_key(&p) {
+                break;
+            }
+            names.insert(p.clone(), Vec::new());
+            n = p.parent();
+        }
+        names.insert(owner, rs);
+    }
+
+    // Address records by owner, for glue and additional data.
+    let addresses: HashMap<Name, Vec<(u16, u32, Vec<u8>)>> = names
+        .iter()
+        .map(|(n, rs)| {
+            let addrs = rs
+                .iter()
+                .filter(|r| matches!(r.rtype, T_A | T_AAAA))
+                .map(|r| (r.rtype, r.ttl, r.rdata.wire.clone()))
+                .collect::<Vec<_>>();
+            (n.clone(), addrs)
+        })
+        .filter(|(_, a)| !a.is_empty())
+        .collect();
+
+    let mut record_count = 0;
+    let mut order: Vec<Name> = Vec::with_capacity(names.len());
+    order.push(origin.clone());
+    order.extend(names.keys().filter(|n| **n != origin).cloned());
+    let ids: HashMap<Name, NodeId> = order
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i as NodeId))
+        .collect();
+    let mut data: Vec<Node> = Vec::with_capacity(order.len());
+    let mut soa_negative = Vec::new();
+    for name in &order {
+        let rs = names.remove(name).unwrap_or_default();
+        let mut by_type: BTreeMap<u16, Vec<Record>> = BTreeMap::new();
+        for r in rs {
+            by_type.entry(r.rtype).or_default().push(r);
+        }
+        let mut rrsets = Vec::with_capacity(by_type.len());
+        for (rtype, mut recs) in by_type {
+            // RFC 2181 §5: an RRset has one TTL and no duplicate records; the first record's
+            // TTL is the RRset's, as BIND does.
+            let ttl = recs[0].ttl;
+            let mut seen: Vec<Vec<u8>> = Vec::new();
+            recs.retain(|r| {
+                let dup = seen.contains(&r.rdata.wire);
+                seen.push(r.rdata.wire.clone());
+                !dup
+            });
+            record_count += recs.len();
+            let mut tails = Vec::new();
+            for r in &recs {
+                push_tail(&mut tails, rtype, ttl, &r.rdata.wire);
+            }
+            if rtype == T_SOA && *name == origin {
+                let minimum = recs[0]
+                    .rdata
+                    .wire
+                    .rchunks(4)
+                    .next()
+                    .map_or(0, |m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
+                push_tail(
+                    &mut soa_negative,
+                    T_SOA,
+                    ttl.min(minimum),
+                    &recs[0].rdata.wire,
+                );
+            }
+            let (mut extra, mut extra_count) = (Vec::new(), 0u16);
+            if matches!(rtype, T_NS | T_MX | T_SRV) {
+                for r in &recs {
+                    let Some(target) = &r.rdata.target else {
+                        continue;
+                    };
+                    let target = target.to_lowercase();
+                    for (atype, attl, wire) in addresses.get(&target).into_iter().flatten() {
+                        extra.extend_from_slice(target.wire());
+                        push_tail(&mut extra, *atype, *attl, wire);
+                        extra_count += 1;
+                    }
+                }
+            }
+            let target = if rtype == T_CNAME {
+                recs[0].rdata.target.as_ref().map(Name::to_lowercase)
+            } else {
+                None
+            };
+            rrsets.push(RRset {
+                rtype,
+                ttl,
+                count: recs.len() as u16,
+                tails: tails.into(),
+                extra: extra.into(),
+                extra_count,
+                target,
+            });
+        }
+        let cut = *name != origin && rrsets.iter().any(|r| r.rtype == T_NS);
+        data.push(Node {
+            rrsets: rrsets.into(),
+            cut,
+            wildcard: None,
+        });
+    }
+    for (name, &id) in &ids {
+        if name.is_wildcard() {
+            if let Some(parent) = name.parent().and_then(|p| ids.get(&p).copied()) {
+                data[parent as usize].wildcard = Some(id);
+            }
+        }
+    }
+    let nodes = ids
+        .into_iter()
+        .map(|(n, id)| (Box::<[u8]>::from(n.wire()), id))
+        .collect();
+    Zone {
+        origin,
+        nodes,
+        data,
+        soa_negative: soa_negative.into(),
+        record_count,
+    }
+}
+
+fn push_tail(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes()); // class IN
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+#[cfg(test)]
+mod tests;
