@@ -3,6 +3,7 @@
 //!
 //! Module map (imports flow down this list, never up):
 //!
+//! - [`cli`]: the command line (`serve`, `check`), calling into `app`.
 //! - [`app`]: wiring. The first snapshot, the server tasks, reload on SIGHUP, shutdown.
 //! - [`server`]: sockets. UDP workers (one per core, `SO_REUSEPORT`), TCP framing and limits.
 //! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
@@ -14,6 +15,7 @@
 //! `ARCHITECTURE.md` at the repository root has the invariants each module keeps.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod name;

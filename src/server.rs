@@ -1,1 +1,254 @@
+//! Sockets: UDP workers and TCP connections. This module moves bytes; it decides no part of
+//! an answer (that is [`crate::resolve`]).
+//!
+//! UDP: one OS thread per worker, each with its own `SO_REUSEPORT` socket so the kernel spreads
+//! datagrams across them, each receiving into its own buffer and calling `resolve` inline. No
+//! task is spawned and nothing is allocated per datagram.
+//!
+//! TCP (RFC 7766): one tokio task per connection, queries read as length-prefixed frames and
+//! answered in order as they arrive (pipelining), under a connection limit and an idle timeout
+//! so that slow or silent clients cannot hold resources for long.
 
+use crate::resolve::{Transport, resolve};
+use crate::state::Shared;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tracing::{debug, warn};
+
+/// How often a UDP worker wakes up to check for shutdown when no datagram arrives.
+const UDP_POLL: Duration = Duration::from_millis(200);
+/// The largest DNS message (and so the largest TCP frame).
+const MAX_MESSAGE: usize = 65_535;
+
+/// A socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {proto} {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub proto: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Bound sockets, ready to serve.
+#[derive(Debug)]
+pub struct Bound {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+    /// The address each configured listener ended up on (port 0 resolved).
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Binds, for each address, `udp_workers` UDP sockets and one TCP listener on the same port.
+/// A port of 0 picks a free port shared by UDP and TCP (used by tests).
+pub fn bind(listen: &[SocketAddr], udp_workers: usize) -> Result<Bound, BindError> {
+    let mut bound = Bound {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        addrs: Vec::new(),
+    };
+    for &addr in listen {
+        let mut attempt = 0;
+        let (first, tcp, actual) = loop {
+            attempt += 1;
+            let first = udp_socket(addr).map_err(|source| BindError {
+                addr,
+                proto: "udp",
+                source,
+            })?;
+            let actual = first.local_addr().map_err(|source| BindError {
+                addr,
+                proto: "udp",
+                source,
+            })?;
+            match tcp_listener(actual) {
+                Ok(tcp) => break (first, tcp, actual),
+                // The kernel's free UDP port may be taken for TCP; pick another pair.
+                Err(e)
+                    if addr.port() == 0 && attempt < 20 && e.kind() == io::ErrorKind::AddrInUse =>
+                {
+                    continue;
+                }
+                Err(source) => {
+                    return Err(BindError {
+                        addr: actual,
+                        proto: "tcp",
+                        source,
+                    });
+                }
+            }
+        };
+        bound.udp.push(first);
+        for _ in 1..udp_workers.max(1) {
+            let s = udp_socket(actual).map_err(|source| BindError {
+                addr: actual,
+                proto: "udp",
+                source,
+            })?;
+            bound.udp.push(s);
+        }
+        bound.tcp.push(tcp);
+        bound.addrs.push(actual);
+    }
+    Ok(bound)
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_port(true)?;
+    // A larger receive buffer absorbs bursts while a worker is busy; the kernel caps it.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.bind(&addr.into())?;
+    s.set_read_timeout(Some(UDP_POLL))?;
+    Ok(s.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Serves UDP on `sock` until `stop` is set. Runs on its own OS thread.
+pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let mut query = vec![0u8; MAX_MESSAGE];
+    let mut out = vec![0u8; MAX_MESSAGE];
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match sock.recv_from(&mut query) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                // Errors here are per-datagram (an ICMP error reported late, a signal); the
+                // socket itself stays usable.
+                debug!(error = %e, "udp receive failed");
+                continue;
+            }
+        };
+        let snap = shared.load();
+        let Some(answer) = resolve(&snap, &query[..n], Transport::Udp, &mut out) else {
+            continue;
+        };
+        if let Err(e) = sock.send_to(&out[..answer.len], peer) {
+            debug!(error = %e, %peer, "udp send failed");
+        }
+    }
+}
+
+/// TCP limits from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+}
+
+/// Accepts TCP connections until `stop` changes, then lets open connections finish the query
+/// they are answering (bounded by the idle timeout) and closes them.
+pub async fn tcp_acceptor(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    limits: TcpLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    // The semaphore bounds open connections: past the limit a new connection is closed at once,
+    // which tells the client to retry elsewhere instead of leaving it waiting in the backlog.
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (shared, stop) = (shared.clone(), stop.clone());
+                        conns.spawn(async move {
+                            connection(stream, &shared, limits.idle_timeout, stop).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => debug!(%peer, "tcp connection limit reached; closing new connection"),
+                },
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "tcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if timeout(limits.idle_timeout, drain).await.is_err() {
+        conns.abort_all();
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    shared: &Shared,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut query = vec![0u8; MAX_MESSAGE];
+    let mut out = vec![0u8; 2 + MAX_MESSAGE];
+    if *stop.borrow() {
+        return;
+    }
+    loop {
+        let len = tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            r = timeout(idle, rd.read_u16()) => match r {
+                Ok(Ok(len)) => len as usize,
+                // Idle past the timeout, closed by the client, or reset.
+                _ => return,
+            },
+        };
+        if len < 12 {
+            // Too short to hold a DNS header: the stream cannot be trusted to be in frame.
+            return;
+        }
+        // A frame that stops arriving mid-way is cut off at the idle timeout.
+        match timeout(idle, rd.read_exact(&mut query[..len])).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let answer = {
+            // The snapshot guard is dropped before the next await.
+            let snap = shared.load();
+            resolve(&snap, &query[..len], Transport::Tcp, &mut out[2..])
+        };
+        let Some(answer) = answer else { continue };
+        out[..2].copy_from_slice(&(answer.len as u16).to_be_bytes());
+        match timeout(idle, wr.write_all(&out[..2 + answer.len])).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+}

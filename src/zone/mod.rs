@@ -618,10 +618,11 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
         });
     }
     for (name, &id) in &ids {
-        if name.is_wildcard() {
-            if let Some(parent) = name.parent().and_then(|p| ids.get(&p).copied()) {
-                data[parent as usize].wildcard = Some(id);
-            }
+        if !name.is_wildcard() {
+            continue;
+        }
+        if let Some(parent) = name.parent().and_then(|p| ids.get(&p).copied()) {
+            data[parent as usize].wildcard = Some(id);
         }
     }
     let nodes = ids

@@ -294,7 +294,7 @@ fn generic(tokens: &[Token]) -> Result<Rdata, RdataError> {
         .and_then(|t| t.text.parse().ok())
         .ok_or_else(|| err(Some(1), "\\# must be followed by the rdata length"))?;
     let hex: String = tokens[2..].iter().map(|t| t.text.as_str()).collect();
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(err(
             Some(2.min(tokens.len() - 1)),
             "generic rdata must be hex digits",
