@@ -61,9 +61,7 @@ pub struct Running {
 /// tokio runtime.
 pub async fn start(opts: Options) -> Result<Running, AppError> {
     let path = opts.config.clone();
-    let snapshot = load_blocking(path.clone())
-        .await
-        .map_err(AppError::Config)?;
+    let snapshot = load_blocking(path.clone()).await.map_err(AppError::Config)?;
     let server = snapshot.config.server.clone();
     let workers = match server.udp_workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -90,19 +88,12 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     };
     for listener in bound.tcp {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        tasks.spawn(server::tcp_acceptor(
-            listener,
-            shared.clone(),
-            limits,
-            stop_rx.clone(),
-        ));
+        tasks.spawn(server::tcp_acceptor(listener, shared.clone(), limits, stop_rx.clone()));
     }
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let hup = if opts.reload_on_sighup {
-        Some(tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::hangup(),
-        )?)
+        Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?)
     } else {
         None
     };
@@ -111,15 +102,7 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     for addr in &bound.addrs {
         info!(%addr, udp_workers = workers, "serving DNS over UDP and TCP");
     }
-    Ok(Running {
-        shared,
-        addrs: bound.addrs,
-        stop_udp,
-        stop,
-        udp_threads,
-        tasks,
-        reload_tx,
-    })
+    Ok(Running { shared, addrs: bound.addrs, stop_udp, stop, udp_threads, tasks, reload_tx })
 }
 
 impl Running {
@@ -160,11 +143,7 @@ impl Running {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn serve(opts: Options) -> Result<(), AppError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(4),
-        )
+        .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()).min(4))
         .thread_name("meridian")
         .enable_all()
         .build()?;
@@ -212,17 +191,9 @@ async fn reload(path: &Path, shared: &Shared) -> Result<(), Diagnostics> {
         Ok(snapshot) => {
             let old = shared.load();
             let (o, n) = (&old.config.server, &snapshot.config.server);
-            if (
-                &o.listen,
-                o.udp_workers,
-                o.tcp_max_connections,
-                o.tcp_idle_timeout,
-            ) != (
-                &n.listen,
-                n.udp_workers,
-                n.tcp_max_connections,
-                n.tcp_idle_timeout,
-            ) {
+            if (&o.listen, o.udp_workers, o.tcp_max_connections, o.tcp_idle_timeout)
+                != (&n.listen, n.udp_workers, n.tcp_max_connections, n.tcp_idle_timeout)
+            {
                 warn!(
                     "listen addresses, workers and TCP limits changed: they apply after a restart"
                 );

@@ -31,10 +31,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
-        Command::Serve => app::serve(app::Options {
-            config: cli.config,
-            reload_on_sighup: true,
-        }),
+        Command::Serve => app::serve(app::Options { config: cli.config, reload_on_sighup: true }),
         Command::Check => {
             let snap = state::load(&cli.config).map_err(AppError::Config)?;
             println!("{}: ok", cli.config.display());

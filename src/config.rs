@@ -76,18 +76,28 @@ struct RawZone {
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let (config, diags) = load_lenient(path)?;
+    diags.into_result(config)
+}
+
+/// Reads the configuration at `path`, returning a best-effort model alongside every semantic
+/// problem (bad values replaced by defaults), so that callers can go on to check the zone files
+/// it names and report everything at once. `Err` only when the file cannot be read or parsed.
+pub fn load_lenient(path: &Path) -> Result<(Config, Diagnostics), Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::new(
-            Loc::new(path, 1, 1),
-            format!("cannot read configuration: {e}"),
-        )
-        .with_hint("pass the configuration file with -c FILE")
+        Diagnostic::new(Loc::new(path, 1, 1), format!("cannot read configuration: {e}"))
+            .with_hint("pass the configuration file with -c FILE")
     })?;
-    parse(path, &text)
+    parse_lenient(path, &text)
 }
 
 /// Validates configuration `text`, read from `path` (used for messages and relative paths).
 pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+    let (config, diags) = parse_lenient(path, text)?;
+    diags.into_result(config)
+}
+
+fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagnostics> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim_end().replace('\n', " ");
@@ -99,19 +109,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         }
         Diagnostics::from(d)
     })?;
-    let mut v = Validator {
-        path,
-        text,
-        diags: Diagnostics::default(),
-    };
+    let mut v = Validator { path, text, diags: Diagnostics::default() };
     let server = v.server(raw.server);
     let zones = v.zones(raw.zones);
-    let config = Config {
-        path: path.to_path_buf(),
-        server,
-        zones,
-    };
-    v.diags.into_result(config)
+    let config = Config { path: path.to_path_buf(), server, zones };
+    Ok((config, v.diags))
 }
 
 struct Validator<'a> {
@@ -145,11 +147,7 @@ impl Validator<'_> {
             *v.get_ref()
         } else {
             let msg = format!("{key} = {} is out of range", v.get_ref());
-            self.error(
-                &v,
-                msg,
-                Some(&format!("allowed: {} to {}", range.0, range.1)),
-            );
+            self.error(&v, msg, Some(&format!("allowed: {} to {}", range.0, range.1)));
             default
         }
     }
@@ -164,11 +162,7 @@ impl Validator<'_> {
         });
         let mut listen = Vec::new();
         match raw.listen {
-            None => listen.push(
-                DEFAULT_LISTEN
-                    .parse()
-                    .expect("default listen address parses"),
-            ),
+            None => listen.push(DEFAULT_LISTEN.parse().expect("default listen address parses")),
             Some(list) => {
                 if list.get_ref().is_empty() {
                     self.error(
@@ -193,40 +187,24 @@ impl Validator<'_> {
             }
         }
         let udp_workers = self.int_in(raw.udp_workers, "udp_workers", (0, 256), 0) as usize;
-        let udp_payload = self.int_in(
-            raw.udp_payload,
-            "udp_payload",
-            (512, 4096),
-            DEFAULT_UDP_PAYLOAD as i64,
-        ) as u16;
-        let tcp_max_connections = self.int_in(
-            raw.tcp_max_connections,
-            "tcp_max_connections",
-            (1, 1_000_000),
-            1024,
-        ) as usize;
+        let udp_payload =
+            self.int_in(raw.udp_payload, "udp_payload", (512, 4096), DEFAULT_UDP_PAYLOAD as i64)
+                as u16;
+        let tcp_max_connections =
+            self.int_in(raw.tcp_max_connections, "tcp_max_connections", (1, 1_000_000), 1024)
+                as usize;
         let tcp_idle_timeout = match raw.tcp_idle_timeout {
             None => Duration::from_secs(10),
             Some(s) => match parse_duration(s.get_ref()) {
                 Some(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => d,
                 _ => {
                     let msg = format!("invalid tcp_idle_timeout {:?}", s.get_ref());
-                    self.error(
-                        &s,
-                        msg,
-                        Some("a duration from \"100ms\" to \"1h\", e.g. \"10s\""),
-                    );
+                    self.error(&s, msg, Some("a duration from \"100ms\" to \"1h\", e.g. \"10s\""));
                     Duration::from_secs(10)
                 }
             },
         };
-        Server {
-            listen,
-            udp_workers,
-            udp_payload,
-            tcp_max_connections,
-            tcp_idle_timeout,
-        }
+        Server { listen, udp_workers, udp_payload, tcp_max_connections, tcp_idle_timeout }
     }
 
     fn zones(&mut self, raw: Vec<RawZone>) -> Vec<ZoneConfig> {
@@ -252,11 +230,7 @@ impl Validator<'_> {
             let here = self.loc(&z.name);
             if let Some(first) = seen.get(&name) {
                 let hint = format!("the first definition is at {first}");
-                self.error(
-                    &z.name,
-                    format!("zone {name} is defined twice"),
-                    Some(&hint),
-                );
+                self.error(&z.name, format!("zone {name} is defined twice"), Some(&hint));
                 continue;
             }
             seen.insert(name.clone(), here);
@@ -310,10 +284,7 @@ mod tests {
     #[test]
     fn defaults_and_relative_paths() {
         let c = parse(Path::new("conf/m.toml"), ZONE).unwrap();
-        assert_eq!(
-            c.server.listen,
-            vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
-        );
+        assert_eq!(c.server.listen, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
         assert_eq!(c.server.udp_payload, 1232);
         assert_eq!(c.zones[0].name.to_string(), "example.com.");
         assert_eq!(c.zones[0].file, Path::new("conf/z.zone"));
@@ -326,31 +297,16 @@ mod tests {
             "[server]\nlisten = [\"127.0.0.1\", \"[::1]:53\"]\nudp_payload = 100\n{ZONE}{ZONE}"
         );
         let e = errors(&text);
-        assert!(
-            e.contains("m.toml:2:11: invalid listen address \"127.0.0.1\""),
-            "{e}"
-        );
-        assert!(
-            e.contains("m.toml:3:15: udp_payload = 100 is out of range"),
-            "{e}"
-        );
-        assert!(
-            e.contains("m.toml:8:8: zone example.com. is defined twice"),
-            "{e}"
-        );
-        assert!(
-            e.contains("hint: the first definition is at m.toml:5:8"),
-            "{e}"
-        );
+        assert!(e.contains("m.toml:2:11: invalid listen address \"127.0.0.1\""), "{e}");
+        assert!(e.contains("m.toml:3:15: udp_payload = 100 is out of range"), "{e}");
+        assert!(e.contains("m.toml:8:8: zone example.com. is defined twice"), "{e}");
+        assert!(e.contains("hint: the first definition is at m.toml:5:8"), "{e}");
     }
 
     #[test]
     fn unknown_keys_and_wrong_types() {
         let e = errors(&format!("[server]\nlisten_on = []\n{ZONE}"));
-        assert!(
-            e.starts_with("error: m.toml:2:1: unknown field `listen_on`"),
-            "{e}"
-        );
+        assert!(e.starts_with("error: m.toml:2:1: unknown field `listen_on`"), "{e}");
         let e = errors(&format!("[server]\nudp_workers = \"two\"\n{ZONE}"));
         assert!(e.starts_with("error: m.toml:2:15: invalid type"), "{e}");
     }

@@ -21,11 +21,7 @@ pub struct Loc {
 
 impl Loc {
     pub fn new(file: impl Into<PathBuf>, line: u32, col: u32) -> Loc {
-        Loc {
-            file: file.into(),
-            line,
-            col,
-        }
+        Loc { file: file.into(), line, col }
     }
 
     /// The location of byte offset `offset` in `text`.
@@ -35,11 +31,7 @@ impl Loc {
         let line = before.bytes().filter(|&b| b == b'\n').count() as u32 + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let col = text[line_start..offset].chars().count() as u32 + 1;
-        Loc {
-            file: file.to_path_buf(),
-            line,
-            col,
-        }
+        Loc { file: file.to_path_buf(), line, col }
     }
 }
 
@@ -59,11 +51,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(loc: Loc, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            loc,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { loc, message: message.into(), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
@@ -105,19 +93,14 @@ impl Diagnostics {
 
     /// Sorts by file and position, and drops exact repeats.
     pub fn sorted(mut self) -> Diagnostics {
-        self.0
-            .sort_by(|a, b| a.loc.cmp(&b.loc).then_with(|| a.message.cmp(&b.message)));
+        self.0.sort_by(|a, b| a.loc.cmp(&b.loc).then_with(|| a.message.cmp(&b.message)));
         self.0.dedup();
         self
     }
 
     /// `Ok(value)` when nothing was reported, otherwise every diagnostic.
     pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
-        if self.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.sorted())
-        }
+        if self.is_empty() { Ok(value) } else { Err(self.sorted()) }
     }
 }
 
@@ -150,10 +133,7 @@ mod tests {
         let text = "a = 1\nbb = 2\n";
         let loc = Loc::from_offset(Path::new("x.toml"), text, 7);
         assert_eq!(loc.to_string(), "x.toml:2:2");
-        assert_eq!(
-            Loc::from_offset(Path::new("x"), text, 0).to_string(),
-            "x:1:1"
-        );
+        assert_eq!(Loc::from_offset(Path::new("x"), text, 0).to_string(), "x:1:1");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use meridian::cli::{Cli, run};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::filter::Targets;
 
@@ -17,7 +18,11 @@ fn main() -> ExitCode {
     };
     use tracing_subscriber::prelude::*;
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .with(targets)
         .init();
     match run(cli) {

@@ -250,10 +250,7 @@ mod tests {
     fn parse_and_display() {
         let origin = n("app.example.com.");
         assert_eq!(n("Www.Example.COM.").to_string(), "Www.Example.COM.");
-        assert_eq!(
-            Name::parse("www", Some(&origin)).unwrap().to_string(),
-            "www.app.example.com."
-        );
+        assert_eq!(Name::parse("www", Some(&origin)).unwrap().to_string(), "www.app.example.com.");
         assert_eq!(Name::parse("@", Some(&origin)).unwrap(), origin);
         assert_eq!(n(".").wire(), &[0]);
         assert_eq!(n("a\\.b.c.").label_count(), 2);

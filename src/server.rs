@@ -50,25 +50,15 @@ pub struct Bound {
 /// Binds, for each address, `udp_workers` UDP sockets and one TCP listener on the same port.
 /// A port of 0 picks a free port shared by UDP and TCP (used by tests).
 pub fn bind(listen: &[SocketAddr], udp_workers: usize) -> Result<Bound, BindError> {
-    let mut bound = Bound {
-        udp: Vec::new(),
-        tcp: Vec::new(),
-        addrs: Vec::new(),
-    };
+    let mut bound = Bound { udp: Vec::new(), tcp: Vec::new(), addrs: Vec::new() };
     for &addr in listen {
         let mut attempt = 0;
         let (first, tcp, actual) = loop {
             attempt += 1;
-            let first = udp_socket(addr).map_err(|source| BindError {
-                addr,
-                proto: "udp",
-                source,
-            })?;
-            let actual = first.local_addr().map_err(|source| BindError {
-                addr,
-                proto: "udp",
-                source,
-            })?;
+            let first =
+                udp_socket(addr).map_err(|source| BindError { addr, proto: "udp", source })?;
+            let actual =
+                first.local_addr().map_err(|source| BindError { addr, proto: "udp", source })?;
             match tcp_listener(actual) {
                 Ok(tcp) => break (first, tcp, actual),
                 // The kernel's free UDP port may be taken for TCP; pick another pair.
@@ -78,11 +68,7 @@ pub fn bind(listen: &[SocketAddr], udp_workers: usize) -> Result<Bound, BindErro
                     continue;
                 }
                 Err(source) => {
-                    return Err(BindError {
-                        addr: actual,
-                        proto: "tcp",
-                        source,
-                    });
+                    return Err(BindError { addr: actual, proto: "tcp", source });
                 }
             }
         };
@@ -133,12 +119,7 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut query) {
             Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 continue;
             }
             Err(e) => {

@@ -26,9 +26,17 @@ pub struct Snapshot {
     pub settings: Settings,
 }
 
-/// Reads the configuration at `path` and every file it names, and builds a snapshot.
+/// Reads the configuration at `path` and every file it names, and builds a snapshot. Problems
+/// in the configuration and in every zone file are all reported together.
 pub fn load(path: &Path) -> Result<Snapshot, Diagnostics> {
-    build(config::load(path)?)
+    let (config, mut diags) = config::load_lenient(path)?;
+    match build(config) {
+        Ok(snapshot) => diags.into_result(snapshot),
+        Err(zone_diags) => {
+            diags.extend(zone_diags);
+            Err(diags.sorted())
+        }
+    }
 }
 
 /// Builds a snapshot from a validated configuration, reading its zone files. Every problem in
@@ -57,14 +65,8 @@ pub fn build(config: Config) -> Result<Snapshot, Diagnostics> {
             Err(d) => diags.extend(d),
         }
     }
-    let settings = Settings {
-        udp_payload: config.server.udp_payload,
-    };
-    diags.into_result(()).map(|()| Snapshot {
-        zones: ZoneSet::new(zones),
-        settings,
-        config,
-    })
+    let settings = Settings { udp_payload: config.server.udp_payload };
+    diags.into_result(()).map(|()| Snapshot { zones: ZoneSet::new(zones), settings, config })
 }
 
 /// The current snapshot, shared by every worker.
@@ -75,9 +77,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(snapshot: Snapshot) -> Shared {
-        Shared {
-            current: ArcSwap::from_pointee(snapshot),
-        }
+        Shared { current: ArcSwap::from_pointee(snapshot) }
     }
 
     /// The snapshot for one request. Cheap (no reference count is touched in the common case)

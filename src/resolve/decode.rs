@@ -73,11 +73,8 @@ pub(crate) fn query(msg: &[u8]) -> Result<Query<'_>, Reject> {
     let (id, flags) = header(msg).ok_or(Reject::Drop)?;
     let opcode = (flags >> 11) & 0xf;
     let qdcount = u16_at(msg, 4).unwrap_or(0);
-    let (ancount, nscount, arcount) = (
-        u16_at(msg, 6).unwrap_or(0),
-        u16_at(msg, 8).unwrap_or(0),
-        u16_at(msg, 10).unwrap_or(0),
-    );
+    let (ancount, nscount, arcount) =
+        (u16_at(msg, 6).unwrap_or(0), u16_at(msg, 8).unwrap_or(0), u16_at(msg, 10).unwrap_or(0));
     if opcode != 0 {
         return Err(Reject::NotImp);
     }
@@ -138,11 +135,7 @@ pub(crate) fn query(msg: &[u8]) -> Result<Query<'_>, Reject> {
             let version = msg[pos + 6];
             let dnssec_ok = msg[pos + 7] & 0x80 != 0;
             check_options(&msg[pos + 11..next])?;
-            q.edns = Some(Edns {
-                payload,
-                version,
-                dnssec_ok,
-            });
+            q.edns = Some(Edns { payload, version, dnssec_ok });
         }
         pos = next;
     }

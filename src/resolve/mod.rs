@@ -66,11 +66,7 @@ pub fn resolve(
         Err(Reject::Drop) => return None,
         Err(reject) => {
             let (id, flags) = decode::header(query)?;
-            let rcode = if reject == Reject::NotImp {
-                rcode::NOTIMP
-            } else {
-                rcode::FORMERR
-            };
+            let rcode = if reject == Reject::NotImp { rcode::NOTIMP } else { rcode::FORMERR };
             return Some(header_only(out, id, flags, rcode));
         }
     };
@@ -99,10 +95,7 @@ pub fn resolve(
     }
     let question_end = w.pos;
 
-    let mut meta = Meta {
-        rcode: rcode::NOERROR,
-        aa: false,
-    };
+    let mut meta = Meta { rcode: rcode::NOERROR, aa: false };
     let truncated = answer(snap, &q, &mut w, &mut meta).is_err();
     if truncated {
         // RFC 2181 §9: what does not fit is not sent partially; the client retries over TCP.
@@ -112,11 +105,7 @@ pub fn resolve(
     }
     w.limit += reserve;
     let rc = finish(&mut w, &q, meta, if truncated { TC } else { 0 });
-    Some(Answer {
-        len: w.pos,
-        rcode: rc,
-        truncated,
-    })
+    Some(Answer { len: w.pos, rcode: rc, truncated })
 }
 
 fn out_of(w: Writer<'_>) -> &mut [u8] {
@@ -145,11 +134,7 @@ fn header_only(out: &mut [u8], id: u16, flags: u16, rcode: u16) -> Answer {
     out[0..2].copy_from_slice(&id.to_be_bytes());
     let f = QR | (flags & ECHO_FLAGS) | rcode;
     out[2..4].copy_from_slice(&f.to_be_bytes());
-    Answer {
-        len: HEADER_LEN,
-        rcode,
-        truncated: false,
-    }
+    Answer { len: HEADER_LEN, rcode, truncated: false }
 }
 
 /// The rcode and AA bit of an answer, decided before its sections are written so that a
@@ -182,12 +167,7 @@ fn answer(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>, meta: &mut Meta) -
 
     // The name currently being answered: the question name, then each CNAME target in turn.
     // `at` is where an uncompressed copy of it sits in the message, for compression pointers.
-    let mut cur = Cur {
-        name: qname,
-        labels,
-        apex_label,
-        at: HEADER_LEN,
-    };
+    let mut cur = Cur { name: qname, labels, apex_label, at: HEADER_LEN };
     for step in 0..=MAX_CHAIN {
         match zone.lookup(cur.name, &cur.labels, cur.apex_label, q.qtype == T_DS) {
             Found::Referral { node, label } => {
@@ -196,9 +176,7 @@ fn answer(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>, meta: &mut Meta) -
                     return Ok(());
                 }
                 meta.aa = false;
-                let ns = node
-                    .rrset(crate::zone::rdata::T_NS)
-                    .expect("a delegation point has NS");
+                let ns = node.rrset(crate::zone::rdata::T_NS).expect("a delegation point has NS");
                 let owner = cur.suffix(label);
                 w.rrset(owner, ns, 2)?;
                 // Glue is not optional in a referral (RFC 9471): if it does not fit, truncate.
@@ -236,12 +214,7 @@ fn answer(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>, meta: &mut Meta) -
                         let zone_labels = cur.labels.count() - cur.apex_label;
                         let labels = Labels::new(target);
                         let apex_label = labels.count() - zone_labels;
-                        cur = Cur {
-                            name: target,
-                            labels,
-                            apex_label,
-                            at: rdata_at,
-                        };
+                        cur = Cur { name: target, labels, apex_label, at: rdata_at };
                     }
                     Some(_) => return Ok(()),
                     None => return negative(zone, &cur, w),
@@ -263,10 +236,7 @@ fn negative(zone: &Zone, cur: &Cur<'_>, w: &mut Writer<'_>) -> Result<(), Full> 
     w.name(apex)?;
     w.put(&zone.soa_negative)?;
     w.counts[2] += 1;
-    debug_assert_eq!(
-        u16::from_be_bytes([zone.soa_negative[0], zone.soa_negative[1]]),
-        T_SOA
-    );
+    debug_assert_eq!(u16::from_be_bytes([zone.soa_negative[0], zone.soa_negative[1]]), T_SOA);
     Ok(())
 }
 
@@ -287,18 +257,12 @@ struct NameRef<'a> {
 
 impl<'a> Cur<'a> {
     fn owner(&self) -> NameRef<'a> {
-        NameRef {
-            wire: self.name,
-            at: self.at,
-        }
+        NameRef { wire: self.name, at: self.at }
     }
 
     fn suffix(&self, label: usize) -> NameRef<'a> {
         let off = self.labels.offset(self.name, label);
-        NameRef {
-            wire: &self.name[off..],
-            at: self.at + off,
-        }
+        NameRef { wire: &self.name[off..], at: self.at + off }
     }
 }
 

@@ -30,10 +30,7 @@ pub(crate) struct LexError {
 
 pub(crate) fn lex(text: &str) -> Result<Vec<Entry>, LexError> {
     let mut entries = Vec::new();
-    let mut cur = Entry {
-        blank_owner: false,
-        tokens: Vec::new(),
-    };
+    let mut cur = Entry { blank_owner: false, tokens: Vec::new() };
     let mut depth = 0u32;
     let mut open_paren = (0, 0);
     let (mut line, mut col) = (1u32, 0u32);
@@ -57,10 +54,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Entry>, LexError> {
                 if depth == 0 && !cur.tokens.is_empty() {
                     entries.push(std::mem::replace(
                         &mut cur,
-                        Entry {
-                            blank_owner: false,
-                            tokens: Vec::new(),
-                        },
+                        Entry { blank_owner: false, tokens: Vec::new() },
                     ));
                 }
                 line += 1;
@@ -91,11 +85,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Entry>, LexError> {
             ')' => {
                 finish_word(&mut word, &mut cur);
                 if depth == 0 {
-                    return Err(LexError {
-                        line,
-                        col,
-                        message: "unbalanced ')'".into(),
-                    });
+                    return Err(LexError { line, col, message: "unbalanced ')'".into() });
                 }
                 depth -= 1;
             }
@@ -139,12 +129,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Entry>, LexError> {
                         message: "unterminated quoted string".into(),
                     });
                 }
-                cur.tokens.push(Token {
-                    text: s,
-                    quoted: true,
-                    line: start_line,
-                    col: start_col,
-                });
+                cur.tokens.push(Token { text: s, quoted: true, line: start_line, col: start_col });
             }
             _ => {
                 let w = word.get_or_insert_with(|| Token {
@@ -194,10 +179,7 @@ mod tests {
         let src = "@ IN SOA ns1 host ( 1 ; serial\n  2 3\n 4 5 )\nwww A 192.0.2.1 ; c\n";
         let e = lex(src).unwrap();
         assert_eq!(e.len(), 2);
-        assert_eq!(
-            texts(&e[0]),
-            ["@", "IN", "SOA", "ns1", "host", "1", "2", "3", "4", "5"]
-        );
+        assert_eq!(texts(&e[0]), ["@", "IN", "SOA", "ns1", "host", "1", "2", "3", "4", "5"]);
         assert_eq!(texts(&e[1]), ["www", "A", "192.0.2.1"]);
         assert_eq!((e[1].tokens[0].line, e[1].tokens[0].col), (4, 1));
     }
@@ -217,9 +199,6 @@ mod tests {
         let err = lex("a TXT \"open\n").unwrap_err();
         assert_eq!((err.line, err.col), (1, 7));
         let err = lex("\n\n@ SOA ( 1 2\n").unwrap_err();
-        assert_eq!(
-            (err.line, err.col, err.message.as_str()),
-            (3, 7, "'(' is never closed")
-        );
+        assert_eq!((err.line, err.col, err.message.as_str()), (3, 7, "'(' is never closed"));
     }
 }

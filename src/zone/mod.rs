@@ -97,10 +97,7 @@ pub struct Labels {
 impl Labels {
     /// Indexes a validated, uncompressed wire name.
     pub fn new(wire: &[u8]) -> Labels {
-        let mut l = Labels {
-            offsets: [0; 128],
-            count: 0,
-        };
+        let mut l = Labels { offsets: [0; 128], count: 0 };
         let mut pos = 0usize;
         while pos < wire.len() && wire[pos] != 0 && (l.count as usize) < 127 {
             l.offsets[l.count as usize] = pos as u8;
@@ -117,11 +114,7 @@ impl Labels {
 
     /// Byte offset at which the suffix after `i` labels starts (`count()` = the root label).
     pub fn offset(&self, wire: &[u8], i: usize) -> usize {
-        if i < self.count as usize {
-            self.offsets[i] as usize
-        } else {
-            wire.len() - 1
-        }
+        if i < self.count as usize { self.offsets[i] as usize } else { wire.len() - 1 }
     }
 }
 
@@ -162,19 +155,13 @@ impl Zone {
                 }
                 None => {
                     return match encloser.wildcard {
-                        Some(w) => Found::Node {
-                            node: &self.data[w as usize],
-                            wildcard: true,
-                        },
+                        Some(w) => Found::Node { node: &self.data[w as usize], wildcard: true },
                         None => Found::NxDomain,
                     };
                 }
             }
         }
-        Found::Node {
-            node: encloser,
-            wildcard: false,
-        }
+        Found::Node { node: encloser, wildcard: false }
     }
 }
 
@@ -187,11 +174,8 @@ pub struct ZoneSet {
 
 impl ZoneSet {
     pub fn new(zones: Vec<Zone>) -> ZoneSet {
-        let by_origin = zones
-            .iter()
-            .enumerate()
-            .map(|(i, z)| (z.origin.wire().into(), i))
-            .collect();
+        let by_origin =
+            zones.iter().enumerate().map(|(i, z)| (z.origin.wire().into(), i)).collect();
         ZoneSet { zones, by_origin }
     }
 
@@ -318,10 +302,8 @@ pub fn parse(origin: &Name, file: &Path, text: &str) -> Result<Zone, Diagnostics
                     }
                 }
                 i += 1;
-            } else if matches!(
-                t.text.to_ascii_uppercase().as_str(),
-                "IN" | "CH" | "HS" | "CS"
-            ) || t.text.to_ascii_uppercase().starts_with("CLASS")
+            } else if matches!(t.text.to_ascii_uppercase().as_str(), "IN" | "CH" | "HS" | "CS")
+                || t.text.to_ascii_uppercase().starts_with("CLASS")
             {
                 if !t.text.eq_ignore_ascii_case("IN") {
                     diags.push(
@@ -341,10 +323,7 @@ pub fn parse(origin: &Name, file: &Path, text: &str) -> Result<Zone, Diagnostics
         }
         let Some(type_tok) = toks.get(i) else {
             let last = toks.last().unwrap_or(first);
-            diags.push(Diagnostic::new(
-                at(last.line, last.col),
-                "record has no type",
-            ));
+            diags.push(Diagnostic::new(at(last.line, last.col), "record has no type"));
             continue;
         };
         let Some(rtype) = rdata::parse_type(&type_tok.text) else {
@@ -423,11 +402,8 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
     let first_loc = || Loc::new(file, 1, 1);
     match soas.len() {
         0 => diags.push(
-            Diagnostic::new(
-                first_loc(),
-                format!("zone {origin} has no SOA record at its apex"),
-            )
-            .with_hint("add `@ IN SOA ns1 hostmaster 1 3600 600 86400 300`"),
+            Diagnostic::new(first_loc(), format!("zone {origin} has no SOA record at its apex"))
+                .with_hint("add `@ IN SOA ns1 hostmaster 1 3600 600 86400 300`"),
         ),
         1 => {}
         _ => diags.push(Diagnostic::new(
@@ -437,11 +413,8 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
     }
     if !apex_records.iter().any(|r| r.rtype == T_NS) {
         diags.push(
-            Diagnostic::new(
-                first_loc(),
-                format!("zone {origin} has no NS records at its apex"),
-            )
-            .with_hint("add `@ IN NS ns1` and an address record for ns1"),
+            Diagnostic::new(first_loc(), format!("zone {origin} has no NS records at its apex"))
+                .with_hint("add `@ IN NS ns1` and an address record for ns1"),
         );
     }
 
@@ -452,10 +425,7 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
                 diags.push(
                     Diagnostic::new(
                         at(first),
-                        format!(
-                            "{owner} has a CNAME and other data ({})",
-                            type_name(other.rtype)
-                        ),
+                        format!("{owner} has a CNAME and other data ({})", type_name(other.rtype)),
                     )
                     .with_hint(format!(
                         "the other record is at line {}; a CNAME must stand alone",
@@ -472,19 +442,13 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
         }
         for r in rs {
             if r.rtype == T_SOA && *owner != origin {
-                diags.push(Diagnostic::new(
-                    at(r),
-                    "SOA records belong only at the zone apex",
-                ));
+                diags.push(Diagnostic::new(at(r), "SOA records belong only at the zone apex"));
             }
             if r.rtype == T_DNAME {
                 diags.push(Diagnostic::new(at(r), "DNAME records are not supported"));
             }
             if r.rtype == T_NS && owner.is_wildcard() {
-                diags.push(Diagnostic::new(
-                    at(r),
-                    "NS records cannot be owned by a wildcard name",
-                ));
+                diags.push(Diagnostic::new(at(r), "NS records cannot be owned by a wildcard name"));
             }
         }
         // Below a delegation point only glue may exist; at it, NS, DS and glue.
@@ -538,11 +502,8 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
     let mut order: Vec<Name> = Vec::with_capacity(names.len());
     order.push(origin.clone());
     order.extend(names.keys().filter(|n| **n != origin).cloned());
-    let ids: HashMap<Name, NodeId> = order
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), i as NodeId))
-        .collect();
+    let ids: HashMap<Name, NodeId> =
+        order.iter().enumerate().map(|(i, n)| (n.clone(), i as NodeId)).collect();
     let mut data: Vec<Node> = Vec::with_capacity(order.len());
     let mut soa_negative = Vec::new();
     for name in &order {
@@ -574,12 +535,7 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
                     .rchunks(4)
                     .next()
                     .map_or(0, |m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
-                push_tail(
-                    &mut soa_negative,
-                    T_SOA,
-                    ttl.min(minimum),
-                    &recs[0].rdata.wire,
-                );
+                push_tail(&mut soa_negative, T_SOA, ttl.min(minimum), &recs[0].rdata.wire);
             }
             let (mut extra, mut extra_count) = (Vec::new(), 0u16);
             if matches!(rtype, T_NS | T_MX | T_SRV) {
@@ -611,11 +567,7 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
             });
         }
         let cut = *name != origin && rrsets.iter().any(|r| r.rtype == T_NS);
-        data.push(Node {
-            rrsets: rrsets.into(),
-            cut,
-            wildcard: None,
-        });
+        data.push(Node { rrsets: rrsets.into(), cut, wildcard: None });
     }
     for (name, &id) in &ids {
         if !name.is_wildcard() {
@@ -625,17 +577,8 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
             data[parent as usize].wildcard = Some(id);
         }
     }
-    let nodes = ids
-        .into_iter()
-        .map(|(n, id)| (Box::<[u8]>::from(n.wire()), id))
-        .collect();
-    Zone {
-        origin,
-        nodes,
-        data,
-        soa_negative: soa_negative.into(),
-        record_count,
-    }
+    let nodes = ids.into_iter().map(|(n, id)| (Box::<[u8]>::from(n.wire()), id)).collect();
+    Zone { origin, nodes, data, soa_negative: soa_negative.into(), record_count }
 }
 
 fn push_tail(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {

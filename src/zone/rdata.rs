@@ -46,10 +46,7 @@ pub(crate) struct RdataError {
 }
 
 fn err(token: Option<usize>, message: impl Into<String>) -> RdataError {
-    RdataError {
-        token,
-        message: message.into(),
-    }
+    RdataError { token, message: message.into() }
 }
 
 /// Parses a record type mnemonic (`A`, `mx`) or RFC 3597 `TYPE65534`.
@@ -108,41 +105,31 @@ pub(crate) fn parse(rtype: u16, tokens: &[Token], origin: &Name) -> Result<Rdata
     match rtype {
         T_A => {
             expect_count(tokens, 1)?;
-            let ip: Ipv4Addr = tokens[0].text.parse().map_err(|_| {
-                err(
-                    Some(0),
-                    format!("invalid IPv4 address {:?}", tokens[0].text),
-                )
-            })?;
+            let ip: Ipv4Addr = tokens[0]
+                .text
+                .parse()
+                .map_err(|_| err(Some(0), format!("invalid IPv4 address {:?}", tokens[0].text)))?;
             plain(ip.octets().to_vec())
         }
         T_AAAA => {
             expect_count(tokens, 1)?;
-            let ip: Ipv6Addr = tokens[0].text.parse().map_err(|_| {
-                err(
-                    Some(0),
-                    format!("invalid IPv6 address {:?}", tokens[0].text),
-                )
-            })?;
+            let ip: Ipv6Addr = tokens[0]
+                .text
+                .parse()
+                .map_err(|_| err(Some(0), format!("invalid IPv6 address {:?}", tokens[0].text)))?;
             plain(ip.octets().to_vec())
         }
         T_NS | T_CNAME | T_PTR | T_DNAME => {
             expect_count(tokens, 1)?;
             let target = name(tokens, 0, origin)?;
-            Ok(Rdata {
-                wire: target.wire().to_vec(),
-                target: Some(target),
-            })
+            Ok(Rdata { wire: target.wire().to_vec(), target: Some(target) })
         }
         T_MX => {
             expect_count(tokens, 2)?;
             let mut wire = u16_at(tokens, 0, "preference")?.to_be_bytes().to_vec();
             let target = name(tokens, 1, origin)?;
             wire.extend_from_slice(target.wire());
-            Ok(Rdata {
-                wire,
-                target: Some(target),
-            })
+            Ok(Rdata { wire, target: Some(target) })
         }
         T_SRV => {
             expect_count(tokens, 4)?;
@@ -152,10 +139,7 @@ pub(crate) fn parse(rtype: u16, tokens: &[Token], origin: &Name) -> Result<Rdata
             wire.extend_from_slice(&u16_at(tokens, 2, "port")?.to_be_bytes());
             let target = name(tokens, 3, origin)?;
             wire.extend_from_slice(target.wire());
-            Ok(Rdata {
-                wire,
-                target: Some(target),
-            })
+            Ok(Rdata { wire, target: Some(target) })
         }
         T_SOA => {
             expect_count(tokens, 7)?;
@@ -198,20 +182,16 @@ pub(crate) fn parse(rtype: u16, tokens: &[Token], origin: &Name) -> Result<Rdata
                 .map_err(|_| err(Some(0), format!("invalid CAA flags {:?}", tokens[0].text)))?;
             let tag = &tokens[1].text;
             if tag.is_empty() || tag.len() > 15 || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(err(
-                    Some(1),
-                    format!("invalid CAA tag {tag:?}: 1-15 letters/digits"),
-                ));
+                return Err(err(Some(1), format!("invalid CAA tag {tag:?}: 1-15 letters/digits")));
             }
             let mut wire = vec![flags, tag.len() as u8];
             wire.extend_from_slice(tag.as_bytes());
             wire.extend_from_slice(&decode_text(&tokens[2].text).map_err(|m| err(Some(2), m))?);
             plain(wire)
         }
-        T_OPT | T_ANY | T_AXFR | T_IXFR => Err(err(
-            None,
-            format!("{} is not a record type for zone data", type_name(rtype)),
-        )),
+        T_OPT | T_ANY | T_AXFR | T_IXFR => {
+            Err(err(None, format!("{} is not a record type for zone data", type_name(rtype))))
+        }
         _ => via_hickory(rtype, tokens),
     }
 }
@@ -220,15 +200,9 @@ fn expect_count(tokens: &[Token], n: usize) -> Result<(), RdataError> {
     if tokens.len() == n {
         Ok(())
     } else if tokens.len() < n {
-        Err(err(
-            None,
-            format!("expected {n} rdata fields, found {}", tokens.len()),
-        ))
+        Err(err(None, format!("expected {n} rdata fields, found {}", tokens.len())))
     } else {
-        Err(err(
-            Some(n),
-            format!("expected {n} rdata fields, found {}", tokens.len()),
-        ))
+        Err(err(Some(n), format!("expected {n} rdata fields, found {}", tokens.len())))
     }
 }
 
@@ -238,12 +212,10 @@ fn name(tokens: &[Token], i: usize, origin: &Name) -> Result<Name, RdataError> {
 }
 
 fn u16_at(tokens: &[Token], i: usize, what: &str) -> Result<u16, RdataError> {
-    tokens[i].text.parse().map_err(|_| {
-        err(
-            Some(i),
-            format!("invalid {what} {:?}: expected 0-65535", tokens[i].text),
-        )
-    })
+    tokens[i]
+        .text
+        .parse()
+        .map_err(|_| err(Some(i), format!("invalid {what} {:?}: expected 0-65535", tokens[i].text)))
 }
 
 /// Decodes `\X` and `\DDD` escapes in a character-string.
@@ -281,8 +253,7 @@ fn char_string(tokens: &[Token], i: usize, wire: &mut Vec<u8>) -> Result<(), Rda
 
 impl RdataError {
     fn hint_split(mut self) -> Self {
-        self.message
-            .push_str(" (split it into several quoted strings)");
+        self.message.push_str(" (split it into several quoted strings)");
         self
     }
 }
@@ -295,20 +266,14 @@ fn generic(tokens: &[Token]) -> Result<Rdata, RdataError> {
         .ok_or_else(|| err(Some(1), "\\# must be followed by the rdata length"))?;
     let hex: String = tokens[2..].iter().map(|t| t.text.as_str()).collect();
     if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(err(
-            Some(2.min(tokens.len() - 1)),
-            "generic rdata must be hex digits",
-        ));
+        return Err(err(Some(2.min(tokens.len() - 1)), "generic rdata must be hex digits"));
     }
     let wire: Vec<u8> = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
         .collect();
     if wire.len() != len {
-        return Err(err(
-            Some(1),
-            format!("\\# says {len} bytes but {} follow", wire.len()),
-        ));
+        return Err(err(Some(1), format!("\\# says {len} bytes but {} follow", wire.len())));
     }
     Ok(Rdata { wire, target: None })
 }
@@ -331,20 +296,14 @@ fn via_hickory(rtype: u16, tokens: &[Token]) -> Result<Rdata, RdataError> {
     let rdata = RData::try_from_str(rt, &text).map_err(|e| {
         err(
             None,
-            format!(
-                "invalid {} rdata: {e} (or write it as \\# <len> <hex>)",
-                type_name(rtype)
-            ),
+            format!("invalid {} rdata: {e} (or write it as \\# <len> <hex>)", type_name(rtype)),
         )
     })?;
     let mut wire = Vec::new();
     let mut enc = BinEncoder::new(&mut wire);
-    rdata.emit(&mut enc).map_err(|e| {
-        err(
-            None,
-            format!("cannot encode {} rdata: {e}", type_name(rtype)),
-        )
-    })?;
+    rdata
+        .emit(&mut enc)
+        .map_err(|e| err(None, format!("cannot encode {} rdata: {e}", type_name(rtype))))?;
     Ok(Rdata { wire, target: None })
 }
 
@@ -369,10 +328,7 @@ mod tests {
         assert_eq!(wire("MX", "10 mail").unwrap()[..3], [0, 10, 4]);
         assert_eq!(wire("TXT", "\"a b\" c").unwrap(), b"\x03a b\x01c");
         assert_eq!(wire("TXT", "\"\\065\\\"\"").unwrap(), b"\x02A\"");
-        assert_eq!(
-            wire("CAA", "0 issue \"ca.example.net\"").unwrap()[..7],
-            *b"\x00\x05issue"
-        );
+        assert_eq!(wire("CAA", "0 issue \"ca.example.net\"").unwrap()[..7], *b"\x00\x05issue");
         assert_eq!(wire("TYPE65280", "\\# 2 abcd").unwrap(), [0xab, 0xcd]);
         assert_eq!(wire("SSHFP", "1 1 0123456789abcdef").unwrap().len(), 2 + 8);
     }
@@ -381,11 +337,7 @@ mod tests {
     fn errors_name_the_field() {
         assert!(wire("A", "300.1.1.1").unwrap_err().contains("invalid IPv4"));
         assert!(wire("MX", "10").unwrap_err().contains("expected 2"));
-        assert!(
-            wire("TYPE1", "\\# 3 abcd")
-                .unwrap_err()
-                .contains("says 3 bytes")
-        );
+        assert!(wire("TYPE1", "\\# 3 abcd").unwrap_err().contains("says 3 bytes"));
     }
 
     #[test]

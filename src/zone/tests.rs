@@ -28,22 +28,11 @@ fn find(zone: &Zone, qname: &str, ds: bool) -> String {
     let name = Name::parse(qname, None).unwrap().to_lowercase();
     let labels = Labels::new(name.wire());
     let apex = labels.count() - origin().label_count();
-    let types = |n: &Node| {
-        n.rrsets
-            .iter()
-            .map(|r| type_name(r.rtype))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let types =
+        |n: &Node| n.rrsets.iter().map(|r| type_name(r.rtype)).collect::<Vec<_>>().join(",");
     match zone.lookup(name.wire(), &labels, apex, ds) {
-        Found::Node {
-            node,
-            wildcard: false,
-        } => format!("node:{}", types(node)),
-        Found::Node {
-            node,
-            wildcard: true,
-        } => format!("wild:{}", types(node)),
+        Found::Node { node, wildcard: false } => format!("node:{}", types(node)),
+        Found::Node { node, wildcard: true } => format!("wild:{}", types(node)),
         Found::Referral { label, .. } => format!("referral@{label}"),
         Found::NxDomain => "nxdomain".into(),
     }
@@ -94,49 +83,24 @@ fn structural_rules() {
     );
     check_err(
         "sub NS ns.sub\nsub MX 1 m\nns.sub A 192.0.2.4\nx.sub TXT hi\n",
-        &[
-            "z.zone:6:1: MX record at sub.example.com. is hidden",
-            "z.zone:8:1: TXT record at x.sub",
-        ],
+        &["z.zone:6:1: MX record at sub.example.com. is hidden", "z.zone:8:1: TXT record at x.sub"],
     );
     check_err("* NS ns1\n", &["NS records cannot be owned by a wildcard"]);
-    check_err(
-        "www SOA a b 1 2 3 4 5\n",
-        &["SOA records belong only at the zone apex"],
-    );
-    let e = parse(&origin(), Path::new("z.zone"), "$TTL 1\nwww A 192.0.2.1\n")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("has no SOA record") && e.contains("has no NS records"),
-        "{e}"
-    );
+    check_err("www SOA a b 1 2 3 4 5\n", &["SOA records belong only at the zone apex"]);
+    let e =
+        parse(&origin(), Path::new("z.zone"), "$TTL 1\nwww A 192.0.2.1\n").unwrap_err().to_string();
+    assert!(e.contains("has no SOA record") && e.contains("has no NS records"), "{e}");
 }
 
 #[test]
 fn syntax_errors_point_into_the_file() {
     check_err("www A 192.0.2.300\n", &["z.zone:5:7: invalid IPv4 address"]);
-    check_err(
-        "www FOO bar\n",
-        &["z.zone:5:5: unknown record type \"FOO\""],
-    );
-    check_err(
-        "www CH A 192.0.2.1\n",
-        &["z.zone:5:5: class CH is not supported"],
-    );
-    check_err(
-        "$INCLUDE other\n",
-        &["z.zone:5:1: unsupported directive $INCLUDE"],
-    );
-    check_err(
-        "\n\nwww TXT \"unterminated\n",
-        &["z.zone:7:9: unterminated quoted string"],
-    );
+    check_err("www FOO bar\n", &["z.zone:5:5: unknown record type \"FOO\""]);
+    check_err("www CH A 192.0.2.1\n", &["z.zone:5:5: class CH is not supported"]);
+    check_err("$INCLUDE other\n", &["z.zone:5:1: unsupported directive $INCLUDE"]);
+    check_err("\n\nwww TXT \"unterminated\n", &["z.zone:7:9: unterminated quoted string"]);
     // Several problems are all reported.
-    check_err(
-        "a A 1.2.3\nb AAAA zz\nc MX x y\n",
-        &["z.zone:5:", "z.zone:6:", "z.zone:7:"],
-    );
+    check_err("a A 1.2.3\nb AAAA zz\nc MX x y\n", &["z.zone:5:", "z.zone:6:", "z.zone:7:"]);
     let e = parse(&origin(), Path::new("z.zone"), "@ SOA ns1 host 1 2 3 4 5\n")
         .unwrap_err()
         .to_string();
@@ -161,9 +125,7 @@ fn ttl_rules_and_negative_ttl() {
 #[test]
 fn glue_is_attached_to_ns() {
     let z = load("sub NS ns.sub\nns.sub A 192.0.2.4\nns.sub AAAA 2001:db8::4\n").unwrap();
-    let sub = z
-        .node(Name::parse("sub.example.com.", None).unwrap().wire())
-        .unwrap();
+    let sub = z.node(Name::parse("sub.example.com.", None).unwrap().wire()).unwrap();
     assert!(sub.cut);
     assert_eq!(sub.rrset(rdata::T_NS).unwrap().extra_count, 2);
     assert_eq!(z.apex().rrset(rdata::T_NS).unwrap().extra_count, 1);

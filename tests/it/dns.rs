@@ -1,0 +1,252 @@
+//! SPEC §3 behaviour, checked over UDP and TCP against the shipped demo zone: each case is a
+//! query and the whole expected answer.
+
+use crate::harness::*;
+
+const SOA: &str = "ns: app.example.com. 60 SOA ns1.app.example.com. hostmaster.app.example.com. 2026112201 3600 600 1209600 60";
+
+/// (name, type, expected answer without the `edns:` line). Every query carries EDNS.
+fn cases() -> Vec<(&'static str, &'static str, String)> {
+    vec![
+        ("api.app.example.com.", "A", "NOERROR aa\nan: api.app.example.com. 300 A 192.0.2.10".into()),
+        ("api.app.example.com.", "AAAA", "NOERROR aa\nan: api.app.example.com. 300 AAAA 2001:db8::10".into()),
+        // NODATA: the name exists, the type does not.
+        ("api.app.example.com.", "MX", format!("NOERROR aa\n{SOA}")),
+        // NXDOMAIN, with the SOA and its negative TTL (min of SOA TTL 300 and MINIMUM 60).
+        ("nope.app.example.com.", "A", format!("NXDOMAIN aa\n{SOA}")),
+        // Not ours.
+        ("www.example.org.", "A", "REFUSED ".into()),
+        ("example.com.", "A", "REFUSED ".into()),
+        // A CNAME chain followed inside the zone.
+        (
+            "portal.app.example.com.",
+            "A",
+            "NOERROR aa\nan: portal.app.example.com. 300 CNAME docs.app.example.com.\n\
+             an: docs.app.example.com. 3600 CNAME api.app.example.com.\n\
+             an: api.app.example.com. 300 A 192.0.2.10"
+                .into(),
+        ),
+        // The chain ends at a name with no data of that type: NODATA after the CNAMEs.
+        (
+            "portal.app.example.com.",
+            "TXT",
+            format!(
+                "NOERROR aa\nan: portal.app.example.com. 300 CNAME docs.app.example.com.\n\
+                 an: docs.app.example.com. 3600 CNAME api.app.example.com.\n{SOA}"
+            ),
+        ),
+        // Asking for the CNAME itself does not follow it.
+        ("docs.app.example.com.", "CNAME", "NOERROR aa\nan: docs.app.example.com. 3600 CNAME api.app.example.com.".into()),
+        // A CNAME out of the zone is not followed.
+        ("status.app.example.com.", "A", "NOERROR aa\nan: status.app.example.com. 300 CNAME status.example.net.".into()),
+        // Wildcards (RFC 4592): synthesis at any depth below the source's parent...
+        ("x.user.app.example.com.", "A", "NOERROR aa\nan: x.user.app.example.com. 300 A 192.0.2.80".into()),
+        ("a.b.user.app.example.com.", "A", "NOERROR aa\nan: a.b.user.app.example.com. 300 A 192.0.2.80".into()),
+        ("x.user.app.example.com.", "AAAA", format!("NOERROR aa\n{SOA}")),
+        // ...but not for an existing empty non-terminal, nor below it.
+        ("team.user.app.example.com.", "A", format!("NOERROR aa\n{SOA}")),
+        ("x.team.user.app.example.com.", "A", format!("NXDOMAIN aa\n{SOA}")),
+        ("host.team.user.app.example.com.", "A", "NOERROR aa\nan: host.team.user.app.example.com. 300 A 192.0.2.81".into()),
+        // A referral to the delegated child: not authoritative, NS in authority, glue.
+        (
+            "www.eu.app.example.com.",
+            "A",
+            "NOERROR \nns: eu.app.example.com. 300 NS ns1.eu.app.example.com.\n\
+             ns: eu.app.example.com. 300 NS ns2.eu.app.example.com.\n\
+             ar: ns1.eu.app.example.com. 300 A 192.0.2.53\n\
+             ar: ns2.eu.app.example.com. 300 A 192.0.2.54\n\
+             ar: ns2.eu.app.example.com. 300 AAAA 2001:db8::54"
+                .into(),
+        ),
+        // DS at the delegation point is answered by the parent side.
+        ("eu.app.example.com.", "DS", format!("NOERROR aa\n{SOA}")),
+        // Apex NS with in-zone addresses as additional data.
+        (
+            "app.example.com.",
+            "NS",
+            "NOERROR aa\nan: app.example.com. 300 NS ns1.app.example.com.\n\
+             an: app.example.com. 300 NS ns2.app.example.com.\n\
+             ar: ns1.app.example.com. 300 A 127.0.0.1\n\
+             ar: ns2.app.example.com. 300 A 127.0.0.2\n\
+             ar: ns2.app.example.com. 300 AAAA ::1"
+                .into(),
+        ),
+        ("app.example.com.", "MX", "NOERROR aa\nan: app.example.com. 300 MX 10 mail.app.example.com.\n\
+            ar: mail.app.example.com. 300 A 192.0.2.25\nar: mail.app.example.com. 300 AAAA 2001:db8::25".into()),
+        ("app.example.com.", "CAA", "NOERROR aa\nan: app.example.com. 300 CAA 0 issue \"letsencrypt.org\"".into()),
+        ("app.example.com.", "TXT", "NOERROR aa\nan: app.example.com. 300 TXT v=spf1 mx -all".into()),
+        ("_sip._tcp.app.example.com.", "SRV", "NOERROR aa\nan: _sip._tcp.app.example.com. 300 SRV 10 60 5060 sip.app.example.com.\n\
+            ar: sip.app.example.com. 300 A 192.0.2.50".into()),
+        // ANY (RFC 8482): one RRset, never the whole node.
+        ("app.example.com.", "ANY", "NOERROR aa\nan: app.example.com. 300 A 127.0.0.10".into()),
+        ("nope.app.example.com.", "ANY", format!("NXDOMAIN aa\n{SOA}")),
+        // Zone transfers are not served.
+        ("app.example.com.", "AXFR", "REFUSED ".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_over_udp_and_tcp() {
+    let srv = TestServer::start().await;
+    for (name, rtype, want) in cases() {
+        let q = bytes(&query(name, rtype, Some(1232)));
+        let want = format!("{want}\nedns: payload=1232 version=0");
+        let udp = render(&srv.udp(&q).await.expect("udp answer"));
+        assert_eq!(udp, want, "udp {name} {rtype}");
+        let tcp = render(&srv.tcp(&q).await.expect("tcp answer"));
+        assert_eq!(tcp, want, "tcp {name} {rtype}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edns_rules() {
+    let srv = TestServer::start().await;
+    // No OPT in the query: none in the answer.
+    let plain = render(&srv.udp(&bytes(&query("api.app.example.com.", "A", None))).await.unwrap());
+    assert_eq!(plain, "NOERROR aa\nan: api.app.example.com. 300 A 192.0.2.10");
+    // Unknown options are ignored; the advertised payload is ours (1232), not the client's.
+    let q = with_unknown_option(query("api.app.example.com.", "A", Some(4096)));
+    let a = render(&srv.udp(&bytes(&q)).await.unwrap());
+    assert_eq!(
+        a,
+        "NOERROR aa\nan: api.app.example.com. 300 A 192.0.2.10\nedns: payload=1232 version=0"
+    );
+    // EDNS version 1: BADVERS, with an OPT of version 0 and no data.
+    let mut q = query("api.app.example.com.", "A", Some(1232));
+    q.edns.as_mut().unwrap().set_version(1);
+    for a in [srv.udp(&bytes(&q)).await.unwrap(), srv.tcp(&bytes(&q)).await.unwrap()] {
+        assert_eq!(render(&a), "BADVERS \nedns: payload=1232 version=0");
+    }
+    // DO bit is copied (RFC 3225 §3).
+    let mut q = query("api.app.example.com.", "A", Some(1232));
+    q.edns.as_mut().unwrap().set_dnssec_ok(true);
+    let a = hickory_proto::op::Message::from_vec(&srv.udp(&bytes(&q)).await.unwrap()).unwrap();
+    assert!(a.edns.unwrap().flags().dnssec_ok);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_and_tcp_retry() {
+    let srv = TestServer::start().await;
+    let count = |a: &[u8]| hickory_proto::op::Message::from_vec(a).unwrap().answers.len();
+    let truncated = |a: &[u8]| hickory_proto::op::Message::from_vec(a).unwrap().metadata.truncation;
+
+    // 40 A records (about 650 bytes): over 512 without EDNS, under 1232 with it.
+    let q = bytes(&query("a40.big.test.", "A", None));
+    let a = srv.udp(&q).await.unwrap();
+    assert!(truncated(&a) && count(&a) == 0 && a.len() <= 512, "{}", render(&a));
+    let a = srv.udp(&bytes(&query("a40.big.test.", "A", Some(1232)))).await.unwrap();
+    assert!(!truncated(&a) && count(&a) == 40);
+    // A client advertising less than 512 still gets 512.
+    let a = srv.udp(&bytes(&query("ns.big.test.", "A", Some(100)))).await.unwrap();
+    assert_eq!(count(&a), 1);
+
+    // 60 long TXT records: over 1232 even when the client offers 4096 (our limit wins).
+    let q = bytes(&query("txt.big.test.", "TXT", Some(4096)));
+    let a = srv.udp(&q).await.unwrap();
+    assert!(truncated(&a) && a.len() <= 1232, "{}", render(&a));
+    assert_eq!(render(&a), "NOERROR aa,tc\nedns: payload=1232 version=0");
+    // The same query over TCP gets everything.
+    let a = srv.tcp(&q).await.unwrap();
+    assert!(!truncated(&a) && count(&a) == 60 && a.len() > 1232);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn question_case_is_echoed() {
+    let srv = TestServer::start().await;
+    // Spell the question name in mixed case on the wire ourselves: hickory's encoder may
+    // normalise case, and this test is about the exact bytes.
+    let mut q = bytes(&query("api.app.example.com.", "A", None));
+    q[12..12 + 21].copy_from_slice(b"\x03aPi\x03APP\x07exAmple\x03COM\x00");
+    for a in [srv.udp(&q).await.unwrap(), srv.tcp(&q).await.unwrap()] {
+        let m = hickory_proto::op::Message::from_vec(&a).unwrap();
+        assert_eq!(m.queries[0].name().to_string(), "aPi.APP.exAmple.COM.");
+        // The answer's owner is a pointer to the question, so it carries the same case.
+        assert_eq!(m.answers[0].name.to_string(), "aPi.APP.exAmple.COM.");
+        // The question section is byte-for-byte the one sent.
+        assert_eq!(a[12..12 + q.len() - 12], q[12..]);
+    }
+    srv.stop().await;
+}
+
+/// Hand-made malformed messages, checked byte by byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages() {
+    let srv = TestServer::start().await;
+    let good = bytes(&query("api.app.example.com.", "A", None));
+    let header = |id: u16, flags: u16, counts: [u16; 4]| {
+        let mut h = id.to_be_bytes().to_vec();
+        h.extend_from_slice(&flags.to_be_bytes());
+        for c in counts {
+            h.extend_from_slice(&c.to_be_bytes());
+        }
+        h
+    };
+    // rcode of the answer, or None when nothing came back.
+    async fn rcode(srv: &TestServer, msg: &[u8], tcp: bool) -> Option<u8> {
+        let a = if tcp { srv.tcp(msg).await } else { srv.udp(msg).await }?;
+        assert!(a.len() >= 12);
+        assert_eq!(a[..2], msg[..2], "id is echoed");
+        assert_eq!(a[2] & 0x80, 0x80, "QR is set");
+        Some(a[3] & 0x0f)
+    }
+    let mut two_questions = good.clone();
+    two_questions[5] = 2;
+    two_questions.extend_from_slice(&good[12..]);
+    let mut no_question = header(7, 0x0100, [0, 0, 0, 0]);
+    no_question.truncate(12);
+    let mut pointer_name = header(8, 0, [1, 0, 0, 0]);
+    pointer_name.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+    let mut short_question = good.clone();
+    short_question.truncate(good.len() - 3);
+    let mut bad_label = header(9, 0, [1, 0, 0, 0]);
+    bad_label.extend_from_slice(&[0x40, b'a', 0, 0, 1, 0, 1]);
+    let mut two_opts = bytes(&query("api.app.example.com.", "A", Some(1232)));
+    let opt = two_opts[two_opts.len() - 11..].to_vec();
+    two_opts.extend_from_slice(&opt);
+    two_opts[11] = 2;
+    let mut opt_overrun = bytes(&query("api.app.example.com.", "A", Some(1232)));
+    let l = opt_overrun.len();
+    opt_overrun[l - 2..].copy_from_slice(&[0, 8]); // rdlength 8, but nothing follows
+    let mut bad_option = bytes(&query("api.app.example.com.", "A", Some(1232)));
+    let l = bad_option.len();
+    bad_option[l - 2..].copy_from_slice(&[0, 4]);
+    bad_option.extend_from_slice(&[0, 10, 0, 9]); // option claims 9 bytes, has 0
+    let mut notify = good.clone();
+    notify[2] = 4 << 3; // opcode NOTIFY
+    let mut update = good.clone();
+    update[2] = 5 << 3;
+    let mut opt_qtype = good.clone();
+    let l = opt_qtype.len();
+    opt_qtype[l - 4..l - 2].copy_from_slice(&41u16.to_be_bytes());
+    let mut response = good.clone();
+    response[2] |= 0x80;
+
+    let cases: Vec<(&str, Vec<u8>, Option<u8>)> = vec![
+        ("good", good.clone(), Some(0)),
+        ("two questions", two_questions, Some(1)),
+        ("no question", no_question, Some(1)),
+        ("compression pointer in question", pointer_name, Some(1)),
+        ("question cut short", short_question, Some(1)),
+        ("reserved label type", bad_label, Some(1)),
+        ("two OPT records", two_opts, Some(1)),
+        ("OPT rdata past the end", opt_overrun, Some(1)),
+        ("EDNS option past its OPT", bad_option, Some(1)),
+        ("OPT as the question type", opt_qtype, Some(1)),
+        ("opcode NOTIFY", notify, Some(4)),
+        ("opcode UPDATE", update, Some(4)),
+        ("a response, not a query", response, None),
+        ("shorter than a header", good[..11].to_vec(), None),
+    ];
+    for (what, msg, want) in &cases {
+        assert_eq!(rcode(&srv, msg, false).await, *want, "udp: {what}");
+    }
+    // The server is still answering after all of that.
+    assert_eq!(rcode(&srv, &good, false).await, Some(0));
+    for (what, msg, want) in cases.iter().filter(|c| c.1.len() >= 12) {
+        assert_eq!(rcode(&srv, msg, true).await, *want, "tcp: {what}");
+    }
+    srv.stop().await;
+}
