@@ -263,3 +263,18 @@ fn bind_failure_exits_2() {
         "{stderr}"
     );
 }
+
+/// The container image's configuration, checked in the layout the Dockerfile gives it
+/// (`/etc/meridian/meridian.toml` beside `/etc/meridian/zones/`).
+#[test]
+fn check_accepts_the_container_config() {
+    let dir = TempDir::new();
+    std::fs::copy(repo().join("docker/meridian.toml"), dir.path().join("meridian.toml")).unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    for entry in std::fs::read_dir(repo().join("zones")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join("zones").join(entry.file_name())).unwrap();
+    }
+    let out = run(dir.path(), &["check"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

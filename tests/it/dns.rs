@@ -250,3 +250,25 @@ async fn malformed_messages() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_and_ipv6_listeners() {
+    let dir = TempDir::new();
+    let cfg = write_config(&dir, "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("listen = [\"127.0.0.1:0\"]", "listen = [\"127.0.0.1:0\", \"[::1]:0\"]");
+    std::fs::write(&cfg, text).unwrap();
+    let srv = TestServer::start_config(dir, cfg).await;
+    let addrs = srv.running.as_ref().unwrap().addrs().to_vec();
+    assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "{addrs:?}");
+    let q = bytes(&query("api.app.example.com.", "AAAA", None));
+    for addr in addrs {
+        let udp = udp_exchange(addr, &q).await.unwrap_or_else(|| panic!("udp {addr}"));
+        let tcp = tcp_exchange(addr, &q).await.unwrap_or_else(|| panic!("tcp {addr}"));
+        for a in [udp, tcp] {
+            assert_eq!(render(&a), "NOERROR aa\nan: api.app.example.com. 300 AAAA 2001:db8::10");
+        }
+    }
+    srv.stop().await;
+}
