@@ -6,10 +6,12 @@
 //! is collected and reported together.
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::geo::{self, Location, Region};
 use crate::name::Name;
+use crate::policy::{AllDown, Cidr, MAX_DEPTH, Method};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -21,6 +23,8 @@ pub struct Config {
     pub path: PathBuf,
     pub server: Server,
     pub zones: Vec<ZoneConfig>,
+    pub geoip: Option<GeoIpConfig>,
+    pub profiles: Vec<ProfileConfig>,
 }
 
 /// `[server]`: listeners and protocol limits.
@@ -34,6 +38,54 @@ pub struct Server {
     pub udp_payload: u16,
     pub tcp_max_connections: usize,
     pub tcp_idle_timeout: Duration,
+    /// Honour EDNS Client Subnet (RFC 7871) in queries.
+    pub ecs: bool,
+}
+
+/// `[geoip]`: the database the geographic and performance methods consult.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoIpConfig {
+    pub database: PathBuf,
+    pub loc: Loc,
+}
+
+/// `[[profile]]`: a traffic-managed name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileConfig {
+    pub name: Name,
+    /// Where the name is written, for errors found against zone data.
+    pub loc: Loc,
+    pub method: Method,
+    pub ttl: u32,
+    pub max_answers: u8,
+    pub sticky: bool,
+    pub when_all_down: AllDown,
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// `[[profile.endpoint]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointConfig {
+    pub name: String,
+    pub target: TargetConfig,
+    pub priority: u32,
+    pub weight: u32,
+    pub regions: Vec<Region>,
+    pub location: Option<Location>,
+    pub subnets: Vec<Cidr>,
+    pub enabled: bool,
+    pub min_child_endpoints: u32,
+    pub min_child_ipv4: u32,
+    pub min_child_ipv6: u32,
+}
+
+/// What an endpoint answers with. A nested profile is referred to by its index in
+/// `Config::profiles`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetConfig {
+    Addresses(Vec<IpAddr>),
+    Cname(Name),
+    Profile(usize),
 }
 
 /// `[[zone]]`: a zone served from a master file.
@@ -55,6 +107,46 @@ struct RawConfig {
     server: Option<RawServer>,
     #[serde(default, rename = "zone")]
     zones: Vec<RawZone>,
+    geoip: Option<RawGeoIp>,
+    #[serde(default, rename = "profile")]
+    profiles: Vec<RawProfile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGeoIp {
+    database: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Spanned<String>,
+    method: Spanned<String>,
+    ttl: Option<Spanned<i64>>,
+    max_answers: Option<Spanned<i64>>,
+    sticky: Option<Spanned<String>>,
+    when_all_down: Option<Spanned<String>>,
+    #[serde(default, rename = "endpoint")]
+    endpoints: Vec<RawEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    name: Spanned<String>,
+    address: Option<Spanned<toml::Value>>,
+    cname: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    priority: Option<Spanned<i64>>,
+    weight: Option<Spanned<i64>>,
+    geo: Option<Spanned<Vec<Spanned<String>>>>,
+    location: Option<Spanned<toml::Value>>,
+    subnets: Option<Spanned<Vec<Spanned<String>>>>,
+    enabled: Option<bool>,
+    min_child_endpoints: Option<Spanned<i64>>,
+    min_child_ipv4: Option<Spanned<i64>>,
+    min_child_ipv6: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +157,7 @@ struct RawServer {
     udp_payload: Option<Spanned<i64>>,
     tcp_max_connections: Option<Spanned<i64>>,
     tcp_idle_timeout: Option<Spanned<String>>,
+    ecs: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +205,12 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
     let mut v = Validator { path, text, diags: Diagnostics::default() };
     let server = v.server(raw.server);
     let zones = v.zones(raw.zones);
-    let config = Config { path: path.to_path_buf(), server, zones };
+    let geoip = raw.geoip.map(|g| GeoIpConfig {
+        database: path.parent().unwrap_or(Path::new("")).join(g.database.get_ref()),
+        loc: v.loc(&g.database),
+    });
+    let profiles = v.profiles(raw.profiles, &zones, geoip.is_some());
+    let config = Config { path: path.to_path_buf(), server, zones, geoip, profiles };
     Ok((config, v.diags))
 }
 
@@ -159,6 +257,7 @@ impl Validator<'_> {
             udp_payload: None,
             tcp_max_connections: None,
             tcp_idle_timeout: None,
+            ecs: None,
         });
         let mut listen = Vec::new();
         match raw.listen {
@@ -204,7 +303,8 @@ impl Validator<'_> {
                 }
             },
         };
-        Server { listen, udp_workers, udp_payload, tcp_max_connections, tcp_idle_timeout }
+        let ecs = raw.ecs.unwrap_or(true);
+        Server { listen, udp_workers, udp_payload, tcp_max_connections, tcp_idle_timeout, ecs }
     }
 
     fn zones(&mut self, raw: Vec<RawZone>) -> Vec<ZoneConfig> {
@@ -251,6 +351,442 @@ impl Validator<'_> {
             );
         }
         zones
+    }
+}
+
+impl Validator<'_> {
+    fn profiles(
+        &mut self,
+        raw: Vec<RawProfile>,
+        zones: &[ZoneConfig],
+        have_geoip: bool,
+    ) -> Vec<ProfileConfig> {
+        // Names first, so that nested endpoints can refer to profiles defined later.
+        let mut names: Vec<Option<Name>> = Vec::with_capacity(raw.len());
+        let mut seen: HashMap<Name, Loc> = HashMap::new();
+        for rp in &raw {
+            let name = match resolve_name(rp.name.get_ref(), zones) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.error(&rp.name, e.0, e.1.as_deref());
+                    names.push(None);
+                    continue;
+                }
+            };
+            let zone =
+                zones.iter().filter(|z| name.is_within(&z.name)).max_by_key(|z| z.name.len());
+            match zone {
+                None => {
+                    let served: Vec<String> = zones.iter().map(|z| z.name.to_string()).collect();
+                    let hint = format!("served zones: {}", served.join(", "));
+                    self.error(
+                        &rp.name,
+                        format!("profile {name} is not inside a served zone"),
+                        Some(&hint),
+                    );
+                }
+                Some(z) if z.name == name => {
+                    self.error(
+                        &rp.name,
+                        format!("profile {name} is a zone apex"),
+                        Some("a traffic-managed name must be below the apex, e.g. www"),
+                    );
+                }
+                Some(_) => {}
+            }
+            if let Some(first) = seen.get(&name) {
+                let hint = format!("the first definition is at {first}");
+                self.error(&rp.name, format!("profile {name} is defined twice"), Some(&hint));
+            } else {
+                seen.insert(name.clone(), self.loc(&rp.name));
+            }
+            names.push(Some(name));
+        }
+
+        let mut out = Vec::with_capacity(raw.len());
+        let mut children: Vec<Vec<(usize, Spanned<String>)>> = Vec::with_capacity(raw.len());
+        for (i, rp) in raw.into_iter().enumerate() {
+            let (profile, kids) = self.profile(rp, names[i].clone(), &names, zones, have_geoip);
+            out.push(profile);
+            children.push(kids);
+        }
+        self.check_nesting(&out, &children);
+        out
+    }
+
+    fn profile(
+        &mut self,
+        rp: RawProfile,
+        name: Option<Name>,
+        names: &[Option<Name>],
+        zones: &[ZoneConfig],
+        have_geoip: bool,
+    ) -> (ProfileConfig, Vec<(usize, Spanned<String>)>) {
+        let loc = self.loc(&rp.name);
+        let method = match Method::parse(rp.method.get_ref()) {
+            Some(m) => m,
+            None => {
+                let hint = format!("one of: {}", Method::NAMES.join(", "));
+                self.error(
+                    &rp.method,
+                    format!("unknown routing method {:?}", rp.method.get_ref()),
+                    Some(&hint),
+                );
+                Method::Priority
+            }
+        };
+        if method.uses_geo() && !have_geoip {
+            self.error(
+                &rp.method,
+                format!("{} routing needs a GeoIP database", method.as_str()),
+                Some("add [geoip] database = \"geoip/demo.mmdb\" (see README.md, GeoIP)"),
+            );
+        }
+        let ttl = self.int_in(rp.ttl, "ttl", (0, i32::MAX as i64), 60) as u32;
+        if let (Some(m), false) = (&rp.max_answers, method == Method::MultiValue) {
+            self.error(m, "max_answers only applies to multivalue profiles", None);
+        }
+        let max_answers = self.int_in(rp.max_answers, "max_answers", (1, 10), 10) as u8;
+        let sticky = match &rp.sticky {
+            None => false,
+            Some(s) if s.get_ref() == "client-subnet" && method == Method::Weighted => true,
+            Some(s) if s.get_ref() == "client-subnet" => {
+                self.error(s, "sticky only applies to weighted profiles", None);
+                false
+            }
+            Some(s) => {
+                self.error(
+                    s,
+                    format!("unknown sticky mode {:?}", s.get_ref()),
+                    Some("the only mode is \"client-subnet\""),
+                );
+                false
+            }
+        };
+        let when_all_down = match rp.when_all_down.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "serve-all")) => AllDown::ServeAll,
+            Some((_, "nodata")) => AllDown::NoData,
+            Some((_, "servfail")) => AllDown::ServFail,
+            Some((s, other)) => {
+                self.error(
+                    s,
+                    format!("unknown when_all_down {other:?}"),
+                    Some("one of: serve-all, nodata, servfail"),
+                );
+                AllDown::ServeAll
+            }
+        };
+        if rp.endpoints.is_empty() {
+            self.error(
+                &rp.name,
+                "profile has no endpoints",
+                Some("add [[profile.endpoint]] tables after it"),
+            );
+        }
+
+        let mut endpoints = Vec::with_capacity(rp.endpoints.len());
+        let mut kids = Vec::new();
+        let mut endpoint_names: HashMap<String, ()> = HashMap::new();
+        let mut priorities: HashMap<u32, String> = HashMap::new();
+        let mut regions: HashMap<Region, String> = HashMap::new();
+        let mut subnets: Vec<(Cidr, String)> = Vec::new();
+        for (pos, re) in rp.endpoints.into_iter().enumerate() {
+            let ename = re.name.get_ref().clone();
+            if ename.is_empty() || endpoint_names.insert(ename.clone(), ()).is_some() {
+                self.error(
+                    &re.name,
+                    format!("endpoint name {ename:?} is empty or used twice in this profile"),
+                    None,
+                );
+            }
+            let given = [re.address.is_some(), re.cname.is_some(), re.profile.is_some()];
+            let target = match (re.address, re.cname, re.profile) {
+                (Some(a), None, None) => TargetConfig::Addresses(self.addresses(&a)),
+                (None, Some(c), None) => {
+                    let text = c.get_ref().trim_end_matches('.').to_string() + ".";
+                    match Name::parse(&text, None) {
+                        Ok(n) => TargetConfig::Cname(n),
+                        Err(e) => {
+                            self.error(&c, format!("invalid cname {:?}: {e}", c.get_ref()), None);
+                            TargetConfig::Addresses(Vec::new())
+                        }
+                    }
+                }
+                (None, None, Some(pr)) => {
+                    let target = resolve_name(pr.get_ref(), zones).ok();
+                    match target.and_then(|t| names.iter().position(|n| n.as_ref() == Some(&t))) {
+                        Some(idx) => {
+                            kids.push((idx, pr.clone()));
+                            TargetConfig::Profile(idx)
+                        }
+                        None => {
+                            self.error(
+                                &pr,
+                                format!("nested profile {:?} is not defined", pr.get_ref()),
+                                Some("define it with its own [[profile]] table"),
+                            );
+                            TargetConfig::Addresses(Vec::new())
+                        }
+                    }
+                }
+                _ => {
+                    let n = given.iter().filter(|g| **g).count();
+                    self.error(&re.name, format!("endpoint {ename:?} needs exactly one of address, cname, profile ({n} given)"), None);
+                    TargetConfig::Addresses(Vec::new())
+                }
+            };
+            if method == Method::MultiValue && !matches!(target, TargetConfig::Addresses(_)) {
+                self.error(
+                    &re.name,
+                    format!("multivalue endpoint {ename:?} must be an address endpoint"),
+                    Some("multivalue answers carry addresses only"),
+                );
+            }
+            let priority =
+                self.int_in(re.priority.clone(), "priority", (1, 1000), pos as i64 + 1) as u32;
+            if method == Method::Priority
+                && let Some(other) = priorities.insert(priority, ename.clone())
+            {
+                let msg = format!("priority {priority} is also {other:?}'s");
+                let hint = Some("priorities are unique within a profile");
+                match &re.priority {
+                    Some(at) => self.error(at, msg, hint),
+                    None => self.error(&re.name, msg, hint),
+                }
+            }
+            let weight = self.int_in(re.weight, "weight", (1, 1000), 1) as u32;
+
+            let mut eregions = Vec::new();
+            if let Some(g) = &re.geo {
+                if method != Method::Geographic {
+                    self.error(g, "geo only applies to geographic profiles", None);
+                }
+                for code in g.get_ref() {
+                    match Region::parse(code.get_ref()) {
+                        Ok(r) => {
+                            if let Some(other) = regions.insert(r, ename.clone()) {
+                                self.error(code, format!("region {r} is already mapped to {other:?}"), Some("a region code belongs to one endpoint"));
+                            }
+                            eregions.push(r);
+                        }
+                        Err(e) => self.error(code, e, Some("codes: WORLD, GEO-AF/AN/AP/AS/EU/ME/NA/SA, ISO countries (DE), subdivisions (US-WA)")),
+                    }
+                }
+            }
+            if method == Method::Geographic && eregions.is_empty() && re.geo.is_none() {
+                self.error(
+                    &re.name,
+                    format!("geographic endpoint {ename:?} has no geo regions"),
+                    Some("e.g. geo = [\"GEO-EU\"] or [\"WORLD\"]"),
+                );
+            }
+
+            let location = re.location.as_ref().and_then(|l| self.location(l));
+            if method == Method::Performance && location.is_none() && re.location.is_none() {
+                self.error(
+                    &re.name,
+                    format!("performance endpoint {ename:?} has no location"),
+                    Some("location = \"westeurope\" or [52.37, 4.90]"),
+                );
+            }
+
+            let mut esubnets = Vec::new();
+            if let Some(list) = &re.subnets {
+                if method != Method::Subnet {
+                    self.error(list, "subnets only apply to subnet profiles", None);
+                }
+                for text in list.get_ref() {
+                    match geo::mmdb::parse_cidr(text.get_ref()) {
+                        Ok((addr, prefix)) => {
+                            let c = Cidr { addr, prefix };
+                            let clash = subnets.iter().find(|(o, _)| {
+                                let shorter = o.prefix.min(c.prefix);
+                                Cidr { addr: o.addr, prefix: shorter }.contains(c.addr)
+                            });
+                            if let Some((o, owner)) = clash {
+                                self.error(
+                                    text,
+                                    format!("subnet {c} overlaps {o} of {owner:?}"),
+                                    Some("subnets within a profile must not overlap"),
+                                );
+                            }
+                            subnets.push((c, ename.clone()));
+                            esubnets.push(c);
+                        }
+                        Err(e) => self.error(text, e, None),
+                    }
+                }
+            }
+
+            let nested = matches!(target, TargetConfig::Profile(_));
+            for (v, key) in [
+                (&re.min_child_endpoints, "min_child_endpoints"),
+                (&re.min_child_ipv4, "min_child_ipv4"),
+                (&re.min_child_ipv6, "min_child_ipv6"),
+            ] {
+                if let (Some(v), false) = (v, nested) {
+                    self.error(v, format!("{key} only applies to nested profile endpoints"), None);
+                }
+            }
+            let min_child_endpoints =
+                self.int_in(re.min_child_endpoints, "min_child_endpoints", (1, 1000), 1) as u32;
+            let min_child_ipv4 =
+                self.int_in(re.min_child_ipv4, "min_child_ipv4", (0, 1000), 0) as u32;
+            let min_child_ipv6 =
+                self.int_in(re.min_child_ipv6, "min_child_ipv6", (0, 1000), 0) as u32;
+            endpoints.push(EndpointConfig {
+                name: ename,
+                target,
+                priority,
+                weight,
+                regions: eregions,
+                location,
+                subnets: esubnets,
+                enabled: re.enabled.unwrap_or(true),
+                min_child_endpoints,
+                min_child_ipv4,
+                min_child_ipv6,
+            });
+        }
+        let profile = ProfileConfig {
+            name: name.unwrap_or_else(Name::root),
+            loc,
+            method,
+            ttl,
+            max_answers,
+            sticky,
+            when_all_down,
+            endpoints,
+        };
+        (profile, kids)
+    }
+
+    fn addresses(&mut self, v: &Spanned<toml::Value>) -> Vec<IpAddr> {
+        let texts: Vec<&str> = match v.get_ref() {
+            toml::Value::String(s) => vec![s.as_str()],
+            toml::Value::Array(a) if a.iter().all(|x| x.is_str()) && !a.is_empty() => {
+                a.iter().filter_map(|x| x.as_str()).collect()
+            }
+            _ => {
+                self.error(
+                    v,
+                    "address must be an IP address or a non-empty list of them",
+                    Some("address = \"192.0.2.10\" or [\"192.0.2.10\", \"2001:db8::10\"]"),
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for t in texts {
+            match t.parse::<IpAddr>() {
+                Ok(ip) if !out.contains(&ip) => out.push(ip),
+                Ok(ip) => self.error(v, format!("address {ip} is listed twice"), None),
+                Err(_) => self.error(v, format!("invalid IP address {t:?}"), None),
+            }
+        }
+        out
+    }
+
+    fn location(&mut self, v: &Spanned<toml::Value>) -> Option<Location> {
+        let num = |x: &toml::Value| x.as_float().or_else(|| x.as_integer().map(|i| i as f64));
+        match v.get_ref() {
+            toml::Value::String(s) => {
+                let l = geo::known_location(s);
+                if l.is_none() {
+                    self.error(v, format!("unknown location {s:?}"), Some("an Azure region name (westeurope, eastus...), a country code, or [latitude, longitude]"));
+                }
+                l
+            }
+            toml::Value::Array(a) if a.len() == 2 => match (num(&a[0]), num(&a[1])) {
+                (Some(lat), Some(lon))
+                    if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+                {
+                    Some(Location { lat, lon })
+                }
+                _ => {
+                    self.error(v, "location must be [latitude, longitude] in degrees", None);
+                    None
+                }
+            },
+            _ => {
+                self.error(v, "location must be a region name or [latitude, longitude]", None);
+                None
+            }
+        }
+    }
+
+    /// Nested profiles: no loops, at most MAX_DEPTH levels.
+    fn check_nesting(
+        &mut self,
+        profiles: &[ProfileConfig],
+        children: &[Vec<(usize, Spanned<String>)>],
+    ) {
+        fn depth(
+            i: usize,
+            children: &[Vec<(usize, Spanned<String>)>],
+            stack: &mut Vec<usize>,
+        ) -> Result<usize, Vec<usize>> {
+            if let Some(pos) = stack.iter().position(|&s| s == i) {
+                return Err(stack[pos..].to_vec());
+            }
+            stack.push(i);
+            let mut d = 1;
+            for (c, _) in &children[i] {
+                d = d.max(1 + depth(*c, children, stack)?);
+            }
+            stack.pop();
+            Ok(d)
+        }
+        for (i, kids) in children.iter().enumerate() {
+            for (c, at) in kids {
+                let mut stack = vec![i];
+                match depth(*c, children, &mut stack) {
+                    Err(cycle) => {
+                        let path: Vec<String> = cycle
+                            .iter()
+                            .chain(std::iter::once(&cycle[0]))
+                            .map(|&k| profiles[k].name.to_string())
+                            .collect();
+                        self.error(
+                            at,
+                            format!("nested profiles form a loop: {}", path.join(" -> ")),
+                            None,
+                        );
+                    }
+                    Ok(d) if d + 1 > MAX_DEPTH => {
+                        self.error(
+                            at,
+                            format!(
+                                "profiles are nested {} levels deep; the limit is {MAX_DEPTH}",
+                                d + 1
+                            ),
+                            None,
+                        );
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// A name from the configuration: absolute with a trailing dot; without one, absolute if that
+/// lies inside a served zone, else relative to the only zone. Errors are (message, hint).
+fn resolve_name(text: &str, zones: &[ZoneConfig]) -> Result<Name, (String, Option<String>)> {
+    let bad = |e: crate::name::NameError| (format!("invalid name {text:?}: {e}"), None);
+    if text.ends_with('.') {
+        return Name::parse(text, None).map(|n| n.to_lowercase()).map_err(bad);
+    }
+    let absolute = Name::parse(&format!("{text}."), None).map_err(bad)?.to_lowercase();
+    if zones.iter().any(|z| absolute.is_within(&z.name)) {
+        return Ok(absolute);
+    }
+    match zones {
+        [only] => Name::parse(text, Some(&only.name)).map(|n| n.to_lowercase()).map_err(bad),
+        _ => Err((
+            format!("{text:?} is not inside any served zone"),
+            Some("write the name absolute, with a trailing dot".into()),
+        )),
     }
 }
 

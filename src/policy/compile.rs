@@ -1,0 +1,98 @@
+//! From the configuration model to the tables `select` reads: dense ids, priority order, the
+//! geographic map sorted by region, subnet rules. Runs when a snapshot is built, never per
+//! query.
+
+use super::{Cidr, Endpoint, Policies, Profile, Target, stable_hash};
+use crate::config::{Config, TargetConfig};
+use std::net::IpAddr;
+
+/// Compiles every profile of a validated configuration. Profile ids are their positions in
+/// `config.profiles`; endpoint ids are dense across all profiles, in configuration order.
+pub fn compile(config: &Config) -> Policies {
+    let mut endpoints = Vec::new();
+    let mut profiles = Vec::with_capacity(config.profiles.len());
+    for (pid, pc) in config.profiles.iter().enumerate() {
+        let first = endpoints.len() as u32;
+        for ec in &pc.endpoints {
+            let target = match &ec.target {
+                TargetConfig::Addresses(addrs) => Target::Addresses {
+                    v4: addrs
+                        .iter()
+                        .filter_map(|a| match a {
+                            IpAddr::V4(v) => Some(*v),
+                            _ => None,
+                        })
+                        .collect(),
+                    v6: addrs
+                        .iter()
+                        .filter_map(|a| match a {
+                            IpAddr::V6(v) => Some(*v),
+                            _ => None,
+                        })
+                        .collect(),
+                },
+                TargetConfig::Cname(n) => Target::Cname(n.clone()),
+                TargetConfig::Profile(child) => Target::Profile(*child as u32),
+            };
+            endpoints.push(Endpoint {
+                name: ec.name.clone(),
+                profile: pid as u32,
+                target,
+                priority: ec.priority,
+                weight: ec.weight,
+                regions: ec.regions.clone().into(),
+                location: ec.location,
+                subnets: ec.subnets.clone().into(),
+                enabled: ec.enabled,
+                min_child_endpoints: ec.min_child_endpoints,
+                min_child_ipv4: ec.min_child_ipv4,
+                min_child_ipv6: ec.min_child_ipv6,
+                key_hash: stable_hash(format!("{}/{}", pc.name, ec.name).as_bytes()),
+            });
+        }
+        let ids: Vec<u32> = (first..endpoints.len() as u32).collect();
+        let mut by_priority = ids.clone();
+        by_priority.sort_by_key(|&id| (endpoints[id as usize].priority, id));
+        let mut geo_map: Vec<_> = ids
+            .iter()
+            .flat_map(|&id| endpoints[id as usize].regions.iter().map(move |&r| (r, id)))
+            .collect();
+        geo_map.sort_by_key(|&(r, _)| r);
+        let subnet_rules: Vec<(Cidr, u32)> = ids
+            .iter()
+            .flat_map(|&id| endpoints[id as usize].subnets.iter().map(move |&c| (c, id)))
+            .collect();
+        let subnet_fallback =
+            ids.iter().copied().find(|&id| endpoints[id as usize].subnets.is_empty());
+        profiles.push(Profile {
+            name: pc.name.clone(),
+            method: pc.method,
+            ttl: pc.ttl,
+            endpoints: ids.into(),
+            when_all_down: pc.when_all_down,
+            max_answers: pc.max_answers,
+            sticky: pc.sticky,
+            needs_geo: false,
+            by_priority: by_priority.into(),
+            geo_map: geo_map.into(),
+            subnet_rules: subnet_rules.into(),
+            subnet_fallback,
+        });
+    }
+    // A profile needs GeoIP if it, or any profile nested below it, routes by location.
+    // Nesting is loop-free and bounded (validated), so a fixed number of passes settles it.
+    for p in profiles.iter_mut() {
+        p.needs_geo = p.method.uses_geo();
+    }
+    for _ in 0..super::MAX_DEPTH {
+        for i in 0..profiles.len() {
+            let nested =
+                profiles[i].endpoints.iter().any(|&id| match endpoints[id as usize].target {
+                    Target::Profile(c) => profiles[c as usize].needs_geo,
+                    _ => false,
+                });
+            profiles[i].needs_geo |= nested;
+        }
+    }
+    Policies { profiles: profiles.into(), endpoints: endpoints.into() }
+}

@@ -1,0 +1,514 @@
+//! Routing decisions, data driven: a fixture is a TOML profile (run through the real
+//! configuration parser and compiler), endpoint statuses, and a client; the expectation is
+//! the chosen endpoints (or NODATA/SERVFAIL) and the ECS scope.
+
+use super::*;
+use crate::config;
+use crate::geo::GeoInfo;
+use std::path::Path;
+
+const HEAD: &str =
+    "[geoip]\ndatabase = \"none.mmdb\"\n[[zone]]\nname = \"example.test\"\nfile = \"z\"\n";
+
+fn policies(toml: &str) -> Policies {
+    let cfg = config::parse(Path::new("t.toml"), &format!("{HEAD}{toml}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    compile(&cfg)
+}
+
+/// `statuses`: `name=Status` pairs (endpoints not listed are Online), for the first profile's
+/// endpoints and any nested ones (names are unique across a fixture).
+fn signals(p: &Policies, statuses: &str) -> Signals {
+    let sig = Signals::new(p.endpoints.iter().map(|_| Status::Online));
+    for pair in statuses.split_whitespace() {
+        let (name, st) = pair.split_once('=').unwrap();
+        let id = p
+            .endpoints
+            .iter()
+            .position(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no endpoint {name}"));
+        let st = match st {
+            "Online" => Status::Online,
+            "Degraded" => Status::Degraded,
+            "Checking" => Status::CheckingEndpoint,
+            "Disabled" => Status::Disabled,
+            "Stopped" => Status::Stopped,
+            "Unmonitored" => Status::Unmonitored,
+            _ => panic!("status {st}"),
+        };
+        sig.set_status(id as u32, st);
+    }
+    sig
+}
+
+/// `client`: `ADDR [cc=DE] [sub=DE-HE] [loc=LAT,LON] [prefix=N]`.
+fn client(spec: &str) -> Client {
+    let mut parts = spec.split_whitespace();
+    let addr = parts.next().unwrap().parse().unwrap();
+    let mut g = GeoInfo { found: false, ..Default::default() };
+    for kv in parts {
+        let (k, v) = kv.split_once('=').unwrap();
+        match k {
+            "cc" => {
+                let c = crate::geo::country_id(v.as_bytes()).unwrap();
+                g.country = Some(c);
+                g.group = crate::geo::country(c).map(|x| x.group);
+                g.found = true;
+            }
+            "sub" => match Region::parse(v).unwrap() {
+                Region::Subdivision(s) => g.subdivision = Some(s),
+                _ => panic!(),
+            },
+            "loc" => {
+                let (a, b) = v.split_once(',').unwrap();
+                g.location = Some(Location { lat: a.parse().unwrap(), lon: b.parse().unwrap() });
+            }
+            "prefix" => g.prefix = v.parse().unwrap(),
+            _ => panic!("client key {k}"),
+        }
+    }
+    Client { addr, geo: Some(g) }
+}
+
+/// Runs the first profile and renders the result: `a,b scope=N`, `NODATA scope=N`, ...
+fn run(p: &Policies, sig: &Signals, c: &Client, seed: u64) -> String {
+    let mut sel = Selection::default();
+    let mut trace = Vec::new();
+    select(p, 0, sig, c, &mut Rng::new(seed), &mut sel, &mut trace);
+    let what = match sel.outcome {
+        Outcome::Answer => sel
+            .chosen()
+            .iter()
+            .map(|&id| p.endpoints[id as usize].name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        Outcome::NoData => "NODATA".into(),
+        Outcome::ServFail => "SERVFAIL".into(),
+    };
+    format!("{what} scope={}", sel.scope)
+}
+
+#[track_caller]
+fn check(toml: &str, cases: &[(&str, &str, &str)]) {
+    let p = policies(toml);
+    for (statuses, c, want) in cases {
+        let got = run(&p, &signals(&p, statuses), &client(c), 1);
+        assert_eq!(&got, want, "statuses {statuses:?}, client {c:?}");
+    }
+}
+
+const PRIORITY: &str = r#"
+[[profile]]
+name = "www"
+method = "priority"
+[[profile.endpoint]]
+name = "stack-hub"
+address = "192.0.2.1"
+priority = 1
+[[profile.endpoint]]
+name = "azure"
+address = "192.0.2.2"
+priority = 2
+[[profile.endpoint]]
+name = "dr"
+address = "192.0.2.3"
+priority = 3
+enabled = false
+"#;
+
+#[test]
+fn priority() {
+    check(
+        PRIORITY,
+        &[
+            ("", "10.0.0.1", "stack-hub scope=0"),
+            ("stack-hub=Degraded", "10.0.0.1", "azure scope=0"),
+            ("stack-hub=Checking", "10.0.0.1", "stack-hub scope=0"),
+            ("stack-hub=Disabled", "10.0.0.1", "azure scope=0"),
+            ("stack-hub=Stopped azure=Unmonitored", "10.0.0.1", "azure scope=0"),
+            // All down: serve as if every *enabled* endpoint were up (dr stays out).
+            ("stack-hub=Degraded azure=Degraded", "10.0.0.1", "stack-hub scope=0"),
+        ],
+    );
+    let nodata = PRIORITY
+        .replace("method = \"priority\"", "method = \"priority\"\nwhen_all_down = \"nodata\"");
+    check(&nodata, &[("stack-hub=Degraded azure=Degraded", "10.0.0.1", "NODATA scope=0")]);
+    let servfail = PRIORITY
+        .replace("method = \"priority\"", "method = \"priority\"\nwhen_all_down = \"servfail\"");
+    check(
+        &servfail,
+        &[
+            ("stack-hub=Degraded azure=Degraded", "10.0.0.1", "SERVFAIL scope=0"),
+            ("azure=Degraded", "10.0.0.1", "stack-hub scope=0"),
+        ],
+    );
+}
+
+const WEIGHTED: &str = r#"
+[[profile]]
+name = "www"
+method = "weighted"
+[[profile.endpoint]]
+name = "a"
+address = "192.0.2.1"
+weight = 1
+[[profile.endpoint]]
+name = "b"
+address = "192.0.2.2"
+weight = 2
+[[profile.endpoint]]
+name = "c"
+address = "192.0.2.3"
+weight = 7
+"#;
+
+/// Weighted answers follow the weights: a chi-square goodness-of-fit test with a fixed seed.
+/// With 2 degrees of freedom the statistic exceeds 13.82 with probability 0.001 when the
+/// draws do follow the weights.
+#[test]
+fn weighted_follows_weights() {
+    let p = policies(WEIGHTED);
+    let sig = signals(&p, "");
+    let c = client("10.0.0.1");
+    let mut rng = Rng::new(42);
+    let mut counts = [0u64; 3];
+    let n = 100_000;
+    let mut sel = Selection::default();
+    for _ in 0..n {
+        select(&p, 0, &sig, &c, &mut rng, &mut sel, &mut ());
+        counts[sel.chosen()[0] as usize] += 1;
+    }
+    let expected = [0.1, 0.2, 0.7].map(|w| w * n as f64);
+    let chi2: f64 = counts.iter().zip(expected).map(|(&o, e)| (o as f64 - e).powi(2) / e).sum();
+    assert!(chi2 < 13.82, "chi-square {chi2:.2} for counts {counts:?}");
+
+    // A degraded endpoint gets nothing; the others keep their proportions.
+    let sig = signals(&p, "c=Degraded");
+    let mut counts = [0u64; 3];
+    for _ in 0..30_000 {
+        select(&p, 0, &sig, &c, &mut rng, &mut sel, &mut ());
+        counts[sel.chosen()[0] as usize] += 1;
+    }
+    assert_eq!(counts[2], 0);
+    let ratio = counts[1] as f64 / counts[0] as f64;
+    assert!((1.8..2.2).contains(&ratio), "{counts:?}");
+}
+
+#[test]
+fn weighted_sticky_by_client_subnet() {
+    let sticky = WEIGHTED
+        .replace("method = \"weighted\"", "method = \"weighted\"\nsticky = \"client-subnet\"");
+    let p = policies(&sticky);
+    let sig = signals(&p, "");
+    let pick = |addr: &str, sig: &Signals, seed: u64| run(&p, sig, &client(addr), seed);
+    // Same /24, any RNG: the same endpoint (and the scope says /24).
+    let first = pick("198.51.100.7", &sig, 1);
+    assert!(first.ends_with("scope=24"), "{first}");
+    for (addr, seed) in [("198.51.100.200", 2), ("198.51.100.7", 99)] {
+        assert_eq!(pick(addr, &sig, seed), first);
+    }
+    // Across many client prefixes the shares follow the weights, roughly.
+    let mut counts = std::collections::HashMap::new();
+    let mut before = Vec::new();
+    for i in 0..6000u32 {
+        let addr = format!("10.{}.{}.1", i / 256, i % 256);
+        let got = pick(&addr, &sig, 0);
+        *counts.entry(got.clone()).or_insert(0) += 1;
+        before.push(got);
+    }
+    let c = counts.get("c scope=24").copied().unwrap_or(0) as f64 / 6000.0;
+    assert!((0.65..0.75).contains(&c), "{counts:?}");
+    // When b goes down, only b's clients move (rendezvous hashing).
+    let sig_b = signals(&p, "b=Degraded");
+    for (i, was) in before.iter().enumerate() {
+        let addr = format!("10.{}.{}.1", i / 256, i % 256);
+        let now = pick(&addr, &sig_b, 0);
+        if !was.starts_with("b ") {
+            assert_eq!(&now, was, "client {addr} moved although its endpoint stayed up");
+        }
+    }
+}
+
+const GEO: &str = r#"
+[[profile]]
+name = "www"
+method = "geographic"
+[[profile.endpoint]]
+name = "seattle"
+address = "192.0.2.1"
+geo = ["US-WA"]
+[[profile.endpoint]]
+name = "us"
+address = "192.0.2.2"
+geo = ["US", "CA"]
+[[profile.endpoint]]
+name = "europe"
+address = "192.0.2.3"
+geo = ["GEO-EU", "GEO-ME"]
+[[profile.endpoint]]
+name = "rest"
+address = "192.0.2.4"
+geo = ["WORLD"]
+"#;
+
+#[test]
+fn geographic_most_specific_region_wins() {
+    check(
+        GEO,
+        &[
+            ("", "10.0.0.1 cc=US sub=US-WA prefix=16", "seattle scope=16"),
+            ("", "10.0.0.1 cc=US sub=US-OR prefix=20", "us scope=20"),
+            ("", "10.0.0.1 cc=CA prefix=12", "us scope=12"),
+            ("", "10.0.0.1 cc=DE prefix=10", "europe scope=10"),
+            // Traffic Manager's groups: Saudi Arabia is GEO-ME, not Asia.
+            ("", "10.0.0.1 cc=SA prefix=10", "europe scope=10"),
+            ("", "10.0.0.1 cc=JP prefix=8", "rest scope=8"),
+            ("", "10.0.0.1 prefix=8", "rest scope=8"),
+            // Geo-fence: no failover to another region while others are up...
+            ("seattle=Degraded", "10.0.0.1 cc=US sub=US-WA prefix=16", "NODATA scope=16"),
+            // ...but when every endpoint is down, the all-down rule serves the mapped one.
+            (
+                "seattle=Degraded us=Degraded europe=Degraded rest=Degraded",
+                "10.0.0.1 cc=US sub=US-WA prefix=16",
+                "seattle scope=16",
+            ),
+        ],
+    );
+    // Without WORLD, an unmapped client gets NODATA.
+    let no_world = GEO.replace("geo = [\"WORLD\"]", "geo = [\"AU\"]");
+    check(&no_world, &[("", "10.0.0.1 cc=JP prefix=8", "NODATA scope=8")]);
+}
+
+const PERF: &str = r#"
+[[profile]]
+name = "www"
+method = "performance"
+[[profile.endpoint]]
+name = "amsterdam"
+address = "192.0.2.1"
+location = "westeurope"
+[[profile.endpoint]]
+name = "virginia"
+address = "192.0.2.2"
+location = "eastus"
+[[profile.endpoint]]
+name = "sydney"
+address = "192.0.2.3"
+location = [-33.87, 151.21]
+weight = 5
+[[profile.endpoint]]
+name = "sydney-2"
+address = "192.0.2.4"
+location = [-33.87, 151.21]
+weight = 9
+"#;
+
+#[test]
+fn performance_picks_the_nearest() {
+    check(
+        PERF,
+        &[
+            ("", "10.0.0.1 cc=DE loc=50.11,8.68 prefix=16", "amsterdam scope=16"),
+            ("", "10.0.0.1 cc=US loc=40.71,-74.0 prefix=16", "virginia scope=16"),
+            // A tie goes to the higher weight.
+            ("", "10.0.0.1 cc=AU loc=-37.81,144.96 prefix=16", "sydney-2 scope=16"),
+            ("sydney-2=Degraded", "10.0.0.1 cc=AU loc=-37.81,144.96 prefix=16", "sydney scope=16"),
+            ("amsterdam=Degraded", "10.0.0.1 cc=DE loc=50.11,8.68 prefix=16", "virginia scope=16"),
+        ],
+    );
+}
+
+#[test]
+fn multivalue_returns_available_endpoints() {
+    let mv = r#"
+[[profile]]
+name = "www"
+method = "multivalue"
+max_answers = 2
+[[profile.endpoint]]
+name = "a"
+address = "192.0.2.1"
+[[profile.endpoint]]
+name = "b"
+address = "192.0.2.2"
+[[profile.endpoint]]
+name = "c"
+address = "192.0.2.3"
+"#;
+    let p = policies(mv);
+    let c = client("10.0.0.1");
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..50 {
+        let got = run(&p, &signals(&p, "b=Degraded"), &c, seed);
+        assert!(got == "a,c scope=0" || got == "c,a scope=0", "{got}");
+        for name in run(&p, &signals(&p, ""), &c, seed).split(' ').next().unwrap().split(',') {
+            seen.insert(name.to_string());
+        }
+    }
+    assert_eq!(seen.len(), 3, "rotation spreads answers over every endpoint");
+}
+
+const SUBNET: &str = r#"
+[[profile]]
+name = "www"
+method = "subnet"
+[[profile.endpoint]]
+name = "branch"
+address = "192.0.2.1"
+subnets = ["10.1.0.0/16", "2001:db8:1::/48"]
+[[profile.endpoint]]
+name = "hq"
+address = "192.0.2.2"
+subnets = ["10.2.0.0/16", "172.16.0.0/12"]
+[[profile.endpoint]]
+name = "internet"
+address = "192.0.2.3"
+"#;
+
+#[test]
+fn subnet_longest_match_and_fallback() {
+    check(
+        SUBNET,
+        &[
+            ("", "10.1.2.3", "branch scope=16"),
+            ("", "2001:db8:1::5", "branch scope=48"),
+            ("", "172.20.0.1", "hq scope=12"),
+            // No rule: the fallback, valid for the widest block around the client that
+            // overlaps no rule (10.3.0.1 shares 15 bits with 10.2.0.0/16, so 10.3.0.0/16).
+            ("", "10.3.0.1", "internet scope=16"),
+            ("", "203.0.113.1", "internet scope=2"),
+            ("branch=Degraded", "10.1.2.3", "internet scope=16"),
+        ],
+    );
+    let no_fallback = SUBNET.replace(
+        "name = \"internet\"\naddress = \"192.0.2.3\"",
+        "name = \"internet\"\naddress = \"192.0.2.3\"\nsubnets = [\"192.168.0.0/16\"]",
+    );
+    // 203.0.113.1 shares 4 bits with 192.168.0.0/16: the answer holds for 200.0.0.0/5.
+    check(&no_fallback, &[("", "203.0.113.1", "NODATA scope=5")]);
+}
+
+const NESTED: &str = r#"
+[[profile]]
+name = "www"
+method = "priority"
+[[profile.endpoint]]
+name = "eu"
+profile = "eu.www"
+priority = 1
+min_child_endpoints = 2
+[[profile.endpoint]]
+name = "us"
+profile = "us.www"
+priority = 2
+
+[[profile]]
+name = "eu.www"
+method = "weighted"
+[[profile.endpoint]]
+name = "eu-1"
+address = "192.0.2.1"
+[[profile.endpoint]]
+name = "eu-2"
+address = "192.0.2.2"
+
+[[profile]]
+name = "us.www"
+method = "priority"
+[[profile.endpoint]]
+name = "us-1"
+address = "192.0.2.3"
+"#;
+
+#[test]
+fn nested_profiles_and_min_child_endpoints() {
+    check(NESTED, &[("eu-2=Degraded", "10.0.0.1", "us-1 scope=0")]);
+    let p = policies(NESTED);
+    // Everything down: the all-down rule serves the first priority, and inside it (also all
+    // down) the weighted choice between its endpoints.
+    let all_down = signals(&p, "eu-1=Degraded eu-2=Degraded us-1=Degraded");
+    for seed in 0..10 {
+        let got = run(&p, &all_down, &client("10.0.0.1"), seed);
+        assert!(got.starts_with("eu-"), "{got}");
+    }
+    let c = client("10.0.0.1");
+    for seed in 0..20 {
+        let got = run(&p, &signals(&p, ""), &c, seed);
+        assert!(got == "eu-1 scope=0" || got == "eu-2 scope=0", "{got}");
+    }
+}
+
+#[test]
+fn explain_trace_names_each_step() {
+    let p = policies(NESTED);
+    let mut trace = Vec::new();
+    let mut sel = Selection::default();
+    select(
+        &p,
+        0,
+        &signals(&p, "eu-2=Degraded"),
+        &client("10.0.0.1"),
+        &mut Rng::new(3),
+        &mut sel,
+        &mut trace,
+    );
+    let text = trace.join("\n");
+    for want in [
+        "profile www.example.test. (priority, ttl 60)",
+        "endpoint eu: unavailable (nested profile below its minimum of available endpoints)",
+        "endpoint us: available",
+        "priority: lowest available priority is 2 (us)",
+        "chose nested endpoint us: descending",
+        "  profile us.www.example.test. (priority, ttl 60)",
+        "  chose us-1",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn configuration_errors() {
+    let bad = |toml: &str| {
+        config::parse(Path::new("t.toml"), &format!("{HEAD}{toml}")).unwrap_err().to_string()
+    };
+    let e = bad(&PRIORITY.replace("priority = 2", "priority = 1"));
+    assert!(e.contains("t.toml:17:12: priority 1 is also \"stack-hub\"'s"), "{e}");
+    let e = bad(&GEO.replace("geo = [\"US\", \"CA\"]", "geo = [\"US\", \"GEO-EU\"]"));
+    assert!(e.contains("region GEO-EU is already mapped to \"us\""), "{e}");
+    let e = bad(&GEO.replace("\"US\", \"CA\"", "\"US\", \"XX\""));
+    assert!(e.contains("unknown region code \"XX\""), "{e}");
+    let e = bad(&SUBNET.replace("\"172.16.0.0/12\"", "\"10.1.128.0/17\""));
+    assert!(e.contains("subnet 10.1.128.0/17 overlaps 10.1.0.0/16 of \"branch\""), "{e}");
+    let e = bad(&NESTED
+        .replace("name = \"us-1\"\naddress = \"192.0.2.3\"", "name = \"back\"\nprofile = \"www\""));
+    assert!(e.contains("nested profiles form a loop: us.www.example.test. -> www.example.test. -> us.www.example.test."), "{e}");
+    let e = bad(
+        "[[profile]]\nname = \"www\"\nmethod = \"multivalue\"\n[[profile.endpoint]]\nname = \"x\"\ncname = \"a.example.net\"\n",
+    );
+    assert!(e.contains("multivalue endpoint \"x\" must be an address endpoint"), "{e}");
+    let e = bad(
+        "[[profile]]\nname = \"www.other.org.\"\nmethod = \"priority\"\n[[profile.endpoint]]\nname = \"x\"\naddress = \"192.0.2.1\"\n",
+    );
+    assert!(e.contains("profile www.other.org. is not inside a served zone"), "{e}");
+    let e = bad(
+        "[[profile]]\nname = \"www\"\nmethod = \"fastest\"\n[[profile.endpoint]]\nname = \"x\"\naddress = \"192.0.2.1\"\n",
+    );
+    assert!(
+        e.contains("unknown routing method \"fastest\"")
+            && e.contains("hint: one of: priority, weighted"),
+        "{e}"
+    );
+    // Depth: a chain of 11 profiles.
+    let mut chain = String::new();
+    for i in 0..11 {
+        chain += &format!(
+            "[[profile]]\nname = \"p{i}\"\nmethod = \"priority\"\n[[profile.endpoint]]\nname = \"e{i}\"\n"
+        );
+        chain += &if i < 10 {
+            format!("profile = \"p{}\"\n", i + 1)
+        } else {
+            "address = \"192.0.2.1\"\n".into()
+        };
+    }
+    assert!(bad(&chain).contains("profiles are nested 11 levels deep; the limit is 10"));
+}
