@@ -23,6 +23,9 @@ pub enum AppError {
     Bind(#[from] BindError),
     #[error("{0}")]
     Runtime(#[from] std::io::Error),
+    /// A command-line argument that does not make sense.
+    #[error("error: {0}")]
+    Usage(#[from] crate::explain::ExplainError),
 }
 
 impl AppError {
@@ -30,6 +33,7 @@ impl AppError {
         match self {
             AppError::Config(_) => 1,
             AppError::Bind(_) | AppError::Runtime(_) => 2,
+            AppError::Usage(_) => 2,
         }
     }
 }

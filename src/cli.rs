@@ -1,7 +1,9 @@
 //! The command line: `meridian serve` and `meridian check`.
 
 use crate::app::{self, AppError};
-use crate::state;
+use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::geo::mmdb;
+use crate::{explain, state};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -26,6 +28,41 @@ pub enum Command {
     Serve,
     /// Validate the configuration and every zone file; exit 1 and list every problem if any.
     Check,
+    /// Show how a query would be answered for a client, step by step, through the same code
+    /// that serves (endpoints have the status a freshly started server gives them).
+    Explain {
+        /// The name asked, e.g. www.app.example.com
+        name: String,
+        /// The record type asked
+        #[arg(default_value = "A")]
+        rtype: String,
+        /// The client: IP (the query's source) or IP/PREFIX (sent as EDNS Client Subnet)
+        #[arg(long)]
+        client: String,
+        /// Seed for the random draw of weighted choices (default: random)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// GeoIP database tools.
+    Geoip {
+        #[command(subcommand)]
+        command: GeoipCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GeoipCommand {
+    /// Write a MaxMind DB (.mmdb) file from a CSV of cidr,country,continent,subdivision,lat,lon
+    Build {
+        /// The CSV file
+        input: PathBuf,
+        /// The .mmdb file to write
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The database_type recorded in the file's metadata
+        #[arg(long, default_value = "Meridian-GeoIP")]
+        database_type: String,
+    },
 }
 
 /// Runs a parsed command line.
@@ -38,9 +75,53 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             for z in snap.zones.zones() {
                 println!("  zone {}: {} records", z.origin(), z.record_count());
             }
+            for p in snap.policies.profiles.iter() {
+                println!(
+                    "  profile {}: {}, {} endpoints",
+                    p.name,
+                    p.method.as_str(),
+                    p.endpoints.len()
+                );
+            }
+            if let Some(g) = &snap.geo {
+                println!("  geoip {}", g.description());
+            }
             for addr in &snap.config.server.listen {
                 println!("  listen {addr} (udp, tcp)");
             }
+            Ok(())
+        }
+        Command::Explain { name, rtype, client, seed } => {
+            let snap = state::load(&cli.config).map_err(AppError::Config)?;
+            let seed = seed.unwrap_or_else(|| crate::policy::Rng::from_entropy().next_u64());
+            let e =
+                explain::explain(&snap, &name, &rtype, &client, seed).map_err(AppError::Usage)?;
+            println!("{e}");
+            Ok(())
+        }
+        Command::Geoip { command: GeoipCommand::Build { input, output, database_type } } => {
+            let text = std::fs::read_to_string(&input).map_err(|e| {
+                AppError::Config(
+                    Diagnostic::new(
+                        Loc::new(&input, 1, 1),
+                        format!("cannot read {}: {e}", input.display()),
+                    )
+                    .into(),
+                )
+            })?;
+            let rows = mmdb::parse_csv(&text).map_err(|errs| {
+                AppError::Config(Diagnostics(
+                    errs.into_iter()
+                        .map(|(line, m)| Diagnostic::new(Loc::new(&input, line as u32, 1), m))
+                        .collect(),
+                ))
+            })?;
+            let epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let bytes = mmdb::build(&rows, &database_type, epoch);
+            std::fs::write(&output, &bytes)?;
+            println!("{}: {} networks, {} bytes", output.display(), rows.len(), bytes.len());
             Ok(())
         }
     }

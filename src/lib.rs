@@ -18,6 +18,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod explain;
 pub mod geo;
 pub mod name;
 pub mod policy;

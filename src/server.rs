@@ -9,7 +9,8 @@
 //! answered in order as they arrive (pipelining), under a connection limit and an idle timeout
 //! so that slow or silent clients cannot hold resources for long.
 
-use crate::resolve::{Transport, resolve};
+use crate::policy::Rng;
+use crate::resolve::{Request, Transport, resolve};
 use crate::state::Shared;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -116,6 +117,7 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut query = vec![0u8; MAX_MESSAGE];
     let mut out = vec![0u8; MAX_MESSAGE];
+    let mut rng = Rng::from_entropy();
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut query) {
             Ok(r) => r,
@@ -130,7 +132,8 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             }
         };
         let snap = shared.load();
-        let Some(answer) = resolve(&snap, &query[..n], Transport::Udp, &mut out) else {
+        let req = Request { src: peer.ip(), transport: Transport::Udp };
+        let Some(answer) = resolve(&snap, &query[..n], req, &mut rng, &mut out) else {
             continue;
         };
         if let Err(e) = sock.send_to(&out[..answer.len], peer) {
@@ -194,6 +197,9 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let Ok(peer) = stream.peer_addr() else { return };
+    let req = Request { src: peer.ip(), transport: Transport::Tcp };
+    let mut rng = Rng::from_entropy();
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut query = vec![0u8; MAX_MESSAGE];
@@ -223,7 +229,7 @@ async fn connection(
         let answer = {
             // The snapshot guard is dropped before the next await.
             let snap = shared.load();
-            resolve(&snap, &query[..len], Transport::Tcp, &mut out[2..])
+            resolve(&snap, &query[..len], req, &mut rng, &mut out[2..])
         };
         let Some(answer) = answer else { continue };
         out[..2].copy_from_slice(&(answer.len as u16).to_be_bytes());

@@ -6,6 +6,8 @@
 
 use crate::config::{self, Config};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::geo::GeoDb;
+use crate::policy::{self, Policies, Signals, Status};
 use crate::zone::{self, ZoneSet};
 use arc_swap::ArcSwap;
 use std::path::Path;
@@ -16,6 +18,8 @@ use std::sync::Arc;
 pub struct Settings {
     /// The largest UDP answer sent, and the payload size advertised in OPT.
     pub udp_payload: u16,
+    /// Honour EDNS Client Subnet in queries.
+    pub ecs: bool,
 }
 
 /// One immutable, validated view of everything served.
@@ -24,6 +28,11 @@ pub struct Snapshot {
     pub config: Config,
     pub zones: ZoneSet,
     pub settings: Settings,
+    /// Every profile and endpoint, by dense id.
+    pub policies: Policies,
+    /// Live per-endpoint state, indexed like `policies.endpoints`.
+    pub signals: Signals,
+    pub geo: Option<GeoDb>,
 }
 
 /// Reads the configuration at `path` and every file it names, and builds a snapshot. Problems
@@ -65,8 +74,50 @@ pub fn build(config: Config) -> Result<Snapshot, Diagnostics> {
             Err(d) => diags.extend(d),
         }
     }
-    let settings = Settings { udp_payload: config.server.udp_payload };
-    diags.into_result(()).map(|()| Snapshot { zones: ZoneSet::new(zones), settings, config })
+    // Traffic-managed names become marked nodes of the zone that holds them.
+    let policies = policy::compile(&config);
+    for (id, pc) in config.profiles.iter().enumerate() {
+        let zone = zones
+            .iter_mut()
+            .filter(|z| pc.name.is_within(z.origin()))
+            .max_by_key(|z| z.origin().len());
+        if let Some(z) = zone
+            && let Err(e) = z.attach_profile(&pc.name, id as u32)
+        {
+            diags.push(Diagnostic::new(pc.loc.clone(), e));
+        }
+    }
+    let geo = match &config.geoip {
+        None => None,
+        Some(g) => match GeoDb::open(&g.database) {
+            Ok(db) => Some(db),
+            Err(e) => {
+                diags.push(
+                    Diagnostic::new(g.loc.clone(), format!("{}: {e}", g.database.display()))
+                        .with_hint(
+                            "build one from a CSV with `meridian geoip build`, see README.md",
+                        ),
+                );
+                None
+            }
+        },
+    };
+    // Until an endpoint is monitored it is always served; disabled ones never are.
+    let signals = Signals::new(
+        policies
+            .endpoints
+            .iter()
+            .map(|e| if e.enabled { Status::Unmonitored } else { Status::Disabled }),
+    );
+    let settings = Settings { udp_payload: config.server.udp_payload, ecs: config.server.ecs };
+    diags.into_result(()).map(|()| Snapshot {
+        zones: ZoneSet::new(zones),
+        settings,
+        config,
+        policies,
+        signals,
+        geo,
+    })
 }
 
 /// The current snapshot, shared by every worker.

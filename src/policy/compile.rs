@@ -31,7 +31,8 @@ pub fn compile(config: &Config) -> Policies {
                         })
                         .collect(),
                 },
-                TargetConfig::Cname(n) => Target::Cname(n.clone()),
+                // Lowercased: the target is also a lookup key when it lies in our own zone.
+                TargetConfig::Cname(n) => Target::Cname(n.to_lowercase()),
                 TargetConfig::Profile(child) => Target::Profile(*child as u32),
             };
             endpoints.push(Endpoint {

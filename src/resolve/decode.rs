@@ -5,6 +5,10 @@
 
 use crate::name::MAX_NAME_LEN;
 use crate::zone::rdata::T_OPT;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// EDNS option code of Client Subnet (RFC 7871).
+pub(crate) const OPT_ECS: u16 = 8;
 
 pub(crate) const HEADER_LEN: usize = 12;
 
@@ -27,6 +31,18 @@ pub(crate) struct Edns {
     pub dnssec_ok: bool,
 }
 
+/// An EDNS Client Subnet option from a query (RFC 7871 §6), validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ecs {
+    pub family: u16,
+    pub source: u8,
+    /// The address, zero beyond the source prefix.
+    pub addr: IpAddr,
+    /// The address bytes as sent (`ceil(source / 8)` of them), echoed in the answer.
+    pub raw: [u8; 16],
+    pub raw_len: u8,
+}
+
 /// A decoded query. `question` is the raw question section as sent, echoed verbatim so the
 /// client sees its own letter case (0x20 randomisation).
 #[derive(Debug)]
@@ -41,6 +57,7 @@ pub(crate) struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
+    pub ecs: Option<Ecs>,
 }
 
 impl Query<'_> {
@@ -69,7 +86,8 @@ pub(crate) fn header(msg: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// Decodes a query. On `Err`, the caller answers with the header fields from [`header`].
-pub(crate) fn query(msg: &[u8]) -> Result<Query<'_>, Reject> {
+/// With `ecs` false, Client Subnet options are ignored like any unknown option.
+pub(crate) fn query(msg: &[u8], ecs: bool) -> Result<Query<'_>, Reject> {
     let (id, flags) = header(msg).ok_or(Reject::Drop)?;
     let opcode = (flags >> 11) & 0xf;
     let qdcount = u16_at(msg, 4).unwrap_or(0);
@@ -91,6 +109,7 @@ pub(crate) fn query(msg: &[u8]) -> Result<Query<'_>, Reject> {
         qtype: 0,
         qclass: 0,
         edns: None,
+        ecs: None,
     };
     // The question name: plain labels only. A compression pointer in the first name of a
     // message can only point backwards into the header, which is never a valid name.
@@ -134,7 +153,7 @@ pub(crate) fn query(msg: &[u8]) -> Result<Query<'_>, Reject> {
             let payload = u16_at(msg, pos + 3).ok_or(Reject::FormErr)?;
             let version = msg[pos + 6];
             let dnssec_ok = msg[pos + 7] & 0x80 != 0;
-            check_options(&msg[pos + 11..next])?;
+            check_options(&msg[pos + 11..next], ecs, &mut q.ecs)?;
             q.edns = Some(Edns { payload, version, dnssec_ok });
         }
         pos = next;
@@ -174,12 +193,48 @@ fn skip_record(msg: &[u8], mut pos: usize) -> Result<(u16, usize), Reject> {
     Ok((rtype, end))
 }
 
-/// Checks the option list of an OPT record is well formed (RFC 6891 §6.1.2). Unknown options
-/// are ignored, as the RFC requires.
-fn check_options(mut opts: &[u8]) -> Result<(), Reject> {
+/// Checks the option list of an OPT record is well formed (RFC 6891 §6.1.2) and reads Client
+/// Subnet. Unknown options are ignored, as the RFC requires.
+fn check_options(mut opts: &[u8], use_ecs: bool, ecs: &mut Option<Ecs>) -> Result<(), Reject> {
     while !opts.is_empty() {
+        let code = u16_at(opts, 0).ok_or(Reject::FormErr)?;
         let len = u16_at(opts, 2).ok_or(Reject::FormErr)? as usize;
-        opts = opts.get(4 + len..).ok_or(Reject::FormErr)?;
+        let data = opts.get(4..4 + len).ok_or(Reject::FormErr)?;
+        if code == OPT_ECS && use_ecs {
+            if ecs.is_some() {
+                return Err(Reject::FormErr);
+            }
+            *ecs = Some(client_subnet(data)?);
+        }
+        opts = &opts[4 + len..];
     }
     Ok(())
+}
+
+/// RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in queries), then exactly
+/// enough address bytes for the source prefix, with the bits past it zero. Anything else is
+/// FORMERR (§7.1.1 leaves no room for guessing).
+fn client_subnet(d: &[u8]) -> Result<Ecs, Reject> {
+    let (head, addr) = d.split_first_chunk::<4>().ok_or(Reject::FormErr)?;
+    let [f0, f1, source, scope] = *head;
+    let family = u16::from_be_bytes([f0, f1]);
+    let width = match family {
+        1 => 32,
+        2 => 128,
+        _ => return Err(Reject::FormErr),
+    };
+    if source > width || scope != 0 || addr.len() != (source as usize).div_ceil(8) {
+        return Err(Reject::FormErr);
+    }
+    if source % 8 != 0 && addr[addr.len() - 1] & (0xff >> (source % 8)) != 0 {
+        return Err(Reject::FormErr);
+    }
+    let mut raw = [0u8; 16];
+    raw[..addr.len()].copy_from_slice(addr);
+    let ip = if family == 1 {
+        IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(raw))
+    };
+    Ok(Ecs { family, source, addr: ip, raw, raw_len: addr.len() as u8 })
 }

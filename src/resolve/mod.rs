@@ -1,18 +1,21 @@
 //! The hot path: one query in, one answer out, written into the caller's buffer.
 //!
-//! `resolve` is synchronous and pure given the snapshot: it never awaits, never locks and never
-//! allocates (a test with a counting allocator holds it to that). It decodes only the header,
-//! the question and OPT, finds the zone and node, and encodes the answer directly, copying
-//! RRsets that were pre-encoded when the snapshot was built. Owner names are compression
-//! pointers into names already in the message, so nothing is re-encoded per query.
+//! `resolve` is synchronous and pure given the snapshot, the client and the RNG: it never
+//! awaits, never locks and never allocates (a test with a counting allocator holds it to that).
+//! It decodes only the header, the question and OPT, finds the zone and node, and encodes the
+//! answer directly: static RRsets are copied pre-encoded; traffic-managed names ask `policy`
+//! which endpoints answer and write their records. Owner names are compression pointers into
+//! names already in the message, so nothing is re-encoded per query.
 
 mod decode;
 
 use crate::name::is_suffix;
+use crate::policy::{self, Client, Outcome, Rng, Selection, Target, Trace};
 use crate::state::Snapshot;
-use crate::zone::rdata::{T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_OPT, T_SOA};
+use crate::zone::rdata::{T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS, T_OPT, T_SOA};
 use crate::zone::{Found, Labels, Node, RRset, Zone};
-use decode::{Edns, HEADER_LEN, Query, Reject};
+use decode::{Ecs, Edns, HEADER_LEN, OPT_ECS, Query, Reject};
+use std::net::IpAddr;
 
 /// Response codes Meridian sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
 pub mod rcode {
@@ -23,6 +26,20 @@ pub mod rcode {
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
     pub const BADVERS: u16 = 16;
+
+    /// The mnemonic, for people.
+    pub fn name(rcode: u16) -> &'static str {
+        match rcode {
+            NOERROR => "NOERROR",
+            FORMERR => "FORMERR",
+            SERVFAIL => "SERVFAIL",
+            NXDOMAIN => "NXDOMAIN",
+            NOTIMP => "NOTIMP",
+            REFUSED => "REFUSED",
+            BADVERS => "BADVERS",
+            _ => "RCODE?",
+        }
+    }
 }
 
 /// The transport a query came over; it decides the size limit of the answer.
@@ -30,6 +47,14 @@ pub mod rcode {
 pub enum Transport {
     Udp,
     Tcp,
+}
+
+/// Where a query came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The packet's source address (the resolver's, usually).
+    pub src: IpAddr,
+    pub transport: Transport,
 }
 
 /// What `resolve` produced: the answer's length in the output buffer and its rcode (for
@@ -55,23 +80,42 @@ const ECHO_FLAGS: u16 = 0x7800 | 0x0100 | 0x0010;
 
 /// Answers `query`, writing the response into `out` (which should be 65535 bytes, the largest
 /// DNS message, so that TCP answers are never cut). Returns `None` when nothing should be sent.
+#[inline]
 pub fn resolve(
     snap: &Snapshot,
     query: &[u8],
-    transport: Transport,
+    req: Request,
+    rng: &mut Rng,
     out: &mut [u8],
 ) -> Option<Answer> {
-    let q = match decode::query(query) {
+    resolve_traced(snap, query, req, rng, out, &mut ())
+}
+
+/// [`resolve`], describing each step to `trace` (used by `meridian explain`; serving passes
+/// `()`, which compiles the tracing away).
+pub fn resolve_traced<T: Trace>(
+    snap: &Snapshot,
+    query: &[u8],
+    req: Request,
+    rng: &mut Rng,
+    out: &mut [u8],
+    trace: &mut T,
+) -> Option<Answer> {
+    let q = match decode::query(query, snap.settings.ecs) {
         Ok(q) => q,
-        Err(Reject::Drop) => return None,
+        Err(Reject::Drop) => {
+            trace.note(0, || "no header, or a response: nothing is sent".into());
+            return None;
+        }
         Err(reject) => {
             let (id, flags) = decode::header(query)?;
             let rcode = if reject == Reject::NotImp { rcode::NOTIMP } else { rcode::FORMERR };
+            trace.note(0, || format!("malformed or unsupported query: {}", rcode::name(rcode)));
             return Some(header_only(out, id, flags, rcode));
         }
     };
 
-    let limit = match (transport, q.edns) {
+    let limit = match (req.transport, q.edns) {
         (Transport::Tcp, _) => out.len().min(u16::MAX as usize),
         (Transport::Udp, None) => MIN_UDP,
         (Transport::Udp, Some(e)) => {
@@ -79,7 +123,11 @@ pub fn resolve(
         }
     }
     .min(out.len());
-    let reserve = if q.edns.is_some() { OPT_LEN } else { 0 };
+    let reserve = match (q.edns, q.ecs) {
+        (None, _) => 0,
+        (Some(_), None) => OPT_LEN,
+        (Some(_), Some(e)) => OPT_LEN + 8 + e.raw_len as usize,
+    };
     let mut w = Writer {
         buf: out,
         pos: 0,
@@ -88,36 +136,61 @@ pub fn resolve(
         payload: snap.settings.udp_payload,
     };
     w.header(q.id, q.flags);
-    // The question is echoed exactly as sent; it always fits (a query over UDP is at most
-    // 512 bytes unless EDNS raised both limits).
+    // The question is echoed exactly as sent; it always fits (a question is at most 259
+    // bytes, and every limit is at least 512 less the OPT record).
     if w.put(q.question).is_err() {
-        return Some(header_only(out_of(w), q.id, q.flags, rcode::FORMERR));
+        return Some(header_only(w.buf, q.id, q.flags, rcode::FORMERR));
     }
     let question_end = w.pos;
 
-    let mut meta = Meta { rcode: rcode::NOERROR, aa: false };
-    let truncated = answer(snap, &q, &mut w, &mut meta).is_err();
-    if truncated {
+    let client = match q.ecs {
+        Some(e) if e.source > 0 => {
+            trace.note(0, || {
+                format!(
+                    "client: {}/{} from EDNS Client Subnet (query from {})",
+                    e.addr, e.source, req.src
+                )
+            });
+            e.addr
+        }
+        _ => {
+            trace.note(0, || {
+                format!("client: {} (the query's source address; no usable ECS)", req.src)
+            });
+            req.src
+        }
+    };
+    let mut meta = Meta { rcode: rcode::NOERROR, aa: false, scope: 0 };
+    let result = answer(snap, &q, client, rng, &mut w, &mut meta, trace);
+    let truncated = result.is_err();
+    if truncated || meta.rcode == rcode::SERVFAIL {
         // RFC 2181 §9: what does not fit is not sent partially; the client retries over TCP.
         // Keep the question and OPT so the client can match the reply.
         w.pos = question_end;
         w.counts = [1, 0, 0, 0];
     }
     w.limit += reserve;
+    if q.ecs.is_some_and(|e| e.source == 0) {
+        meta.scope = 0;
+    }
     let rc = finish(&mut w, &q, meta, if truncated { TC } else { 0 });
+    trace.note(0, || {
+        format!(
+            "{}{}, ECS scope /{}",
+            rcode::name(rc),
+            if truncated { ", truncated (TC)" } else { "" },
+            meta.scope
+        )
+    });
     Some(Answer { len: w.pos, rcode: rc, truncated })
-}
-
-fn out_of(w: Writer<'_>) -> &mut [u8] {
-    w.buf
 }
 
 /// Writes the OPT record (when the query had one) and the header flags and counts.
 fn finish(w: &mut Writer<'_>, q: &Query<'_>, meta: Meta, extra_flags: u16) -> u16 {
-    let Meta { rcode, aa } = meta;
+    let Meta { rcode, aa, scope } = meta;
     if let Some(e) = q.edns {
         // Space for OPT was reserved, so this cannot fail.
-        let _ = w.opt(e, rcode);
+        let _ = w.opt(e, rcode, q.ecs, scope);
         w.counts[3] += 1;
     }
     let flags = QR | (q.flags & ECHO_FLAGS) | if aa { AA } else { 0 } | extra_flags | (rcode & 0xf);
@@ -137,17 +210,27 @@ fn header_only(out: &mut [u8], id: u16, flags: u16, rcode: u16) -> Answer {
     Answer { len: HEADER_LEN, rcode, truncated: false }
 }
 
-/// The rcode and AA bit of an answer, decided before its sections are written so that a
-/// truncated answer keeps them.
+/// The rcode, AA bit and ECS scope of an answer, decided before its sections are written so
+/// that a truncated answer keeps them.
 #[derive(Clone, Copy)]
 struct Meta {
     rcode: u16,
     aa: bool,
+    /// How many leading bits of the client address the answer depended on.
+    scope: u8,
 }
 
 /// Fills the answer, authority and additional sections and sets `meta`; `Err` when they do
 /// not fit.
-fn answer(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>, meta: &mut Meta) -> Result<(), Full> {
+fn answer<T: Trace>(
+    snap: &Snapshot,
+    q: &Query<'_>,
+    client: IpAddr,
+    rng: &mut Rng,
+    w: &mut Writer<'_>,
+    meta: &mut Meta,
+    trace: &mut T,
+) -> Result<(), Full> {
     if q.edns.is_some_and(|e| e.version > 0) {
         meta.rcode = rcode::BADVERS;
         return Ok(());
@@ -160,25 +243,26 @@ fn answer(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>, meta: &mut Meta) -
     let qname = q.qname();
     let labels = Labels::new(qname);
     let Some((zone, apex_label)) = snap.zones.find(qname, &labels) else {
+        trace.note(0, || "no zone of ours contains the name: REFUSED".into());
         meta.rcode = rcode::REFUSED;
         return Ok(());
     };
+    trace.note(0, || format!("zone {}", zone.origin()));
     meta.aa = true;
 
     // The name currently being answered: the question name, then each CNAME target in turn.
     // `at` is where an uncompressed copy of it sits in the message, for compression pointers.
     let mut cur = Cur { name: qname, labels, apex_label, at: HEADER_LEN };
     for step in 0..=MAX_CHAIN {
-        match zone.lookup(cur.name, &cur.labels, cur.apex_label, q.qtype == T_DS) {
+        let node = match zone.lookup(cur.name, &cur.labels, cur.apex_label, q.qtype == T_DS) {
             Found::Referral { node, label } => {
                 if step > 0 {
                     // A CNAME led into a delegated child: the answer so far stands.
                     return Ok(());
                 }
                 meta.aa = false;
-                let ns = node.rrset(crate::zone::rdata::T_NS).expect("a delegation point has NS");
-                let owner = cur.suffix(label);
-                w.rrset(owner, ns, 2)?;
+                let ns = node.rrset(T_NS).expect("a delegation point has NS");
+                w.rrset(cur.suffix(label), ns, 2)?;
                 // Glue is not optional in a referral (RFC 9471): if it does not fit, truncate.
                 return w.extra(ns);
             }
@@ -187,42 +271,145 @@ fn answer(snap: &Snapshot, q: &Query<'_>, w: &mut Writer<'_>, meta: &mut Meta) -
                 meta.rcode = rcode::NXDOMAIN;
                 return negative(zone, &cur, w);
             }
-            Found::Node { node, .. } => {
-                if q.qtype == T_ANY {
-                    // RFC 8482: one RRset, never the whole node.
-                    return match node.rrsets.first() {
-                        Some(rr) => w.rrset(cur.owner(), rr, 1).map(drop),
-                        None => negative(zone, &cur, w),
-                    };
+            Found::Node { node, .. } => node,
+        };
+        let next = match node.profile() {
+            Some(pid) => managed(snap, q, zone, pid, &cur, client, rng, w, meta, trace)?,
+            None => fixed(q, zone, node, &cur, w)?,
+        };
+        let Some((target, rdata_at)) = next else { return Ok(()) };
+        if step == MAX_CHAIN || !is_suffix(target, zone.origin().wire()) {
+            // Chains are followed inside the zone only, and only so far; the resolver does
+            // the rest.
+            return Ok(());
+        }
+        let zone_labels = cur.labels.count() - cur.apex_label;
+        let labels = Labels::new(target);
+        cur = Cur { name: target, labels, apex_label: labels.count() - zone_labels, at: rdata_at };
+    }
+    Ok(())
+}
+
+/// A name with static data. Returns the CNAME target to follow, if any, and where its copy in
+/// the message starts.
+fn fixed<'s>(
+    q: &Query<'_>,
+    zone: &'s Zone,
+    node: &'s Node,
+    cur: &Cur<'_>,
+    w: &mut Writer<'_>,
+) -> Result<Option<(&'s [u8], usize)>, Full> {
+    if q.qtype == T_ANY {
+        // RFC 8482: one RRset, never the whole node.
+        match node.rrsets.first() {
+            Some(rr) => w.rrset(cur.owner(), rr, 1).map(drop)?,
+            None => negative(zone, cur, w)?,
+        }
+        return Ok(None);
+    }
+    if let Some(rr) = node.rrset(q.qtype) {
+        w.rrset(cur.owner(), rr, 1)?;
+        // Additional data is a courtesy: leave it out rather than truncate.
+        let mark = (w.pos, w.counts);
+        if w.extra(rr).is_err() {
+            (w.pos, w.counts) = mark;
+        }
+        return Ok(None);
+    }
+    match cname(node) {
+        Some((rr, target)) => {
+            let rdata_at = w.rrset(cur.owner(), rr, 1)? + 10;
+            Ok(Some((target, rdata_at)))
+        }
+        None => negative(zone, cur, w).map(|()| None),
+    }
+}
+
+/// A traffic-managed name: ask the profile which endpoints answer this client, and write them.
+#[allow(clippy::too_many_arguments)]
+fn managed<'s, T: Trace>(
+    snap: &'s Snapshot,
+    q: &Query<'_>,
+    zone: &Zone,
+    pid: u32,
+    cur: &Cur<'_>,
+    client: IpAddr,
+    rng: &mut Rng,
+    w: &mut Writer<'_>,
+    meta: &mut Meta,
+    trace: &mut T,
+) -> Result<Option<(&'s [u8], usize)>, Full> {
+    let profile = &snap.policies.profiles[pid as usize];
+    if !matches!(q.qtype, T_A | T_AAAA | T_CNAME | T_ANY) {
+        trace.note(0, || {
+            format!(
+                "{} is traffic-managed; only A, AAAA and CNAME are answered: NODATA",
+                profile.name
+            )
+        });
+        negative(zone, cur, w)?;
+        return Ok(None);
+    }
+    // GeoIP is consulted only when the decision needs it.
+    let geo = match (&snap.geo, profile.needs_geo) {
+        (Some(db), true) => Some(db.lookup(client)),
+        _ => None,
+    };
+    let mut sel = Selection::default();
+    policy::select(
+        &snap.policies,
+        pid,
+        &snap.signals,
+        &Client { addr: client, geo },
+        rng,
+        &mut sel,
+        trace,
+    );
+    meta.scope = meta.scope.max(sel.scope);
+    let ttl = profile.ttl;
+    match sel.outcome {
+        Outcome::ServFail => {
+            meta.rcode = rcode::SERVFAIL;
+            meta.aa = false;
+            return Ok(None);
+        }
+        Outcome::NoData => {
+            negative(zone, cur, w)?;
+            return Ok(None);
+        }
+        Outcome::Answer => {}
+    }
+    let endpoints = &snap.policies.endpoints;
+    if let Target::Cname(target) = &endpoints[sel.endpoints[0] as usize].target {
+        let rdata_at = w.record(cur.owner(), T_CNAME, ttl, target.wire())?;
+        trace.note(0, || format!("answer: CNAME {target}, TTL {ttl}"));
+        return Ok((q.qtype != T_CNAME).then_some((target.wire(), rdata_at)));
+    }
+    let mut written = 0;
+    for &id in sel.chosen() {
+        if let Target::Addresses { v4, v6 } = &endpoints[id as usize].target {
+            if matches!(q.qtype, T_A | T_ANY) {
+                for a in v4.iter() {
+                    w.record(cur.owner(), T_A, ttl, &a.octets())?;
+                    written += 1;
                 }
-                if let Some(rr) = node.rrset(q.qtype) {
-                    w.rrset(cur.owner(), rr, 1)?;
-                    // Additional data is a courtesy: leave it out rather than truncate.
-                    let mark = (w.pos, w.counts);
-                    if w.extra(rr).is_err() {
-                        (w.pos, w.counts) = mark;
-                    }
-                    return Ok(());
-                }
-                match cname(node) {
-                    Some((rr, target)) if step < MAX_CHAIN => {
-                        let rdata_at = w.rrset(cur.owner(), rr, 1)? + 10;
-                        if !is_suffix(target, zone.origin().wire()) {
-                            // Chains are followed inside the zone only; the resolver does the rest.
-                            return Ok(());
-                        }
-                        let zone_labels = cur.labels.count() - cur.apex_label;
-                        let labels = Labels::new(target);
-                        let apex_label = labels.count() - zone_labels;
-                        cur = Cur { name: target, labels, apex_label, at: rdata_at };
-                    }
-                    Some(_) => return Ok(()),
-                    None => return negative(zone, &cur, w),
+            }
+            if q.qtype == T_AAAA {
+                for a in v6.iter() {
+                    w.record(cur.owner(), T_AAAA, ttl, &a.octets())?;
+                    written += 1;
                 }
             }
         }
     }
-    Ok(())
+    if written == 0 {
+        // The chosen endpoint has no address of the asked family.
+        trace.note(0, || "the chosen endpoint has no address of that family: NODATA".into());
+        negative(zone, cur, w)?;
+    } else {
+        trace.note(0, || format!("answer: {written} record(s), TTL {ttl}"));
+    }
+    Ok(None)
 }
 
 fn cname(node: &Node) -> Option<(&RRset, &[u8])> {
@@ -312,8 +499,8 @@ impl Writer<'_> {
         }
     }
 
-    /// Writes every record of `rr` with `owner`; returns the position of the last record's
-    /// start (after its owner), for callers that point into its rdata.
+    /// Writes every record of `rr` with `owner` into `section`; returns the position of the
+    /// last record's start (after its owner), for callers that point into its rdata.
     fn rrset(&mut self, owner: NameRef<'_>, rr: &RRset, section: usize) -> Result<usize, Full> {
         let mut tails = &rr.tails[..];
         let mut last = self.pos;
@@ -328,6 +515,25 @@ impl Writer<'_> {
         Ok(last)
     }
 
+    /// One answer record built now (traffic-managed names); returns where its rdata starts.
+    fn record(
+        &mut self,
+        owner: NameRef<'_>,
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<usize, Full> {
+        self.name(owner)?;
+        self.put(&rtype.to_be_bytes())?;
+        self.put(&1u16.to_be_bytes())?;
+        self.put(&ttl.to_be_bytes())?;
+        self.put(&(rdata.len() as u16).to_be_bytes())?;
+        let at = self.pos;
+        self.put(rdata)?;
+        self.counts[1] += 1;
+        Ok(at)
+    }
+
     /// The RRset's in-zone address records (glue), into the additional section.
     fn extra(&mut self, rr: &RRset) -> Result<(), Full> {
         self.put(&rr.extra)?;
@@ -335,12 +541,25 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn opt(&mut self, e: Edns, rcode: u16) -> Result<(), Full> {
-        let payload = self.payload;
+    /// The OPT record: our payload size, the extended rcode, DO copied (RFC 3225), and the
+    /// Client Subnet option echoed with the scope the answer depended on (RFC 7871 §7.2.1).
+    fn opt(&mut self, e: Edns, rcode: u16, ecs: Option<Ecs>, scope: u8) -> Result<(), Full> {
         let ext = (rcode >> 4) as u8;
         let flags: u8 = if e.dnssec_ok { 0x80 } else { 0 };
         self.put(&[0, 0, T_OPT as u8])?;
-        self.put(&payload.to_be_bytes())?;
-        self.put(&[ext, 0, flags, 0, 0, 0])
+        self.put(&self.payload.to_be_bytes())?;
+        self.put(&[ext, 0, flags, 0])?;
+        match ecs {
+            None => self.put(&[0, 0]),
+            Some(c) => {
+                let n = c.raw_len as usize;
+                self.put(&(8 + n as u16).to_be_bytes())?;
+                self.put(&OPT_ECS.to_be_bytes())?;
+                self.put(&(4 + n as u16).to_be_bytes())?;
+                self.put(&c.family.to_be_bytes())?;
+                self.put(&[c.source, scope])?;
+                self.put(&c.raw[..n])
+            }
+        }
     }
 }

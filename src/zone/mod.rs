@@ -55,6 +55,8 @@ pub struct Node {
     pub(crate) cut: bool,
     /// The `*` child of this node, when there is one (RFC 4592 source of synthesis).
     wildcard: Option<NodeId>,
+    /// A traffic-managed name: the profile that answers for it.
+    pub(crate) profile: Option<u32>,
 }
 
 impl Node {
@@ -64,6 +66,11 @@ impl Node {
 
     pub fn is_empty(&self) -> bool {
         self.rrsets.is_empty()
+    }
+
+    /// The profile answering for this name, if it is traffic-managed.
+    pub fn profile(&self) -> Option<u32> {
+        self.profile
     }
 }
 
@@ -136,6 +143,47 @@ impl Zone {
 
     pub fn apex(&self) -> &Node {
         &self.data[0]
+    }
+
+    /// Makes `name` a traffic-managed name answered by profile `id`. The name must be below
+    /// the apex, hold no records of its own, and not be a wildcard or at or below a delegation
+    /// point. It is created (with any missing ancestors, as empty non-terminals) if the zone
+    /// file does not mention it.
+    pub fn attach_profile(&mut self, name: &Name, id: u32) -> Result<(), String> {
+        let name = name.to_lowercase();
+        if !name.is_within(&self.origin) || name == self.origin {
+            return Err(format!("{name} must be a name below the zone apex {}", self.origin));
+        }
+        if name.is_wildcard() {
+            return Err(format!("{name} is a wildcard; a profile needs an ordinary name"));
+        }
+        let mut up = Some(name.clone());
+        while let Some(n) = up.filter(|n| *n != self.origin) {
+            if self.node(n.wire()).is_some_and(|node| node.cut) {
+                return Err(format!("{name} is at or below the delegation point {n}"));
+            }
+            up = n.parent();
+        }
+        if let Some(node) = self.nodes.get(name.wire()).map(|&id| &mut self.data[id as usize]) {
+            if !node.rrsets.is_empty() {
+                let types: Vec<String> = node.rrsets.iter().map(|r| type_name(r.rtype)).collect();
+                return Err(format!(
+                    "{name} is a profile but also has records in the zone file ({})",
+                    types.join(", ")
+                ));
+            }
+            node.profile = Some(id);
+            return Ok(());
+        }
+        // New node, plus empty non-terminals up to the first ancestor that exists.
+        let mut n = name.clone();
+        let mut profile = Some(id);
+        while !self.nodes.contains_key(n.wire()) {
+            self.data.push(Node { profile: profile.take(), ..Node::default() });
+            self.nodes.insert(n.wire().into(), (self.data.len() - 1) as NodeId);
+            n = n.parent().expect("the apex exists, so the walk stops there");
+        }
+        Ok(())
     }
 
     /// The node for an exact (lowercased wire) name.
@@ -572,7 +620,7 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
             });
         }
         let cut = *name != origin && rrsets.iter().any(|r| r.rtype == T_NS);
-        data.push(Node { rrsets: rrsets.into(), cut, wildcard: None });
+        data.push(Node { rrsets: rrsets.into(), cut, wildcard: None, profile: None });
     }
     for (name, &id) in &ids {
         if !name.is_wildcard() {

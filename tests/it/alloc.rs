@@ -2,7 +2,8 @@
 //! do not disturb the count) around warm `resolve` calls.
 
 use crate::harness::*;
-use meridian::resolve::{Transport, resolve};
+use meridian::policy::Rng;
+use meridian::resolve::{Request, Transport, resolve};
 use meridian::state::{Shared, load};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -63,18 +64,43 @@ fn warm_resolve_does_not_allocate() {
         ("truncated", bytes(&query("txt.big.test.", "TXT", Some(4096))), Transport::Udp),
         ("tcp large", bytes(&query("txt.big.test.", "TXT", None)), Transport::Tcp),
         ("formerr", vec![0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0], Transport::Udp),
+        // Traffic-managed names, GeoIP lookups and ECS included.
+        ("priority", bytes(&query("prio.tm.test.", "A", None)), Transport::Udp),
+        ("geographic + ECS", bytes(&query_ecs("geo.tm.test.", "A", "10.2.0.0/24")), Transport::Udp),
+        (
+            "geographic, IPv6 ECS",
+            bytes(&query_ecs("geo.tm.test.", "A", "2001:db8:4::/56")),
+            Transport::Udp,
+        ),
+        (
+            "performance + ECS",
+            bytes(&query_ecs("perf.tm.test.", "A", "10.4.0.0/24")),
+            Transport::Udp,
+        ),
+        (
+            "weighted sticky",
+            bytes(&query_ecs("sticky.tm.test.", "A", "10.7.7.0/24")),
+            Transport::Udp,
+        ),
+        ("multivalue", bytes(&query("multi.tm.test.", "A", None)), Transport::Udp),
+        ("subnet + ECS", bytes(&query_ecs("subnet.tm.test.", "A", "10.9.0.0/24")), Transport::Udp),
+        ("cname endpoint", bytes(&query("alias.tm.test.", "A", None)), Transport::Udp),
+        ("nested", bytes(&query("nested.tm.test.", "A", None)), Transport::Udp),
+        ("managed NODATA", bytes(&query("prio.tm.test.", "MX", None)), Transport::Udp),
     ];
     let mut out = vec![0u8; 65535];
+    let mut rng = Rng::new(1);
+    let req = |t: Transport| Request { src: "127.0.0.1".parse().unwrap(), transport: t };
     // Warm up: the first load of the snapshot on a thread may set up per-thread state.
     for (_, q, t) in &queries {
         let snap = shared.load();
-        resolve(&snap, q, *t, &mut out);
+        resolve(&snap, q, req(*t), &mut rng, &mut out);
     }
     for (what, q, t) in &queries {
         let before = allocations();
         for _ in 0..100 {
             let snap = shared.load();
-            let a = resolve(&snap, q, *t, &mut out).expect("an answer");
+            let a = resolve(&snap, q, req(*t), &mut rng, &mut out).expect("an answer");
             assert!(a.len >= 12);
         }
         assert_eq!(allocations() - before, 0, "{what}: resolve allocated");

@@ -69,20 +69,177 @@ pub fn big_zone() -> String {
     z
 }
 
-/// Writes a configuration serving the demo zone and `big.test.` on 127.0.0.1:0, with extra
+/// The GeoIP fixture, as CSV: built into an MMDB by Meridian's own writer for each test.
+pub const GEO_CSV: &str = "cidr,country,continent,subdivision,lat,lon
+10.1.0.0/16,DE,EU,DE-HE,50.11,8.68
+10.2.0.0/16,US,NA,US-WA,47.61,-122.33
+10.3.0.0/16,US,NA,US-TX,29.76,-95.37
+10.4.0.0/16,JP,AS,,35.68,139.77
+2001:db8:4::/48,DE,EU,,,
+";
+
+/// Traffic-managed names in `tm.test.`, one or more per routing method.
+pub const PROFILES: &str = r#"
+[[profile]]
+name = "prio.tm.test."
+method = "priority"
+ttl = 30
+[[profile.endpoint]]
+name = "a"
+address = ["192.0.2.1", "2001:db8::1"]
+priority = 1
+[[profile.endpoint]]
+name = "b"
+address = "192.0.2.2"
+priority = 2
+
+[[profile]]
+name = "sticky.tm.test."
+method = "weighted"
+sticky = "client-subnet"
+[[profile.endpoint]]
+name = "x"
+address = "198.51.100.1"
+[[profile.endpoint]]
+name = "y"
+address = "198.51.100.2"
+weight = 3
+
+[[profile]]
+name = "geo.tm.test."
+method = "geographic"
+[[profile.endpoint]]
+name = "eu"
+address = "192.0.2.11"
+geo = ["GEO-EU"]
+[[profile.endpoint]]
+name = "us"
+address = "192.0.2.12"
+geo = ["US"]
+[[profile.endpoint]]
+name = "wa"
+address = "192.0.2.13"
+geo = ["US-WA"]
+[[profile.endpoint]]
+name = "world"
+address = "192.0.2.14"
+geo = ["WORLD"]
+
+[[profile]]
+name = "perf.tm.test."
+method = "performance"
+[[profile.endpoint]]
+name = "ams"
+address = "192.0.2.21"
+location = "westeurope"
+[[profile.endpoint]]
+name = "sea"
+address = "192.0.2.22"
+location = [47.6, -122.3]
+
+[[profile]]
+name = "multi.tm.test."
+method = "multivalue"
+max_answers = 2
+[[profile.endpoint]]
+name = "m1"
+address = "192.0.2.41"
+[[profile.endpoint]]
+name = "m2"
+address = "192.0.2.42"
+[[profile.endpoint]]
+name = "m3"
+address = "192.0.2.43"
+
+[[profile]]
+name = "subnet.tm.test."
+method = "subnet"
+[[profile.endpoint]]
+name = "office"
+address = "192.0.2.31"
+subnets = ["10.0.0.0/8"]
+[[profile.endpoint]]
+name = "internet"
+address = "192.0.2.32"
+
+[[profile]]
+name = "alias.tm.test."
+method = "priority"
+[[profile.endpoint]]
+name = "in-zone"
+cname = "target.tm.test."
+[[profile.endpoint]]
+name = "elsewhere"
+cname = "app.example.net."
+
+[[profile]]
+name = "nested.tm.test."
+method = "priority"
+[[profile.endpoint]]
+name = "child"
+profile = "child.nested.tm.test."
+min_child_endpoints = 2
+[[profile.endpoint]]
+name = "backup"
+address = "192.0.2.52"
+
+[[profile]]
+name = "child.nested.tm.test."
+method = "priority"
+[[profile.endpoint]]
+name = "c1"
+address = "192.0.2.50"
+[[profile.endpoint]]
+name = "c2"
+address = "192.0.2.51"
+
+[[profile]]
+name = "down.tm.test."
+method = "priority"
+when_all_down = "servfail"
+[[profile.endpoint]]
+name = "only"
+address = "192.0.2.60"
+"#;
+
+/// Writes a configuration serving the demo zone, `big.test.` and the traffic-managed
+/// `tm.test.` (with a GeoIP database built from [`GEO_CSV`]) on 127.0.0.1:0, with extra
 /// `[server]` lines, and returns its path.
 pub fn write_config(dir: &TempDir, server_extra: &str) -> PathBuf {
     let demo = repo().join("zones/app.example.com.zone");
     dir.write("big.test.zone", &big_zone());
     dir.write(
+        "tm.test.zone",
+        "$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\ntarget A 192.0.2.99\n",
+    );
+    let rows = meridian::geo::mmdb::parse_csv(GEO_CSV).unwrap();
+    std::fs::write(dir.path().join("geo.mmdb"), meridian::geo::mmdb::build(&rows, "Test", 1))
+        .unwrap();
+    dir.write(
         "meridian.toml",
         &format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 2\n{server_extra}\n\
+             [geoip]\ndatabase = \"geo.mmdb\"\n\
              [[zone]]\nname = \"app.example.com.\"\nfile = \"{}\"\n\
-             [[zone]]\nname = \"big.test.\"\nfile = \"big.test.zone\"\n",
+             [[zone]]\nname = \"big.test.\"\nfile = \"big.test.zone\"\n\
+             [[zone]]\nname = \"tm.test.\"\nfile = \"tm.test.zone\"\n{PROFILES}",
             demo.display()
         ),
     )
+}
+
+/// Builds a query carrying EDNS Client Subnet for `subnet` (`ADDR/PREFIX`).
+pub fn query_ecs(name: &str, rtype: &str, subnet: &str) -> Message {
+    use hickory_proto::rr::rdata::opt::ClientSubnet;
+    let (a, p) = subnet.split_once('/').unwrap();
+    let mut m = query(name, rtype, Some(1232));
+    let e = m.edns.as_mut().unwrap();
+    e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+        a.parse().unwrap(),
+        p.parse().unwrap(),
+        0,
+    )));
+    m
 }
 
 /// A server running in this process.
@@ -220,6 +377,11 @@ pub fn render(answer: &[u8]) -> String {
     }
     if let Some(e) = &m.edns {
         out.push_str(&format!("\nedns: payload={} version={}", e.max_payload(), e.version()));
+        if let Some(EdnsOption::Subnet(s)) =
+            e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet)
+        {
+            out.push_str(&format!(" ecs={}/{}/{}", s.addr(), s.source_prefix(), s.scope_prefix()));
+        }
     }
     out.trim_end().to_string()
 }

@@ -6,5 +6,6 @@ mod cli;
 mod dig;
 mod dns;
 mod harness;
+mod managed;
 mod reload;
 mod tcp;
