@@ -61,6 +61,61 @@ fn bench(c: &mut Criterion) {
             query_ecs("www.app.example.com.", RecordType::A, true, Some(("198.51.100.0", 24))),
         ),
     ];
+    // The methods the shipped configuration does not use, from a configuration written here.
+    let dir = std::env::temp_dir().join(format!("meridian-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("z.zone"),
+        "$TTL 300\n@ SOA ns h 1 2 3 4 60\n@ NS ns\nns A 192.0.2.1\n",
+    )
+    .unwrap();
+    let geoip = Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip/demo.mmdb");
+    let mut toml = format!(
+        "[geoip]\ndatabase = \"{}\"\n[[zone]]\nname = \"b.test\"\nfile = \"z.zone\"\n",
+        geoip.display()
+    );
+    let endpoint = |n: usize, extra: &str| {
+        format!("[[profile.endpoint]]\nname = \"e{n}\"\naddress = \"192.0.2.{n}\"\n{extra}")
+    };
+    toml += "[[profile]]\nname = \"perf\"\nmethod = \"performance\"\n";
+    for (n, loc) in [(1, "westeurope"), (2, "eastus"), (3, "japaneast"), (4, "australiaeast")] {
+        toml += &endpoint(n, &format!("location = \"{loc}\"\n"));
+    }
+    toml += "[[profile]]\nname = \"multi\"\nmethod = \"multivalue\"\nmax_answers = 2\n";
+    for n in 1..=4 {
+        toml += &endpoint(n, "");
+    }
+    toml += "[[profile]]\nname = \"subnet\"\nmethod = \"subnet\"\n";
+    for (n, net) in [(1, "10.0.0.0/8"), (2, "172.16.0.0/12"), (3, "198.51.100.0/24")] {
+        toml += &endpoint(n, &format!("subnets = [\"{net}\"]\n"));
+    }
+    toml += &endpoint(4, "");
+    toml += "[[profile]]\nname = \"sticky\"\nmethod = \"weighted\"\nsticky = \"client-subnet\"\n";
+    for n in 1..=4 {
+        toml += &endpoint(n, &format!("weight = {n}\n"));
+    }
+    toml += "[[profile]]\nname = \"nested\"\nmethod = \"priority\"\n[[profile.endpoint]]\nname = \"child\"\nprofile = \"multi\"\n";
+    toml += &endpoint(9, "priority = 2\n");
+    std::fs::write(dir.join("m.toml"), toml).unwrap();
+    let more = Shared::new(load(&dir.join("m.toml")).expect("the bench configuration loads"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let more_cases = [
+        (
+            "performance_ecs",
+            query_ecs("perf.b.test.", RecordType::A, true, Some(("198.51.100.0", 24))),
+        ),
+        ("multivalue", query("multi.b.test.", RecordType::A, false)),
+        (
+            "subnet_ecs",
+            query_ecs("subnet.b.test.", RecordType::A, true, Some(("198.51.100.0", 24))),
+        ),
+        (
+            "weighted_sticky_ecs",
+            query_ecs("sticky.b.test.", RecordType::A, true, Some(("198.51.100.0", 24))),
+        ),
+        ("nested", query("nested.b.test.", RecordType::A, false)),
+    ];
+
     let mut group = c.benchmark_group("resolve");
     group.throughput(Throughput::Elements(1));
     let mut out = vec![0u8; 65535];
@@ -70,6 +125,14 @@ fn bench(c: &mut Criterion) {
         group.bench_function(*name, |b| {
             b.iter(|| {
                 let snap = shared.load();
+                resolve(&snap, black_box(q), req, &mut rng, &mut out).map(|a| a.len)
+            })
+        });
+    }
+    for (name, q) in &more_cases {
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let snap = more.load();
                 resolve(&snap, black_box(q), req, &mut rng, &mut out).map(|a| a.len)
             })
         });

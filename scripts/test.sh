@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
-# Installs what the tests need beyond the Rust toolchain (dig, from Debian's bind9-dnsutils)
-# when it is missing, then checks formatting, lints and docs, and runs every test. Safe to run
-# again: nothing is installed twice.
+# Installs what the tests need beyond the Rust toolchain when it is missing (dig from
+# Debian's bind9-dnsutils, mmdblookup from mmdb-bin), then checks formatting, lints and docs,
+# and runs every test. Safe to run again: nothing is installed twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=()
 command -v dig >/dev/null 2>&1 || packages+=(bind9-dnsutils)
+command -v mmdblookup >/dev/null 2>&1 || packages+=(mmdb-bin)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "==> installing ${packages[*]}"
   as_root apt-get update -qq

@@ -6,9 +6,12 @@
 //! - [`cli`]: the command line (`serve`, `check`), calling into `app`.
 //! - [`app`]: wiring. The first snapshot, the server tasks, reload on SIGHUP, shutdown.
 //! - [`server`]: sockets. UDP workers (one per core, `SO_REUSEPORT`), TCP framing and limits.
+//! - [`explain`]: `meridian explain`, a real query run through the serving path with a tracer.
 //! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
 //! - [`state`]: the [`state::Snapshot`] of everything served, swapped atomically on reload.
 //! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
+//! - [`policy`]: the routing methods as pure functions over compiled profiles and live signals.
+//! - [`geo`]: GeoIP lookups, Traffic Manager region codes, distances, the MMDB writer.
 //! - [`config`]: `meridian.toml` parsed and validated into a plain model.
 //! - [`diag`] and [`name`]: diagnostics with file:line:col, and wire-form domain names.
 //!

@@ -264,17 +264,131 @@ fn bind_failure_exits_2() {
     );
 }
 
-/// The container image's configuration, checked in the layout the Dockerfile gives it
-/// (`/etc/meridian/meridian.toml` beside `/etc/meridian/zones/`).
+/// The container image's configuration, derived as the Dockerfile derives it (the default
+/// configuration listening on 0.0.0.0, beside zones/ and geoip/ in /etc/meridian).
 #[test]
 fn check_accepts_the_container_config() {
     let dir = TempDir::new();
-    std::fs::copy(repo().join("docker/meridian.toml"), dir.path().join("meridian.toml")).unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    for entry in std::fs::read_dir(repo().join("zones")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join("zones").join(entry.file_name())).unwrap();
+    let text = std::fs::read_to_string(repo().join("meridian.toml")).unwrap();
+    assert!(
+        text.contains("\"127.0.0.1:5353\""),
+        "the Dockerfile's sed expects this listen address"
+    );
+    dir.write("meridian.toml", &text.replace("\"127.0.0.1:5353\"", "\"0.0.0.0:5353\""));
+    for sub in ["zones", "geoip"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(repo().join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+        }
     }
     let out = run(dir.path(), &["check"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen 0.0.0.0:5353"));
+}
+
+#[test]
+fn explain_shows_the_decision() {
+    let out = run(&repo(), &["explain", "geo.app.example.com", "--client", "203.0.113.7/24"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for want in [
+        "query: geo.app.example.com. A from 203.0.113.0/24 (EDNS Client Subnet)",
+        "client: 203.0.113.0/24 from EDNS Client Subnet",
+        "zone app.example.com.",
+        "profile geo.app.example.com. (geographic, ttl 60)",
+        "endpoint europe: available (status Unmonitored)",
+        "GeoIP: country AU, subdivision AU-NSW, group GEO-AP",
+        "geographic: region WORLD is mapped to global",
+        "answer: NOERROR, authoritative, ECS scope /24",
+        "answer: geo.app.example.com. 60 IN A 127.0.0.23",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // The random draw of a weighted choice is shown and reproducible with --seed.
+    let args = ["explain", "canary.app.example.com", "--client", "127.0.0.1", "--seed", "7"];
+    let a = String::from_utf8(run(&repo(), &args).stdout).unwrap();
+    assert!(a.contains("weighted: draw ") && a.contains("of total weight 10 picks"), "{a}");
+    assert_eq!(a, String::from_utf8(run(&repo(), &args).stdout).unwrap());
+    // A bad client is a clear error.
+    let out = run(&repo(), &["explain", "www.app.example.com", "--client", "300.1.1.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid client \"300.1.1.1\""));
+}
+
+#[test]
+fn geoip_build_writes_a_database_readers_understand() {
+    let dir = TempDir::new();
+    dir.write("nets.csv", GEO_CSV);
+    let out = run(dir.path(), &["geoip", "build", "nets.csv", "-o", "nets.mmdb"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nets.mmdb: 5 networks, "));
+    // libmaxminddb's mmdblookup, an independent reader.
+    let look = |ip: &str, path: &[&str]| {
+        let o = Command::new("mmdblookup")
+            .args(["--file", "nets.mmdb", "--ip", ip])
+            .args(path)
+            .current_dir(dir.path())
+            .output()
+            .expect("mmdblookup is installed (the test command installs mmdb-bin)");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(look("10.2.3.4", &["country", "iso_code"]), "\"US\" <utf8_string>");
+    assert_eq!(look("10.2.3.4", &["subdivisions", "0", "iso_code"]), "\"WA\" <utf8_string>");
+    assert_eq!(look("2001:db8:4::1", &["continent", "code"]), "\"EU\" <utf8_string>");
+    assert!(look("10.3.0.1", &["location", "latitude"]).starts_with("29.76"));
+    // Errors name the CSV line.
+    dir.write(
+        "bad.csv",
+        "cidr,country,continent,subdivision,lat,lon\n10.0.0.0/8,DE,,,,\n10.0.0.1/8,DE,,,,\n",
+    );
+    let out = run(dir.path(), &["geoip", "build", "bad.csv", "-o", "bad.mmdb"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("error: bad.csv:3:1: 10.0.0.1/8 has host bits set")
+    );
+    assert!(!dir.path().join("bad.mmdb").exists());
+}
+
+/// The shipped demo database is exactly what its CSV builds (with the same build time).
+#[test]
+fn shipped_demo_database_matches_its_csv() {
+    let shipped = std::fs::read(repo().join("geoip/demo.mmdb")).unwrap();
+    let epoch = maxminddb::Reader::from_source(shipped.clone()).unwrap().metadata().build_epoch;
+    let rows = meridian::geo::mmdb::parse_csv(
+        &std::fs::read_to_string(repo().join("geoip/demo.csv")).unwrap(),
+    )
+    .unwrap();
+    let built = meridian::geo::mmdb::build(&rows, "Meridian-GeoIP", epoch);
+    assert!(
+        built == shipped,
+        "geoip/demo.mmdb is stale: run `meridian geoip build geoip/demo.csv -o geoip/demo.mmdb`"
+    );
+}
+
+#[test]
+fn profile_names_must_not_clash_with_zone_data() {
+    let dir = TempDir::new();
+    dir.write("z.zone", &format!("{ZONE}www A 192.0.2.1\nsub NS ns.sub\nns.sub A 192.0.2.2\n"));
+    let profile = |name: &str| {
+        format!(
+            "[[profile]]\nname = \"{name}\"\nmethod = \"priority\"\n[[profile.endpoint]]\nname = \"e\"\naddress = \"192.0.2.9\"\n"
+        )
+    };
+    dir.write(
+        "meridian.toml",
+        &format!(
+            "[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n{}{}{}",
+            profile("www"),
+            profile("x.sub"),
+            profile("example.test.")
+        ),
+    );
+    let out = run(dir.path(), &["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("meridian.toml:5:8: www.example.test. is a profile but also has records in the zone file (A)"), "{err}");
+    assert!(err.contains("meridian.toml:11:8: x.sub.example.test. is at or below the delegation point sub.example.test."), "{err}");
+    assert!(err.contains("meridian.toml:17:8: profile example.test. is a zone apex"), "{err}");
 }

@@ -52,6 +52,29 @@ fn dig_against_the_default_config() {
     assert!(lines.iter().any(|l| l == ";ApI.App.Example.COM. IN A"), "{case}");
     assert!(lines.iter().any(|l| l == "ApI.App.Example.COM. 300 IN A 192.0.2.10"), "{case}");
 
+    // Traffic-managed names from the default configuration.
+    assert_eq!(dig(&["www.app.example.com", "+short"]), "127.0.0.11\n");
+    // Geographic by source address (the demo GeoIP maps 127.0.1.0/24 to Germany,
+    // 127.0.0.0/24 to Washington state, 127.0.3.0/24 to Japan)...
+    assert_eq!(dig(&["-b", "127.0.1.1", "geo.app.example.com", "+short"]), "127.0.0.21\n");
+    assert_eq!(dig(&["-b", "127.0.0.1", "geo.app.example.com", "+short"]), "127.0.0.22\n");
+    assert_eq!(dig(&["-b", "127.0.3.1", "geo.app.example.com", "+short"]), "127.0.0.23\n");
+    // ...and by EDNS Client Subnet, with the scope echoed.
+    let ecs = dig(&["geo.app.example.com", "+subnet=198.51.100.0/24"]);
+    assert!(ecs.contains("CLIENT-SUBNET: 198.51.100.0/24/24"), "{ecs}");
+    assert!(ecs.contains("geo.app.example.com.\t60\tIN\tA\t127.0.0.21"), "{ecs}");
+    let ecs = dig(&["www.app.example.com", "+subnet=203.0.113.0/24"]);
+    assert!(ecs.contains("CLIENT-SUBNET: 203.0.113.0/24/0"), "{ecs}");
+    // Weighted: both endpoints show up over a bounded number of queries.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        seen.insert(dig(&["canary.app.example.com", "+short"]));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["127.0.0.31\n", "127.0.0.32\n"]);
+
     srv.signal("-TERM");
     assert_eq!(srv.wait_exit(), Some(0));
 }
