@@ -1,14 +1,16 @@
 //! Wiring: the first snapshot, sockets, worker threads and tasks, reload, and shutdown order.
 //! No domain logic lives here.
 
+use crate::admin;
 use crate::diag::Diagnostics;
 use crate::server::{self, BindError, TcpLimits};
-use crate::state::{self, Shared, Snapshot};
+use crate::state::{self, Live, Shared, Snapshot};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
@@ -32,8 +34,7 @@ impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::Config(_) => 1,
-            AppError::Bind(_) | AppError::Runtime(_) => 2,
-            AppError::Usage(_) => 2,
+            AppError::Bind(_) | AppError::Runtime(_) | AppError::Usage(_) => 2,
         }
     }
 }
@@ -53,7 +54,10 @@ type ReloadReply = oneshot::Sender<Result<(), Diagnostics>>;
 #[derive(Debug)]
 pub struct Running {
     shared: Arc<Shared>,
+    live: Arc<Live>,
     addrs: Vec<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    ready: Arc<AtomicBool>,
     stop_udp: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     udp_threads: Vec<JoinHandle<()>>,
@@ -65,22 +69,37 @@ pub struct Running {
 /// tokio runtime.
 pub async fn start(opts: Options) -> Result<Running, AppError> {
     let path = opts.config.clone();
-    let snapshot = load_blocking(path.clone()).await.map_err(AppError::Config)?;
+    let live = Arc::new(Live::default());
+    let snapshot = load_blocking(path.clone(), live.clone()).await.map_err(AppError::Config)?;
     let server = snapshot.config.server.clone();
+    let admin_config = snapshot.config.admin.clone();
     let workers = match server.udp_workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     let bound = server::bind(&server.listen, workers)?;
+    let admin_listener = match admin_config.listen {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| BindError {
+                addr,
+                proto: "admin http",
+                source,
+            })?)
+        }
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let shared = Arc::new(Shared::new(snapshot));
+    *live.reload.lock().expect("not poisoned") =
+        state::ReloadInfo { last_at: Some(SystemTime::now()), last_error: None };
 
     let stop_udp = Arc::new(AtomicBool::new(false));
     let mut udp_threads = Vec::new();
     for (i, sock) in bound.udp.into_iter().enumerate() {
-        let (shared, stop) = (shared.clone(), stop_udp.clone());
+        let (shared, live, stop) = (shared.clone(), live.clone(), stop_udp.clone());
         let t = std::thread::Builder::new()
             .name(format!("udp-{i}"))
-            .spawn(move || server::udp_worker(sock, shared, stop))?;
+            .spawn(move || server::udp_worker(sock, shared, live, stop))?;
         udp_threads.push(t);
     }
 
@@ -92,8 +111,24 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     };
     for listener in bound.tcp {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        tasks.spawn(server::tcp_acceptor(listener, shared.clone(), limits, stop_rx.clone()));
+        tasks.spawn(server::tcp_acceptor(
+            listener,
+            shared.clone(),
+            live.clone(),
+            limits,
+            stop_rx.clone(),
+        ));
     }
+
+    // Each applied reload bumps this generation, so the health supervisor re-plans its probes.
+    let (generation, generation_rx) = watch::channel(0u64);
+    tasks.spawn(crate::health::supervise(
+        shared.clone(),
+        live.clone(),
+        generation_rx,
+        stop_rx.clone(),
+    ));
+    tasks.spawn(expire_overrides(shared.clone(), live.clone(), stop_rx.clone()));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let hup = if opts.reload_on_sighup {
@@ -101,12 +136,39 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     } else {
         None
     };
-    tasks.spawn(reloader(path, shared.clone(), reload_rx, hup, stop_rx));
+    let reloader = Reloader { path, shared: shared.clone(), live: live.clone(), generation };
+    tasks.spawn(reloader.run(reload_rx, hup, stop_rx.clone()));
 
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(listener) = admin_listener {
+        let ctx = Arc::new(admin::Context {
+            shared: shared.clone(),
+            live: live.clone(),
+            token: admin_config.token.clone(),
+            reload: reload_tx.clone(),
+            ready: ready.clone(),
+        });
+        tasks.spawn(admin::serve(listener, ctx, stop_rx.clone()));
+    }
     for addr in &bound.addrs {
         info!(%addr, udp_workers = workers, "serving DNS over UDP and TCP");
     }
-    Ok(Running { shared, addrs: bound.addrs, stop_udp, stop, udp_threads, tasks, reload_tx })
+    if let Some(addr) = admin_addr {
+        info!(%addr, "admin API listening");
+    }
+    ready.store(true, Ordering::Relaxed);
+    Ok(Running {
+        shared,
+        live,
+        addrs: bound.addrs,
+        admin_addr,
+        ready,
+        stop_udp,
+        stop,
+        udp_threads,
+        tasks,
+        reload_tx,
+    })
 }
 
 impl Running {
@@ -115,8 +177,17 @@ impl Running {
         &self.addrs
     }
 
+    /// The admin API's address, when it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
 
     /// Reloads the configuration and zones, exactly as SIGHUP does.
@@ -130,6 +201,7 @@ impl Running {
 
     /// Stops accepting, lets in-flight TCP queries finish, and joins every worker.
     pub async fn shutdown(mut self) {
+        self.ready.store(false, Ordering::Relaxed);
         self.stop_udp.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
@@ -163,67 +235,127 @@ pub fn serve(opts: Options) -> Result<(), AppError> {
     })
 }
 
-/// The one task that owns reloading, so two reloads never race to swap.
-async fn reloader(
-    path: PathBuf,
-    shared: Arc<Shared>,
-    mut requests: mpsc::Receiver<ReloadReply>,
-    mut hup: Option<tokio::signal::unix::Signal>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Lapses operators' overrides whose time is up.
+async fn expire_overrides(shared: Arc<Shared>, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
-        let reply = tokio::select! {
+        tokio::select! {
             _ = stop.changed() => return,
-            r = requests.recv() => match r {
-                Some(reply) => Some(reply),
-                None => return,
-            },
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                info!("SIGHUP received; reloading");
-                None
-            }
-        };
-        let result = reload(&path, &shared).await;
-        if let Some(reply) = reply {
-            let _ = reply.send(result);
+            _ = tick.tick() => admin::expire_overrides(&shared, &live),
         }
     }
 }
 
-async fn reload(path: &Path, shared: &Shared) -> Result<(), Diagnostics> {
-    match load_blocking(path.to_path_buf()).await {
-        Ok(snapshot) => {
-            let old = shared.load();
-            let (o, n) = (&old.config.server, &snapshot.config.server);
-            if (&o.listen, o.udp_workers, o.tcp_max_connections, o.tcp_idle_timeout)
-                != (&n.listen, n.udp_workers, n.tcp_max_connections, n.tcp_idle_timeout)
-            {
-                warn!(
-                    "listen addresses, workers and TCP limits changed: they apply after a restart"
-                );
+/// The one task that owns reloading, so two reloads never race to swap.
+struct Reloader {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    generation: watch::Sender<u64>,
+}
+
+impl Reloader {
+    async fn run(
+        self,
+        mut requests: mpsc::Receiver<ReloadReply>,
+        mut hup: Option<tokio::signal::unix::Signal>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        // With `watch = true`, the files are polled: a change of any modification time is a
+        // reload. Polling needs no platform watcher and catches editors that replace files.
+        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = watched_files(&self.shared.load());
+        loop {
+            let reply = tokio::select! {
+                _ = stop.changed() => return,
+                r = requests.recv() => match r {
+                    Some(reply) => Some(reply),
+                    None => return,
+                },
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    info!("SIGHUP received; reloading");
+                    None
+                }
+                _ = poll.tick() => {
+                    if !self.shared.load().config.server.watch {
+                        continue;
+                    }
+                    if watched_files(&self.shared.load()) == seen {
+                        continue;
+                    }
+                    info!("a watched file changed; reloading");
+                    None
+                }
+            };
+            let result = self.reload().await;
+            seen = watched_files(&self.shared.load());
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
             }
-            let zones = snapshot.zones.zones().len();
-            shared.store(snapshot);
-            info!(zones, "configuration reloaded");
-            Ok(())
-        }
-        Err(diags) => {
-            for d in &diags.0 {
-                error!("{d}");
-            }
-            error!(
-                problems = diags.len(),
-                "reload failed; still serving the previous configuration"
-            );
-            Err(diags)
         }
     }
+
+    async fn reload(&self) -> Result<(), Diagnostics> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let result = load_blocking(self.path.clone(), self.live.clone()).await;
+        let mut info = self.live.reload.lock().map(|g| g.clone()).unwrap_or_default();
+        info.last_at = Some(SystemTime::now());
+        let outcome = match result {
+            Ok(snapshot) => {
+                let old = self.shared.load();
+                let (o, n) = (&old.config.server, &snapshot.config.server);
+                if (&o.listen, o.udp_workers, o.tcp_max_connections, o.tcp_idle_timeout)
+                    != (&n.listen, n.udp_workers, n.tcp_max_connections, n.tcp_idle_timeout)
+                    || old.config.admin != snapshot.config.admin
+                {
+                    warn!(
+                        "listen addresses, workers, TCP limits and the admin API apply after a restart"
+                    );
+                }
+                let (zones, profiles) =
+                    (snapshot.zones.zones().len(), snapshot.policies.profiles.len());
+                self.shared.store(snapshot);
+                self.generation.send_modify(|g| *g += 1);
+                self.live.metrics.reloads.fetch_add(1, Relaxed);
+                info.last_error = None;
+                info!(zones, profiles, "configuration reloaded");
+                Ok(())
+            }
+            Err(diags) => {
+                for d in &diags.0 {
+                    error!("{d}");
+                }
+                error!(
+                    problems = diags.len(),
+                    "reload failed; still serving the previous configuration"
+                );
+                self.live.metrics.reload_failures.fetch_add(1, Relaxed);
+                info.last_error = Some(diags.to_string());
+                Err(diags)
+            }
+        };
+        if let Ok(mut g) = self.live.reload.lock() {
+            *g = info;
+        }
+        outcome
+    }
+}
+
+/// The modification times of the configuration, zone files and GeoIP database.
+fn watched_files(snap: &Snapshot) -> Vec<Option<SystemTime>> {
+    let c = &snap.config;
+    std::iter::once(c.path.as_path())
+        .chain(c.zones.iter().map(|z| z.file.as_path()))
+        .chain(c.geoip.iter().map(|g| g.database.as_path()))
+        .map(|p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 /// Builds a snapshot on the blocking pool: zone files can be large, and parsing them must not
 /// stall the runtime's workers (TCP connections are served there).
-async fn load_blocking(path: PathBuf) -> Result<Snapshot, Diagnostics> {
-    match tokio::task::spawn_blocking(move || state::load(&path)).await {
+async fn load_blocking(path: PathBuf, live: Arc<Live>) -> Result<Snapshot, Diagnostics> {
+    match tokio::task::spawn_blocking(move || state::load_with(&path, &live)).await {
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

@@ -43,6 +43,12 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Run tiny local HTTP apps on the addresses and monitor ports of the configuration's
+    /// HTTP-monitored endpoints (all, or the ones named), to try health monitoring locally.
+    DemoEndpoints {
+        /// Endpoint names (default: every HTTP-monitored address endpoint)
+        names: Vec<String>,
+    },
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -97,6 +103,23 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             let e =
                 explain::explain(&snap, &name, &rtype, &client, seed).map_err(AppError::Usage)?;
             println!("{e}");
+            Ok(())
+        }
+        Command::DemoEndpoints { names } => {
+            let config = crate::config::load(&cli.config).map_err(AppError::Config)?;
+            let targets = crate::demo::targets(&config, &names);
+            if targets.is_empty() {
+                return Err(AppError::Usage(crate::explain::ExplainError(
+                    "no HTTP-monitored address endpoint matches; see [profile.monitor] in the configuration".into(),
+                )));
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                tokio::select! {
+                    r = crate::demo::serve(targets) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })?;
             Ok(())
         }
         Command::Geoip { command: GeoipCommand::Build { input, output, database_type } } => {

@@ -25,6 +25,53 @@ pub struct Config {
     pub zones: Vec<ZoneConfig>,
     pub geoip: Option<GeoIpConfig>,
     pub profiles: Vec<ProfileConfig>,
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: the HTTP admin API, metrics and status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// `None` when the admin API is turned off.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token required on every request but `/healthz` and `/readyz`; mandatory when
+    /// `listen` is not a loopback address.
+    pub token: Option<String>,
+}
+
+/// How an endpoint is probed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MonitorConfig {
+    pub protocol: Protocol,
+    pub port: u16,
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failures tolerated before the endpoint is Degraded (it takes one more).
+    pub tolerated_failures: u32,
+    /// Consecutive successes that bring a Degraded endpoint back Online.
+    pub recover_after: u32,
+    /// Inclusive status code ranges counted as success (HTTP/HTTPS).
+    pub expected_status: Vec<(u16, u16)>,
+    pub headers: Vec<(String, String)>,
+    pub verify_tls: bool,
+}
+
+/// A monitor's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Http,
+    Https,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+            Protocol::Tcp => "TCP",
+        }
+    }
 }
 
 /// `[server]`: listeners and protocol limits.
@@ -40,6 +87,8 @@ pub struct Server {
     pub tcp_idle_timeout: Duration,
     /// Honour EDNS Client Subnet (RFC 7871) in queries.
     pub ecs: bool,
+    /// Reload when the configuration, a zone file or the GeoIP database changes.
+    pub watch: bool,
 }
 
 /// `[geoip]`: the database the geographic and performance methods consult.
@@ -77,6 +126,8 @@ pub struct EndpointConfig {
     pub min_child_endpoints: u32,
     pub min_child_ipv4: u32,
     pub min_child_ipv6: u32,
+    /// How the endpoint is probed; `None` = not monitored (always served).
+    pub monitor: Option<MonitorConfig>,
 }
 
 /// What an endpoint answers with. A nested profile is referred to by its index in
@@ -110,6 +161,16 @@ struct RawConfig {
     geoip: Option<RawGeoIp>,
     #[serde(default, rename = "profile")]
     profiles: Vec<RawProfile>,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    enabled: Option<bool>,
+    listen: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +188,7 @@ struct RawProfile {
     max_answers: Option<Spanned<i64>>,
     sticky: Option<Spanned<String>>,
     when_all_down: Option<Spanned<String>>,
+    monitor: Option<Spanned<toml::Value>>,
     #[serde(default, rename = "endpoint")]
     endpoints: Vec<RawEndpoint>,
 }
@@ -147,6 +209,7 @@ struct RawEndpoint {
     min_child_endpoints: Option<Spanned<i64>>,
     min_child_ipv4: Option<Spanned<i64>>,
     min_child_ipv6: Option<Spanned<i64>>,
+    monitor: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +221,7 @@ struct RawServer {
     tcp_max_connections: Option<Spanned<i64>>,
     tcp_idle_timeout: Option<Spanned<String>>,
     ecs: Option<bool>,
+    watch: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -210,7 +274,8 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
         loc: v.loc(&g.database),
     });
     let profiles = v.profiles(raw.profiles, &zones, geoip.is_some());
-    let config = Config { path: path.to_path_buf(), server, zones, geoip, profiles };
+    let admin = v.admin(raw.admin);
+    let config = Config { path: path.to_path_buf(), server, zones, geoip, profiles, admin };
     Ok((config, v.diags))
 }
 
@@ -258,6 +323,7 @@ impl Validator<'_> {
             tcp_max_connections: None,
             tcp_idle_timeout: None,
             ecs: None,
+            watch: None,
         });
         let mut listen = Vec::new();
         match raw.listen {
@@ -304,7 +370,16 @@ impl Validator<'_> {
             },
         };
         let ecs = raw.ecs.unwrap_or(true);
-        Server { listen, udp_workers, udp_payload, tcp_max_connections, tcp_idle_timeout, ecs }
+        let watch = raw.watch.unwrap_or(false);
+        Server {
+            listen,
+            udp_workers,
+            udp_payload,
+            tcp_max_connections,
+            tcp_idle_timeout,
+            ecs,
+            watch,
+        }
     }
 
     fn zones(&mut self, raw: Vec<RawZone>) -> Vec<ZoneConfig> {
@@ -634,6 +709,16 @@ impl Validator<'_> {
                 self.int_in(re.min_child_ipv4, "min_child_ipv4", (0, 1000), 0) as u32;
             let min_child_ipv6 =
                 self.int_in(re.min_child_ipv6, "min_child_ipv6", (0, 1000), 0) as u32;
+            let monitor = match &target {
+                // A nested profile's availability comes from its children, never a probe.
+                TargetConfig::Profile(_) => {
+                    if let Some(m) = &re.monitor {
+                        self.error(m, "nested profile endpoints are not probed: their status comes from the child profile", None);
+                    }
+                    None
+                }
+                _ => self.monitor(rp.monitor.as_ref(), re.monitor.as_ref()),
+            };
             endpoints.push(EndpointConfig {
                 name: ename,
                 target,
@@ -646,6 +731,7 @@ impl Validator<'_> {
                 min_child_endpoints,
                 min_child_ipv4,
                 min_child_ipv6,
+                monitor,
             });
         }
         let profile = ProfileConfig {
@@ -767,6 +853,302 @@ impl Validator<'_> {
                 }
             }
         }
+    }
+}
+
+impl Validator<'_> {
+    fn admin(&mut self, raw: Option<RawAdmin>) -> AdminConfig {
+        let default_listen: SocketAddr = "127.0.0.1:8053".parse().expect("valid");
+        let Some(raw) = raw else {
+            return AdminConfig { listen: Some(default_listen), token: None };
+        };
+        let listen = match (&raw.listen, raw.enabled) {
+            (_, Some(false)) => None,
+            (None, _) => Some(default_listen),
+            (Some(l), _) => match l.get_ref().parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.error(
+                        l,
+                        format!("invalid admin listen address {:?}", l.get_ref()),
+                        Some("write IP:PORT, e.g. \"127.0.0.1:8053\""),
+                    );
+                    None
+                }
+            },
+        };
+        let token = match (&raw.token, &raw.token_env) {
+            (Some(t), None) if t.get_ref().len() < 16 => {
+                self.error(
+                    t,
+                    "the admin token is shorter than 16 characters",
+                    Some("use a long random string, e.g. from `openssl rand -hex 24`"),
+                );
+                None
+            }
+            (Some(t), None) => Some(t.get_ref().clone()),
+            (None, Some(var)) => match std::env::var(var.get_ref()) {
+                Ok(v) if v.len() >= 16 => Some(v),
+                Ok(_) => {
+                    self.error(
+                        var,
+                        format!("the token in ${} is shorter than 16 characters", var.get_ref()),
+                        None,
+                    );
+                    None
+                }
+                Err(_) => {
+                    self.error(
+                        var,
+                        format!("environment variable {} is not set", var.get_ref()),
+                        None,
+                    );
+                    None
+                }
+            },
+            (Some(t), Some(_)) => {
+                self.error(t, "give token or token_env, not both", None);
+                None
+            }
+            (None, None) => None,
+        };
+        if let (Some(a), None, Some(l)) = (listen, &token, &raw.listen)
+            && !a.ip().is_loopback()
+            && self.diags.is_empty()
+        {
+            self.error(
+                l,
+                format!("the admin API on {a} is reachable from other machines but has no token"),
+                Some("set token_env = \"MERIDIAN_ADMIN_TOKEN\" (or token = \"...\"), or listen on 127.0.0.1"),
+            );
+        }
+        AdminConfig { listen, token }
+    }
+
+    /// The endpoint's monitor: the profile's `monitor` table with the endpoint's own keys on
+    /// top, `None` when neither gives one or the endpoint says `monitor = false`.
+    fn monitor(
+        &mut self,
+        profile: Option<&Spanned<toml::Value>>,
+        endpoint: Option<&Spanned<toml::Value>>,
+    ) -> Option<MonitorConfig> {
+        let mut table = toml::Table::new();
+        let mut at = profile;
+        if let Some(p) = profile {
+            match p.get_ref() {
+                toml::Value::Table(t) => table.extend(t.clone()),
+                _ => {
+                    self.error(
+                        p,
+                        "monitor must be a table",
+                        Some("[profile.monitor] with protocol, port, path..."),
+                    );
+                    return None;
+                }
+            }
+        }
+        if let Some(e) = endpoint {
+            match e.get_ref() {
+                toml::Value::Boolean(false) => return None,
+                toml::Value::Boolean(true) if profile.is_none() => {
+                    self.error(
+                        e,
+                        "monitor = true, but the profile has no monitor to inherit",
+                        Some("add a [profile.monitor] table"),
+                    );
+                    return None;
+                }
+                toml::Value::Boolean(true) => {}
+                toml::Value::Table(t) => {
+                    table.extend(t.clone());
+                    at = Some(e);
+                }
+                _ => {
+                    self.error(e, "an endpoint's monitor is false, true, or a table of keys overriding the profile's", None);
+                    return None;
+                }
+            }
+        }
+        let at = at?;
+        let fail = |v: &mut Self, msg: String, hint: Option<&str>| v.error(at, msg, hint);
+        const KEYS: [&str; 10] = [
+            "protocol",
+            "port",
+            "path",
+            "interval",
+            "timeout",
+            "tolerated_failures",
+            "recover_after",
+            "expected_status",
+            "headers",
+            "verify_tls",
+        ];
+        for k in table.keys() {
+            if !KEYS.contains(&k.as_str()) {
+                let hint = format!("monitor keys: {}", KEYS.join(", "));
+                fail(self, format!("unknown monitor key `{k}`"), Some(&hint));
+            }
+        }
+        let protocol = match table.get("protocol").map(|v| v.as_str().map(str::to_ascii_lowercase))
+        {
+            None => Protocol::Http,
+            Some(Some(p)) if p == "http" => Protocol::Http,
+            Some(Some(p)) if p == "https" => Protocol::Https,
+            Some(Some(p)) if p == "tcp" => Protocol::Tcp,
+            _ => {
+                fail(self, "monitor protocol must be \"http\", \"https\" or \"tcp\"".into(), None);
+                Protocol::Http
+            }
+        };
+        let int = |v: &mut Self, key: &str, range: (i64, i64), default: i64| -> i64 {
+            match table.get(key) {
+                None => default,
+                Some(toml::Value::Integer(i)) if (range.0..=range.1).contains(i) => *i,
+                Some(other) => {
+                    v.error(
+                        at,
+                        format!("monitor {key} = {} is invalid", show(other)),
+                        Some(&format!("a whole number from {} to {}", range.0, range.1)),
+                    );
+                    default
+                }
+            }
+        };
+        let default_port = if protocol == Protocol::Https { 443 } else { 80 };
+        let port = int(self, "port", (1, 65535), default_port) as u16;
+        let tolerated_failures = int(self, "tolerated_failures", (0, 9), 3) as u32;
+        let recover_after = int(self, "recover_after", (1, 10), 1) as u32;
+        let dur = |v: &mut Self, key: &str| -> Option<Duration> {
+            let t = table.get(key)?;
+            match t.as_str().and_then(parse_duration) {
+                Some(d) => Some(d),
+                None => {
+                    v.error(
+                        at,
+                        format!("monitor {key} = {} is not a duration", show(t)),
+                        Some("e.g. \"30s\", \"500ms\""),
+                    );
+                    None
+                }
+            }
+        };
+        let interval = dur(self, "interval").unwrap_or(Duration::from_secs(30));
+        if interval < Duration::from_secs(1) {
+            fail(self, format!("monitor interval {interval:?} is below 1s"), None);
+        }
+        // The default timeout is 10 s, or half the interval when that is shorter.
+        let timeout =
+            dur(self, "timeout").unwrap_or_else(|| Duration::from_secs(10).min(interval / 2));
+        if timeout >= interval || timeout < Duration::from_millis(100) {
+            fail(
+                self,
+                format!(
+                    "monitor timeout {timeout:?} must be at least 100ms and below the interval ({interval:?})"
+                ),
+                None,
+            );
+        }
+        let path = match table.get("path") {
+            None => "/".to_string(),
+            Some(toml::Value::String(p))
+                if p.starts_with('/') && !p.contains(|c: char| c.is_control() || c == ' ') =>
+            {
+                p.clone()
+            }
+            Some(p) => {
+                fail(
+                    self,
+                    format!(
+                        "monitor path {} must start with / and contain no spaces or control characters",
+                        show(p)
+                    ),
+                    None,
+                );
+                "/".into()
+            }
+        };
+        let mut expected_status = Vec::new();
+        match table.get("expected_status") {
+            None => expected_status.push((200, 299)),
+            Some(toml::Value::Array(list)) if (1..=8).contains(&list.len()) => {
+                for item in list {
+                    let range = item.as_str().and_then(|r| {
+                        let (a, b) = r.split_once('-').unwrap_or((r, r));
+                        let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
+                        ((100..=599).contains(&a) && (a..=599).contains(&b)).then_some((a, b))
+                    });
+                    match range {
+                        Some(r) => expected_status.push(r),
+                        None => fail(
+                            self,
+                            format!("expected_status entry {} is not a status range", show(item)),
+                            Some("e.g. \"200-299\" or \"301\""),
+                        ),
+                    }
+                }
+            }
+            Some(_) => fail(
+                self,
+                "expected_status must be a list of 1 to 8 ranges".into(),
+                Some("e.g. [\"200-299\", \"301-302\"]"),
+            ),
+        }
+        let mut headers = Vec::new();
+        match table.get("headers") {
+            None => {}
+            Some(toml::Value::Table(h)) if h.len() <= 8 => {
+                for (k, v) in h {
+                    let ok_name = !k.is_empty()
+                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                    match v.as_str() {
+                        Some(val) if ok_name && !val.contains(['\r', '\n']) => {
+                            headers.push((k.clone(), val.to_string()))
+                        }
+                        _ => {
+                            fail(self, format!("monitor header {k:?} is not a valid header"), None)
+                        }
+                    }
+                }
+            }
+            Some(_) => fail(
+                self,
+                "monitor headers must be a table of up to 8 name = \"value\" pairs".into(),
+                None,
+            ),
+        }
+        let verify_tls = match table.get("verify_tls") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(_) => {
+                fail(self, "verify_tls must be true or false".into(), None);
+                false
+            }
+        };
+        Some(MonitorConfig {
+            protocol,
+            port,
+            path,
+            interval,
+            timeout,
+            tolerated_failures,
+            recover_after,
+            expected_status,
+            headers,
+            verify_tls,
+        })
+    }
+}
+
+/// A TOML value as written, for messages (the `toml` crate's printer is not compiled in).
+fn show(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(_) => "an array".into(),
+        toml::Value::Table(_) => "a table".into(),
     }
 }
 

@@ -17,12 +17,16 @@
 //!
 //! `ARCHITECTURE.md` at the repository root has the invariants each module keeps.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diag;
 pub mod explain;
 pub mod geo;
+pub mod health;
+pub mod metrics;
 pub mod name;
 pub mod policy;
 pub mod resolve;

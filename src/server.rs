@@ -11,13 +11,13 @@
 
 use crate::policy::Rng;
 use crate::resolve::{Request, Transport, resolve};
-use crate::state::Shared;
+use crate::state::{Live, Shared};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -114,7 +114,7 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves UDP on `sock` until `stop` is set. Runs on its own OS thread.
-pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, live: Arc<Live>, stop: Arc<AtomicBool>) {
     let mut query = vec![0u8; MAX_MESSAGE];
     let mut out = vec![0u8; MAX_MESSAGE];
     let mut rng = Rng::from_entropy();
@@ -133,9 +133,10 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
         };
         let snap = shared.load();
         let req = Request { src: peer.ip(), transport: Transport::Udp };
-        let Some(answer) = resolve(&snap, &query[..n], req, &mut rng, &mut out) else {
-            continue;
-        };
+        let started = Instant::now();
+        let answer = resolve(&snap, &query[..n], req, &mut rng, &mut out);
+        live.metrics.record(Transport::Udp, answer, started.elapsed());
+        let Some(answer) = answer else { continue };
         if let Err(e) = sock.send_to(&out[..answer.len], peer) {
             debug!(error = %e, %peer, "udp send failed");
         }
@@ -154,6 +155,7 @@ pub struct TcpLimits {
 pub async fn tcp_acceptor(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    live: Arc<Live>,
     limits: TcpLimits,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -167,9 +169,9 @@ pub async fn tcp_acceptor(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let (shared, stop) = (shared.clone(), stop.clone());
+                        let (shared, live, stop) = (shared.clone(), live.clone(), stop.clone());
                         conns.spawn(async move {
-                            connection(stream, &shared, limits.idle_timeout, stop).await;
+                            connection(stream, &shared, &live, limits.idle_timeout, stop).await;
                             drop(permit);
                         });
                     }
@@ -193,6 +195,7 @@ pub async fn tcp_acceptor(
 async fn connection(
     stream: tokio::net::TcpStream,
     shared: &Shared,
+    live: &Live,
     idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -229,7 +232,10 @@ async fn connection(
         let answer = {
             // The snapshot guard is dropped before the next await.
             let snap = shared.load();
-            resolve(&snap, &query[..len], req, &mut rng, &mut out[2..])
+            let started = Instant::now();
+            let answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
+            live.metrics.record(Transport::Tcp, answer, started.elapsed());
+            answer
         };
         let Some(answer) = answer else { continue };
         out[..2].copy_from_slice(&(answer.len as u16).to_be_bytes());

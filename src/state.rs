@@ -7,11 +7,95 @@
 use crate::config::{self, Config};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::geo::GeoDb;
-use crate::policy::{self, Policies, Signals, Status};
+use crate::metrics::Metrics;
+use crate::policy::{self, Override, Policies, Signals, Status};
 use crate::zone::{self, ZoneSet};
 use arc_swap::ArcSwap;
+use dashmap::DashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Control-plane state that outlives snapshots, keyed by endpoint key (`profile/endpoint`) so
+/// that it carries over reloads: probe health, operators' overrides, counters. Written by the
+/// health tasks and the admin API; the hot path never reads it (it reads the snapshot's
+/// signals and counters, which are built from it).
+#[derive(Debug, Default)]
+pub struct Live {
+    pub health: DashMap<String, EndpointHealth>,
+    pub overrides: DashMap<String, AdminOverride>,
+    pub metrics: Metrics,
+    /// Monotonic counters by name (`profile:NAME`, `endpoint:KEY`), shared by every snapshot.
+    counters: DashMap<String, Arc<AtomicU64>>,
+    pub reload: Mutex<ReloadInfo>,
+}
+
+/// What the health task knows about one monitored endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointHealth {
+    pub status: Status,
+    pub since: SystemTime,
+    pub last_probe: Option<ProbeResult>,
+    pub probes_ok: u64,
+    pub probes_failed: u64,
+    pub probe_seconds: f64,
+    pub transitions: u64,
+}
+
+/// One probe's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    pub at: SystemTime,
+    pub ok: bool,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub latency: Duration,
+}
+
+/// An operator's override of an endpoint, from the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminOverride {
+    pub enabled: bool,
+    pub reason: Option<String>,
+    pub set_at: SystemTime,
+    pub expires_at: Option<SystemTime>,
+}
+
+/// The outcome of the last reload.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadInfo {
+    pub last_at: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+impl Live {
+    /// The shared counter called `name`, created at zero.
+    pub fn counter(&self, name: String) -> Arc<AtomicU64> {
+        self.counters.entry(name).or_default().clone()
+    }
+
+    /// Every counter whose name starts with `prefix`, with the rest of its name.
+    pub fn counters_with(&self, prefix: &str) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .counters
+            .iter()
+            .filter_map(|e| {
+                let rest = e.key().strip_prefix(prefix)?;
+                Some((rest.to_string(), e.value().load(std::sync::atomic::Ordering::Relaxed)))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Per-snapshot handles on the shared counters the hot path bumps, indexed by id.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub profile_queries: Box<[Arc<AtomicU64>]>,
+    pub endpoint_answers: Box<[Arc<AtomicU64>]>,
+}
 
 /// Protocol settings the hot path reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +117,19 @@ pub struct Snapshot {
     /// Live per-endpoint state, indexed like `policies.endpoints`.
     pub signals: Signals,
     pub geo: Option<GeoDb>,
+    pub counters: Counters,
 }
 
 /// Reads the configuration at `path` and every file it names, and builds a snapshot. Problems
 /// in the configuration and in every zone file are all reported together.
 pub fn load(path: &Path) -> Result<Snapshot, Diagnostics> {
+    load_with(path, &Live::default())
+}
+
+/// [`load`], with signals and counters carried over from `live` by endpoint key.
+pub fn load_with(path: &Path, live: &Live) -> Result<Snapshot, Diagnostics> {
     let (config, mut diags) = config::load_lenient(path)?;
-    match build(config) {
+    match build(config, live) {
         Ok(snapshot) => diags.into_result(snapshot),
         Err(zone_diags) => {
             diags.extend(zone_diags);
@@ -50,7 +140,7 @@ pub fn load(path: &Path) -> Result<Snapshot, Diagnostics> {
 
 /// Builds a snapshot from a validated configuration, reading its zone files. Every problem in
 /// every zone file is reported, not just the first file's.
-pub fn build(config: Config) -> Result<Snapshot, Diagnostics> {
+pub fn build(config: Config, live: &Live) -> Result<Snapshot, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut zones = Vec::with_capacity(config.zones.len());
     for zc in &config.zones {
@@ -102,13 +192,39 @@ pub fn build(config: Config) -> Result<Snapshot, Diagnostics> {
             }
         },
     };
-    // Until an endpoint is monitored it is always served; disabled ones never are.
-    let signals = Signals::new(
-        policies
+    // Status carries over by endpoint key; a new monitored endpoint starts CheckingEndpoint.
+    let monitored: Vec<bool> = config
+        .profiles
+        .iter()
+        .flat_map(|p| p.endpoints.iter().map(|e| e.monitor.is_some()))
+        .collect();
+    let signals = Signals::new(policies.endpoints.iter().zip(&monitored).map(|(e, &m)| {
+        if m {
+            live.health.get(&e.key).map_or(Status::CheckingEndpoint, |h| h.status)
+        } else {
+            Status::Unmonitored
+        }
+    }));
+    for (id, e) in policies.endpoints.iter().enumerate() {
+        if let Some(o) = live.overrides.get(&e.key) {
+            signals.set_admin(
+                id as u32,
+                if o.enabled { Override::Enabled } else { Override::Disabled },
+            );
+        }
+    }
+    let counters = Counters {
+        profile_queries: policies
+            .profiles
+            .iter()
+            .map(|p| live.counter(format!("profile:{}", p.name)))
+            .collect(),
+        endpoint_answers: policies
             .endpoints
             .iter()
-            .map(|e| if e.enabled { Status::Unmonitored } else { Status::Disabled }),
-    );
+            .map(|e| live.counter(format!("endpoint:{}", e.key)))
+            .collect(),
+    };
     let settings = Settings { udp_payload: config.server.udp_payload, ecs: config.server.ecs };
     diags.into_result(()).map(|()| Snapshot {
         zones: ZoneSet::new(zones),
@@ -117,6 +233,7 @@ pub fn build(config: Config) -> Result<Snapshot, Diagnostics> {
         policies,
         signals,
         geo,
+        counters,
     })
 }
 

@@ -48,6 +48,7 @@ pub fn compile(config: &Config) -> Policies {
                 min_child_endpoints: ec.min_child_endpoints,
                 min_child_ipv4: ec.min_child_ipv4,
                 min_child_ipv6: ec.min_child_ipv6,
+                key: format!("{}/{}", pc.name, ec.name),
                 key_hash: stable_hash(format!("{}/{}", pc.name, ec.name).as_bytes()),
             });
         }
@@ -95,5 +96,6 @@ pub fn compile(config: &Config) -> Policies {
             profiles[i].needs_geo |= nested;
         }
     }
-    Policies { profiles: profiles.into(), endpoints: endpoints.into() }
+    let by_key = endpoints.iter().enumerate().map(|(i, e)| (e.key.clone(), i as u32)).collect();
+    Policies { profiles: profiles.into(), endpoints: endpoints.into(), by_key }
 }

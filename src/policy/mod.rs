@@ -122,11 +122,37 @@ impl Status {
 #[derive(Debug)]
 pub struct Signals {
     status: Box<[AtomicU8]>,
+    /// An operator's override: [`Override`] as u8.
+    admin: Box<[AtomicU8]>,
+}
+
+/// An operator's override of an endpoint (admin API), above the configuration's `enabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Override {
+    None = 0,
+    Disabled = 1,
+    Enabled = 2,
 }
 
 impl Signals {
     pub fn new(initial: impl IntoIterator<Item = Status>) -> Signals {
-        Signals { status: initial.into_iter().map(|s| AtomicU8::new(s as u8)).collect() }
+        let status: Box<[AtomicU8]> = initial.into_iter().map(|s| AtomicU8::new(s as u8)).collect();
+        let admin = status.iter().map(|_| AtomicU8::new(Override::None as u8)).collect();
+        Signals { status, admin }
+    }
+
+    #[inline]
+    pub fn admin(&self, id: EndpointId) -> Override {
+        match self.admin[id as usize].load(Ordering::Relaxed) {
+            1 => Override::Disabled,
+            2 => Override::Enabled,
+            _ => Override::None,
+        }
+    }
+
+    pub fn set_admin(&self, id: EndpointId, o: Override) {
+        self.admin[id as usize].store(o as u8, Ordering::Relaxed);
     }
 
     #[inline]
@@ -203,7 +229,9 @@ pub struct Endpoint {
     pub min_child_endpoints: u32,
     pub min_child_ipv4: u32,
     pub min_child_ipv6: u32,
-    /// A stable hash of the endpoint's name, the same on every instance, for sticky choices.
+    /// `profile/endpoint`: the endpoint's identity across reloads (health, overrides, metrics).
+    pub key: String,
+    /// A stable hash of `key`, the same on every instance, for sticky choices.
     pub key_hash: u64,
 }
 
@@ -231,6 +259,30 @@ pub struct Profile {
 pub struct Policies {
     pub profiles: Box<[Profile]>,
     pub endpoints: Box<[Endpoint]>,
+    pub(crate) by_key: std::collections::HashMap<String, EndpointId>,
+}
+
+impl Policies {
+    /// The endpoint with key `profile/endpoint` (profile name lowercased, absolute).
+    pub fn endpoint_by_key(&self, key: &str) -> Option<EndpointId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// A profile by name (absolute, any case, trailing dot optional).
+    pub fn profile_by_name(&self, name: &str) -> Option<u32> {
+        let want = name.trim_end_matches('.').to_ascii_lowercase() + ".";
+        self.profiles.iter().position(|p| p.name.to_string() == want).map(|i| i as u32)
+    }
+}
+
+/// Whether an endpoint is enabled: the operator's override if any, else the configuration.
+#[inline]
+pub fn enabled(p: &Policies, id: EndpointId, signals: &Signals) -> bool {
+    match signals.admin(id) {
+        Override::Disabled => false,
+        Override::Enabled => true,
+        Override::None => p.endpoints[id as usize].enabled,
+    }
 }
 
 /// Who is asking: the address that stands for the client (the ECS address when the query had
@@ -282,6 +334,9 @@ impl Selection {
 /// `()`, whose methods do nothing and whose closures are never called, so tracing costs nothing
 /// on the hot path.
 pub trait Trace {
+    /// Whether this is a real query, to be counted in metrics (explanations are not).
+    const COUNTS: bool = true;
+
     #[inline]
     fn note(&mut self, _depth: usize, _line: impl FnOnce() -> String) {}
 }
@@ -290,6 +345,8 @@ impl Trace for () {}
 
 /// Collects trace lines, indented by nesting depth.
 impl Trace for Vec<String> {
+    const COUNTS: bool = false;
+
     fn note(&mut self, depth: usize, line: impl FnOnce() -> String) {
         self.push(format!("{}{}", "  ".repeat(depth), line()));
     }
@@ -375,7 +432,7 @@ pub fn select<T: Trace>(
 /// profile, enough of the child's endpoints are available.
 pub fn available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) -> bool {
     let e = &p.endpoints[id as usize];
-    if !e.enabled || !signals.status(id).serves() {
+    if !enabled(p, id, signals) || !signals.status(id).serves() {
         return false;
     }
     match e.target {
@@ -418,11 +475,15 @@ fn select_in<T: Trace>(
     for &id in profile.endpoints.iter() {
         let e = &p.endpoints[id as usize];
         let ok = available(p, id, signals, depth);
+        let on = enabled(p, id, signals);
         any_available |= ok;
-        any_enabled |= e.enabled;
+        any_enabled |= on;
         trace.note(depth + 1, || {
-            let why = if !e.enabled {
-                "disabled in configuration".to_string()
+            let why = if !on {
+                match signals.admin(id) {
+                    Override::Disabled => "disabled by an operator".to_string(),
+                    _ => "disabled in configuration".to_string(),
+                }
             } else if !signals.status(id).serves() {
                 format!("status {}", signals.status(id).as_str())
             } else if matches!(e.target, Target::Profile(_)) && !ok {
@@ -455,7 +516,7 @@ fn select_in<T: Trace>(
         }
     }
     let ok = |id: EndpointId| {
-        if force { p.endpoints[id as usize].enabled } else { available(p, id, signals, depth) }
+        if force { enabled(p, id, signals) } else { available(p, id, signals, depth) }
     };
 
     let pick: Option<EndpointId> = match profile.method {

@@ -16,6 +16,7 @@ use crate::zone::rdata::{T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS
 use crate::zone::{Found, Labels, Node, RRset, Zone};
 use decode::{Ecs, Edns, HEADER_LEN, OPT_ECS, Query, Reject};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 
 /// Response codes Meridian sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
 pub mod rcode {
@@ -378,6 +379,12 @@ fn managed<'s, T: Trace>(
             return Ok(None);
         }
         Outcome::Answer => {}
+    }
+    if T::COUNTS {
+        snap.counters.profile_queries[pid as usize].fetch_add(1, Ordering::Relaxed);
+        for &id in sel.chosen() {
+            snap.counters.endpoint_answers[id as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
     let endpoints = &snap.policies.endpoints;
     if let Target::Cname(target) = &endpoints[sel.endpoints[0] as usize].target {

@@ -220,7 +220,7 @@ async fn sighup_reloads_and_sigterm_stops() {
     dir.write("z.zone", &format!("{ZONE}api A 192.0.2.10\n"));
     dir.write(
         "meridian.toml",
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
     );
     let mut srv = Served::start(dir.path(), "meridian.toml");
     let addr = srv.addr();

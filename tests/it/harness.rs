@@ -219,6 +219,7 @@ pub fn write_config(dir: &TempDir, server_extra: &str) -> PathBuf {
         "meridian.toml",
         &format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 2\n{server_extra}\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
              [geoip]\ndatabase = \"geo.mmdb\"\n\
              [[zone]]\nname = \"app.example.com.\"\nfile = \"{}\"\n\
              [[zone]]\nname = \"big.test.\"\nfile = \"big.test.zone\"\n\

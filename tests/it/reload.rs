@@ -10,7 +10,7 @@ const ZONE: &str =
 
 fn config(extra_zone_key: &str) -> String {
     format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[zone]]\nname = \"reload.test\"\nfile = \"z.zone\"\n{extra_zone_key}"
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[zone]]\nname = \"reload.test\"\nfile = \"z.zone\"\n{extra_zone_key}[admin]\nlisten = \"127.0.0.1:0\"\n"
     )
 }
 

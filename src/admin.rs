@@ -1,0 +1,635 @@
+//! The admin HTTP API and Prometheus metrics.
+//!
+//! A deliberately small HTTP/1.1 server: one request per connection, headers and body size
+//! limited, the whole exchange bounded by a deadline, so a slow or hostile client costs one
+//! task for a few seconds and nothing else. Requests are parsed with `httparse`. It changes
+//! state only through `state::Live`, the current snapshot's signals, and the reload channel.
+//!
+//! | route | |
+//! | --- | --- |
+//! | `GET /healthz` | liveness (no token needed) |
+//! | `GET /readyz` | ready once configuration is loaded and sockets are bound (no token needed) |
+//! | `GET /v1/status` | every profile and endpoint: status, last probe, override, counts; last reload |
+//! | `PUT /v1/profiles/{profile}/endpoints/{endpoint}` | `{"enabled": bool, "reason": "...", "expires_in": "10m"}` |
+//! | `POST /v1/reload` | reload configuration and zones, as SIGHUP does |
+//! | `GET /v1/explain?name=&type=&client=` | the decision trace, with live endpoint status |
+//! | `GET /metrics` | Prometheus text format |
+
+use crate::config::parse_duration;
+use crate::diag::Diagnostics;
+use crate::metrics::{header, label};
+use crate::policy::{self, Override, Status, Target};
+use crate::state::{AdminOverride, Live, Shared, Snapshot};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info};
+
+/// How long one request may take from connect to the last byte of the answer.
+const DEADLINE: Duration = Duration::from_secs(10);
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_BODY: usize = 64 * 1024;
+
+/// A reload request and where to send its outcome.
+pub type ReloadRequest = oneshot::Sender<Result<(), Diagnostics>>;
+
+/// What the API serves from.
+#[derive(Debug)]
+pub struct Context {
+    pub shared: Arc<Shared>,
+    pub live: Arc<Live>,
+    pub token: Option<String>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Accepts admin connections until `stop` changes.
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        if tokio::time::timeout(DEADLINE, connection(stream, &ctx)).await.is_err() {
+                            debug!("admin request timed out");
+                        }
+                    });
+                }
+                Err(e) => {
+                    debug!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}
+
+/// An HTTP response: status, content type, body.
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+}
+
+fn json_response(status: u16, v: Value) -> Response {
+    Response { status, content_type: "application/json", body: format!("{v:#}\n") }
+}
+
+fn error(status: u16, message: impl Into<String>) -> Response {
+    json_response(status, json!({ "error": message.into() }))
+}
+
+async fn connection(mut stream: TcpStream, ctx: &Context) {
+    let mut buf = vec![0u8; MAX_HEAD + MAX_BODY];
+    let mut len = 0;
+    // Read until the head is complete (and then the body it announces).
+    let (method, path, token, body_start, content_length) = loop {
+        let n = match stream.read(&mut buf[len..MAX_HEAD]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(head)) => {
+                let mut content_length = 0usize;
+                let mut token = None;
+                for h in req.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        content_length = match std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse().ok())
+                        {
+                            Some(n) => n,
+                            None => {
+                                return respond(&mut stream, error(400, "invalid Content-Length"))
+                                    .await;
+                            }
+                        };
+                    } else if h.name.eq_ignore_ascii_case("authorization") {
+                        token = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.strip_prefix("Bearer "))
+                            .map(|t| t.trim().to_string());
+                    }
+                }
+                break (
+                    req.method.unwrap_or("").to_string(),
+                    req.path.unwrap_or("/").to_string(),
+                    token,
+                    head,
+                    content_length,
+                );
+            }
+            Ok(httparse::Status::Partial) if len < MAX_HEAD => continue,
+            Ok(httparse::Status::Partial) => {
+                return respond(&mut stream, error(431, "request head too large")).await;
+            }
+            Err(e) => {
+                return respond(&mut stream, error(400, format!("malformed request: {e}"))).await;
+            }
+        }
+    };
+    if content_length > MAX_BODY {
+        return respond(&mut stream, error(413, format!("request body over {MAX_BODY} bytes")))
+            .await;
+    }
+    while len < body_start + content_length {
+        match stream.read(&mut buf[len..body_start + content_length]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => len += n,
+        }
+    }
+    let body = &buf[body_start..body_start + content_length];
+    let response = route(ctx, &method, &path, token.as_deref(), body).await;
+    respond(&mut stream, response).await;
+}
+
+async fn respond(stream: &mut TcpStream, r: Response) {
+    let reason = match r.status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    };
+    let auth = if r.status == 401 { "WWW-Authenticate: Bearer\r\n" } else { "" };
+    let head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{auth}Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        r.status,
+        r.content_type,
+        r.body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(r.body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Compares tokens in time independent of where they differ.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn route(
+    ctx: &Context,
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match (method, path) {
+        ("GET", "/healthz") => return json_response(200, json!({ "status": "ok" })),
+        ("GET", "/readyz") => {
+            return if ctx.ready.load(Ordering::Relaxed) {
+                json_response(200, json!({ "status": "ready" }))
+            } else {
+                error(503, "not ready")
+            };
+        }
+        _ => {}
+    }
+    if let Some(want) = &ctx.token
+        && !token.is_some_and(|t| same_token(t, want))
+    {
+        return error(401, "a bearer token is required (Authorization: Bearer ...)");
+    }
+    let segments: Vec<String> =
+        path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (method, segs.as_slice()) {
+        ("GET", ["metrics"]) => Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: metrics(&ctx.shared.load(), &ctx.live),
+        },
+        ("GET", ["v1", "status"]) => json_response(200, status(&ctx.shared.load(), &ctx.live)),
+        ("PUT", ["v1", "profiles", profile, "endpoints", endpoint]) => {
+            set_override(ctx, profile, endpoint, body)
+        }
+        ("POST", ["v1", "reload"]) => {
+            let (tx, rx) = oneshot::channel();
+            if ctx.reload.send(tx).await.is_err() {
+                return error(503, "shutting down");
+            }
+            match rx.await {
+                Ok(Ok(())) => json_response(200, json!({ "reloaded": true })),
+                Ok(Err(d)) => json_response(
+                    422,
+                    json!({ "error": "the new configuration was rejected; the previous one is still serving",
+                            "diagnostics": d.0.iter().map(|x| x.to_string()).collect::<Vec<_>>() }),
+                ),
+                Err(_) => error(503, "shutting down"),
+            }
+        }
+        ("GET", ["v1", "explain"]) => {
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| percent_decode(v))
+            };
+            let (Some(name), Some(client)) = (param("name"), param("client")) else {
+                return error(
+                    400,
+                    "explain needs ?name=NAME&client=IP[/PREFIX] (and optionally &type=TYPE)",
+                );
+            };
+            let rtype = param("type").unwrap_or_else(|| "A".into());
+            let seed =
+                SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            match crate::explain::explain(&ctx.shared.load(), &name, &rtype, &client, seed) {
+                Ok(e) => json_response(
+                    200,
+                    json!({ "query": e.query, "trace": e.trace, "rcode": e.rcode, "authoritative": e.authoritative,
+                            "records": e.records, "ecs_scope": e.ecs_scope }),
+                ),
+                Err(e) => error(400, e.0),
+            }
+        }
+        (
+            _,
+            ["metrics"]
+            | ["v1", "status"]
+            | ["v1", "reload"]
+            | ["v1", "explain"]
+            | ["v1", "profiles", _, "endpoints", _],
+        ) => error(405, format!("{method} is not allowed on {path}")),
+        _ => error(404, format!("no such resource: {path}")),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// RFC 3339 UTC, second precision.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// An endpoint's status as operators see it: Disabled when turned off (configuration or
+/// override), a nested endpoint's derived from its child profile, else the signal.
+pub fn shown_status(snap: &Snapshot, id: u32) -> Status {
+    let p = &snap.policies;
+    if !policy::enabled(p, id, &snap.signals) {
+        return Status::Disabled;
+    }
+    match p.endpoints[id as usize].target {
+        Target::Profile(_) if policy::available(p, id, &snap.signals, 0) => Status::Online,
+        Target::Profile(_) => Status::Degraded,
+        _ => snap.signals.status(id),
+    }
+}
+
+fn endpoint_json(snap: &Snapshot, live: &Live, id: u32) -> Value {
+    let e = &snap.policies.endpoints[id as usize];
+    let target = match &e.target {
+        Target::Addresses { v4, v6 } => {
+            json!(
+                v4.iter()
+                    .map(|a| a.to_string())
+                    .chain(v6.iter().map(|a| a.to_string()))
+                    .collect::<Vec<_>>()
+            )
+        }
+        Target::Cname(n) => json!({ "cname": n.to_string() }),
+        Target::Profile(c) => {
+            json!({ "profile": snap.policies.profiles[*c as usize].name.to_string() })
+        }
+    };
+    let health = live.health.get(&e.key);
+    let now = SystemTime::now();
+    let mut v = json!({
+        "name": e.name,
+        "key": e.key,
+        "target": target,
+        "status": shown_status(snap, id).as_str(),
+        "enabled_in_config": e.enabled,
+        "monitored": health.is_some(),
+        "answers": snap.counters.endpoint_answers[id as usize].load(Ordering::Relaxed),
+    });
+    if let Some(h) = &health {
+        v["since"] = json!(rfc3339(h.since));
+        if let Some(p) = &h.last_probe {
+            v["last_probe"] = json!({
+                "at": rfc3339(p.at),
+                "ok": p.ok,
+                "status_code": p.status_code,
+                "error": p.error,
+                "latency_ms": (p.latency.as_secs_f64() * 1e6).round() / 1e3,
+            });
+        }
+    }
+    if let Some(o) = live.overrides.get(&e.key) {
+        v["override"] = json!({
+            "enabled": o.enabled,
+            "reason": o.reason,
+            "since": rfc3339(o.set_at),
+            "expires_in_seconds": o.expires_at.map(|t| t.duration_since(now).map_or(0, |d| d.as_secs())),
+        });
+    }
+    v
+}
+
+fn status(snap: &Snapshot, live: &Live) -> Value {
+    let profiles: Vec<Value> = snap
+        .policies
+        .profiles
+        .iter()
+        .enumerate()
+        .map(|(pid, p)| {
+            json!({
+                "name": p.name.to_string(),
+                "method": p.method.as_str(),
+                "ttl": p.ttl,
+                "queries": snap.counters.profile_queries[pid].load(Ordering::Relaxed),
+                "endpoints": p.endpoints.iter().map(|&id| endpoint_json(snap, live, id)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let reload = live.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    json!({
+        "config": snap.config.path.display().to_string(),
+        "zones": snap.zones.zones().iter().map(|z| z.origin().to_string()).collect::<Vec<_>>(),
+        "last_reload": reload.last_at.map(rfc3339),
+        "last_reload_error": reload.last_error,
+        "queries_answered": live.metrics.answered(),
+        "profiles": profiles,
+    })
+}
+
+fn set_override(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Response {
+    let snap = ctx.shared.load();
+    let Some(pid) = snap.policies.profile_by_name(profile) else {
+        return error(404, format!("no profile {profile:?}"));
+    };
+    let Some(id) = snap.policies.profiles[pid as usize]
+        .endpoints
+        .iter()
+        .copied()
+        .find(|&id| snap.policies.endpoints[id as usize].name == endpoint)
+    else {
+        return error(404, format!("profile {profile:?} has no endpoint {endpoint:?}"));
+    };
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return error(400, format!("the body is not JSON: {e}")),
+    };
+    let Some(obj) = v.as_object() else { return error(400, "the body must be a JSON object") };
+    if let Some(k) = obj.keys().find(|k| !["enabled", "reason", "expires_in"].contains(&k.as_str()))
+    {
+        return error(400, format!("unknown field {k:?}: expected enabled, reason, expires_in"));
+    }
+    let Some(enabled) = obj.get("enabled").and_then(Value::as_bool) else {
+        return error(400, "\"enabled\": true or false is required");
+    };
+    let reason = match obj.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if r.len() <= 500 => Some(r.clone()),
+        Some(_) => return error(400, "\"reason\" must be a string of at most 500 characters"),
+    };
+    let expires_in = match obj.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => match parse_duration(d) {
+            Some(d) if d > Duration::ZERO => Some(d),
+            _ => {
+                return error(
+                    400,
+                    format!("\"expires_in\" {d:?} is not a duration such as \"10m\""),
+                );
+            }
+        },
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(s) if s > 0 => Some(Duration::from_secs(s)),
+            _ => return error(400, "\"expires_in\" must be a positive number of seconds"),
+        },
+        Some(_) => return error(400, "\"expires_in\" must be a duration such as \"10m\""),
+    };
+    let e = &snap.policies.endpoints[id as usize];
+    let now = SystemTime::now();
+    if enabled == e.enabled && expires_in.is_none() {
+        // Back to what the configuration says: no override is left.
+        ctx.live.overrides.remove(&e.key);
+        snap.signals.set_admin(id, Override::None);
+        info!(endpoint = %e.key, "admin override cleared");
+    } else {
+        ctx.live.overrides.insert(
+            e.key.clone(),
+            AdminOverride {
+                enabled,
+                reason: reason.clone(),
+                set_at: now,
+                expires_at: expires_in.map(|d| now + d),
+            },
+        );
+        snap.signals.set_admin(id, if enabled { Override::Enabled } else { Override::Disabled });
+        info!(endpoint = %e.key, enabled, reason = reason.as_deref().unwrap_or(""), expires_in = ?expires_in, "admin override set");
+    }
+    ctx.live.metrics.override_changes.fetch_add(1, Ordering::Relaxed);
+    json_response(200, endpoint_json(&snap, &ctx.live, id))
+}
+
+/// Removes overrides whose time is up (run every second by `app`).
+pub fn expire_overrides(shared: &Shared, live: &Live) {
+    let now = SystemTime::now();
+    let expired: Vec<String> = live
+        .overrides
+        .iter()
+        .filter(|o| o.expires_at.is_some_and(|t| t <= now))
+        .map(|o| o.key().clone())
+        .collect();
+    for key in expired {
+        live.overrides.remove(&key);
+        let snap = shared.load();
+        if let Some(id) = snap.policies.endpoint_by_key(&key) {
+            snap.signals.set_admin(id, Override::None);
+        }
+        live.metrics.override_changes.fetch_add(1, Ordering::Relaxed);
+        info!(endpoint = %key, "admin override expired");
+    }
+}
+
+fn metrics(snap: &Snapshot, live: &Live) -> String {
+    let mut out = String::with_capacity(8192);
+    live.metrics.render(&mut out);
+    header(
+        &mut out,
+        "meridian_profile_queries_total",
+        "counter",
+        "Queries answered by a traffic-managed name, by profile.",
+    );
+    for (name, v) in live.counters_with("profile:") {
+        let _ = writeln!(out, "meridian_profile_queries_total{{profile=\"{}\"}} {v}", label(&name));
+    }
+    header(
+        &mut out,
+        "meridian_endpoint_answers_total",
+        "counter",
+        "Answers that named an endpoint, by profile and endpoint.",
+    );
+    for (key, v) in live.counters_with("endpoint:") {
+        let (p, e) = key.rsplit_once('/').unwrap_or((&key, ""));
+        let _ = writeln!(
+            out,
+            "meridian_endpoint_answers_total{{profile=\"{}\",endpoint=\"{}\"}} {v}",
+            label(p),
+            label(e)
+        );
+    }
+    header(&mut out, "meridian_endpoint_status", "gauge", "1 for the endpoint's current status.");
+    header(
+        &mut out,
+        "meridian_endpoint_available",
+        "gauge",
+        "1 when the endpoint can be answered with.",
+    );
+    for (id, e) in snap.policies.endpoints.iter().enumerate() {
+        let (p, n) =
+            (label(&snap.policies.profiles[e.profile as usize].name.to_string()), label(&e.name));
+        let st = shown_status(snap, id as u32);
+        for s in [
+            Status::CheckingEndpoint,
+            Status::Online,
+            Status::Degraded,
+            Status::Disabled,
+            Status::Unmonitored,
+        ] {
+            let _ = writeln!(
+                out,
+                "meridian_endpoint_status{{profile=\"{p}\",endpoint=\"{n}\",status=\"{}\"}} {}",
+                s.as_str(),
+                u8::from(st == s)
+            );
+        }
+        let avail = policy::available(&snap.policies, id as u32, &snap.signals, 0);
+        let _ = writeln!(
+            out,
+            "meridian_endpoint_available{{profile=\"{p}\",endpoint=\"{n}\"}} {}",
+            u8::from(avail)
+        );
+    }
+    header(&mut out, "meridian_probes_total", "counter", "Health probes, by result.");
+    header(&mut out, "meridian_probe_duration_seconds", "summary", "Health probe duration.");
+    header(
+        &mut out,
+        "meridian_endpoint_status_changes_total",
+        "counter",
+        "Endpoint status transitions from probes.",
+    );
+    let mut health: Vec<_> =
+        live.health.iter().map(|h| (h.key().clone(), h.value().clone())).collect();
+    health.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, h) in health {
+        let (p, e) = key.rsplit_once('/').unwrap_or((&key, ""));
+        let (p, e) = (label(p), label(e));
+        let _ = writeln!(
+            out,
+            "meridian_probes_total{{profile=\"{p}\",endpoint=\"{e}\",result=\"success\"}} {}",
+            h.probes_ok
+        );
+        let _ = writeln!(
+            out,
+            "meridian_probes_total{{profile=\"{p}\",endpoint=\"{e}\",result=\"failure\"}} {}",
+            h.probes_failed
+        );
+        let _ = writeln!(
+            out,
+            "meridian_probe_duration_seconds_sum{{profile=\"{p}\",endpoint=\"{e}\"}} {}",
+            h.probe_seconds
+        );
+        let _ = writeln!(
+            out,
+            "meridian_probe_duration_seconds_count{{profile=\"{p}\",endpoint=\"{e}\"}} {}",
+            h.probes_ok + h.probes_failed
+        );
+        let _ = writeln!(
+            out,
+            "meridian_endpoint_status_changes_total{{profile=\"{p}\",endpoint=\"{e}\"}} {}",
+            h.transitions
+        );
+    }
+    header(
+        &mut out,
+        "meridian_admin_overrides",
+        "gauge",
+        "Endpoint overrides currently set by operators.",
+    );
+    let _ = writeln!(out, "meridian_admin_overrides {}", live.overrides.len());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_decoding() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_305_600)),
+            "2026-11-22T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)),
+            "2000-02-29T01:01:01Z"
+        );
+        assert_eq!(percent_decode("203.0.113.7%2F24"), "203.0.113.7/24");
+        assert_eq!(percent_decode("a+b%zz%4"), "a b%zz%4");
+        assert!(same_token("abc", "abc") && !same_token("abc", "abd") && !same_token("abc", "ab"));
+    }
+}

@@ -1,0 +1,422 @@
+//! Health monitoring: every monitored endpoint is probed on its own task, and its status is
+//! written into the live signals that routing reads.
+//!
+//! Each endpoint's task owns its probe counters and status machine (CheckingEndpoint → Online
+//! or Degraded after `tolerated_failures + 1` consecutive failures → Online after
+//! `recover_after` successes), so nothing is shared but the results it publishes: the status
+//! atomic in the current snapshot's signals, and the detail (`state::Live::health`) the admin
+//! API shows. Probes run concurrently and each is cut at its timeout, so a target that hangs
+//! delays nobody. The supervisor reconciles the tasks with each new snapshot: new endpoints get
+//! a task, removed ones lose theirs, unchanged ones keep probing with their state.
+
+use crate::config::{MonitorConfig, Protocol};
+use crate::policy::{Status, Target};
+use crate::state::{EndpointHealth, Live, ProbeResult, Shared, Snapshot};
+use rustls::pki_types::ServerName;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// What a probe connects to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProbeTarget {
+    Ip(IpAddr),
+    /// A CNAME endpoint's target, resolved by the system resolver at each probe.
+    Host(String),
+}
+
+/// Everything that defines one endpoint's probing; a change restarts its task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeSpec {
+    pub target: ProbeTarget,
+    pub monitor: MonitorConfig,
+}
+
+/// The probe specs a snapshot asks for, by endpoint key.
+pub fn specs(snap: &Snapshot) -> HashMap<String, ProbeSpec> {
+    let mut out = HashMap::new();
+    let monitors =
+        snap.config.profiles.iter().flat_map(|p| p.endpoints.iter().map(|e| e.monitor.clone()));
+    for (e, monitor) in snap.policies.endpoints.iter().zip(monitors) {
+        let Some(monitor) = monitor else { continue };
+        let target = match &e.target {
+            Target::Addresses { v4, v6 } => match (v4.first(), v6.first()) {
+                (Some(a), _) => ProbeTarget::Ip(IpAddr::V4(*a)),
+                (None, Some(a)) => ProbeTarget::Ip(IpAddr::V6(*a)),
+                (None, None) => continue,
+            },
+            Target::Cname(n) => ProbeTarget::Host(n.to_string().trim_end_matches('.').to_string()),
+            Target::Profile(_) => continue,
+        };
+        out.insert(e.key.clone(), ProbeSpec { target, monitor });
+    }
+    out
+}
+
+/// Keeps one probe task per monitored endpoint of the current snapshot, until `stop`.
+pub async fn supervise(
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    mut reloaded: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tasks: HashMap<String, (ProbeSpec, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let want = specs(&shared.load());
+        tasks.retain(|key, (spec, handle)| {
+            let keep = want.get(key) == Some(spec);
+            if !keep {
+                handle.abort();
+                if !want.contains_key(key) {
+                    // Removed: forget its state, so a later endpoint of that name starts fresh.
+                    live.health.remove(key);
+                }
+            }
+            keep
+        });
+        for (key, spec) in want {
+            if tasks.contains_key(&key) {
+                continue;
+            }
+            let handle =
+                tokio::spawn(probe_loop(key.clone(), spec.clone(), shared.clone(), live.clone()));
+            tasks.insert(key, (spec, handle));
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            r = reloaded.changed() => if r.is_err() { break },
+        }
+    }
+    for (_, (_, handle)) in tasks {
+        handle.abort();
+    }
+}
+
+/// The consecutive-result counters and status of one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machine {
+    pub status: Status,
+    pub failures: u32,
+    pub successes: u32,
+}
+
+impl Machine {
+    pub fn new(status: Status) -> Machine {
+        Machine { status, failures: 0, successes: 0 }
+    }
+
+    /// Applies one probe result; returns the new status when it changed.
+    pub fn step(&mut self, ok: bool, m: &MonitorConfig) -> Option<Status> {
+        let before = self.status;
+        if ok {
+            self.failures = 0;
+            self.successes += 1;
+            let online = match self.status {
+                Status::Degraded => self.successes >= m.recover_after,
+                _ => true,
+            };
+            if online {
+                self.status = Status::Online;
+            }
+        } else {
+            self.successes = 0;
+            self.failures += 1;
+            if self.failures > m.tolerated_failures {
+                self.status = Status::Degraded;
+            }
+        }
+        (self.status != before).then_some(self.status)
+    }
+}
+
+async fn probe_loop(key: String, spec: ProbeSpec, shared: Arc<Shared>, live: Arc<Live>) {
+    let initial = live.health.get(&key).map_or(Status::CheckingEndpoint, |h| h.status);
+    let mut machine = Machine::new(initial);
+    live.health.entry(key.clone()).or_insert_with(|| EndpointHealth {
+        status: initial,
+        since: SystemTime::now(),
+        last_probe: None,
+        probes_ok: 0,
+        probes_failed: 0,
+        probe_seconds: 0.0,
+        transitions: 0,
+    });
+    let mut ticker = tokio::time::interval(spec.monitor.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(spec.monitor.timeout, probe(&spec)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {:?}", spec.monitor.timeout)),
+        };
+        let latency = started.elapsed();
+        let (ok, status_code, error) = match outcome {
+            Ok(code) => match (code, spec.monitor.protocol) {
+                (_, Protocol::Tcp) => (true, None, None),
+                (Some(c), _)
+                    if spec.monitor.expected_status.iter().any(|&(a, b)| (a..=b).contains(&c)) =>
+                {
+                    (true, Some(c), None)
+                }
+                (Some(c), _) => (false, Some(c), Some(format!("unexpected status {c}"))),
+                (None, _) => (false, None, Some("no status line".into())),
+            },
+            Err(e) => (false, None, Some(e)),
+        };
+        let changed = machine.step(ok, &spec.monitor);
+        let result =
+            ProbeResult { at: SystemTime::now(), ok, status_code, error: error.clone(), latency };
+        if let Some(mut h) = live.health.get_mut(&key) {
+            h.last_probe = Some(result);
+            if ok {
+                h.probes_ok += 1
+            } else {
+                h.probes_failed += 1
+            }
+            h.probe_seconds += latency.as_secs_f64();
+            if let Some(to) = changed {
+                h.status = to;
+                h.since = SystemTime::now();
+                h.transitions += 1;
+            }
+        }
+        if let Some(to) = changed {
+            let reason = match &error {
+                None => format!("{} consecutive successful probe(s)", machine.successes),
+                Some(e) => format!("{} consecutive failed probe(s), last: {e}", machine.failures),
+            };
+            if to == Status::Degraded {
+                warn!(endpoint = %key, status = to.as_str(), %reason, "endpoint status changed");
+            } else {
+                info!(endpoint = %key, status = to.as_str(), %reason, "endpoint status changed");
+            }
+            // Publish into whatever snapshot is current (endpoint ids may differ across reloads).
+            let snap = shared.load();
+            if let Some(id) = snap.policies.endpoint_by_key(&key) {
+                snap.signals.set_status(id, to);
+            }
+        }
+    }
+}
+
+/// One probe: `Ok(Some(status))` for HTTP(S), `Ok(None)` for a TCP connect, `Err` for a
+/// failure. The caller bounds it with the monitor's timeout.
+async fn probe(spec: &ProbeSpec) -> Result<Option<u16>, String> {
+    let m = &spec.monitor;
+    let stream = match &spec.target {
+        ProbeTarget::Ip(ip) => TcpStream::connect(SocketAddr::new(*ip, m.port)).await,
+        ProbeTarget::Host(h) => TcpStream::connect((h.as_str(), m.port)).await,
+    }
+    .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let host = match &spec.target {
+        ProbeTarget::Ip(IpAddr::V6(a)) => format!("[{a}]"),
+        ProbeTarget::Ip(a) => a.to_string(),
+        ProbeTarget::Host(h) => h.clone(),
+    };
+    let host_header =
+        m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.clone());
+    match m.protocol {
+        Protocol::Tcp => Ok(None),
+        Protocol::Http => {
+            http_get(stream, m, host_header.as_deref().unwrap_or(&host)).await.map(Some)
+        }
+        Protocol::Https => {
+            let sni_text = host_header.as_deref().unwrap_or(match &spec.target {
+                ProbeTarget::Ip(_) => "",
+                ProbeTarget::Host(h) => h,
+            });
+            let sni = match (&spec.target, ServerName::try_from(sni_text.to_string())) {
+                (_, Ok(n)) if !sni_text.is_empty() => n,
+                (ProbeTarget::Ip(ip), _) => ServerName::IpAddress((*ip).into()),
+                (ProbeTarget::Host(h), _) => return Err(format!("invalid TLS server name {h:?}")),
+            };
+            let connector = tokio_rustls::TlsConnector::from(tls_config(m.verify_tls));
+            let tls = connector.connect(sni, stream).await.map_err(|e| format!("TLS: {e}"))?;
+            http_get(tls, m, host_header.as_deref().unwrap_or(&host)).await.map(Some)
+        }
+    }
+}
+
+/// Sends a GET and reads the status line; the body is never read.
+async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    m: &MonitorConfig,
+    host: &str,
+) -> Result<u16, String> {
+    let mut req = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Meridian-Monitor/1.0\r\nConnection: close\r\n",
+        m.path
+    );
+    for (k, v) in m.headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    // Headers up to 16 KiB; a server that sends more before its blank line is broken.
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    loop {
+        let n = s.read(&mut buf[len..]).await.map_err(|e| format!("receive: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before a status line".into());
+        }
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf[..len]) {
+            Ok(_) if resp.code.is_some() => return Ok(resp.code.unwrap_or(0)),
+            Ok(_) if len < buf.len() => continue,
+            Ok(_) => return Err("response headers too large".into()),
+            Err(httparse::Error::TooManyHeaders) => {
+                // The status line parsed; headers beyond 64 do not matter to a probe.
+                let line = String::from_utf8_lossy(&buf[..len.min(64)]).to_string();
+                return line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| "invalid HTTP response".to_string());
+            }
+            Err(e) => return Err(format!("invalid HTTP response: {e}")),
+        }
+    }
+}
+
+/// TLS client configurations, built once: verifying against the bundled Mozilla roots, or
+/// (the default, as Traffic Manager does) accepting any certificate.
+fn tls_config(verify: bool) -> Arc<rustls::ClientConfig> {
+    static VERIFY: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    static ANY: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let provider = || Arc::new(rustls::crypto::ring::default_provider());
+    if verify {
+        VERIFY
+            .get_or_init(|| {
+                let roots =
+                    rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+                let c = rustls::ClientConfig::builder_with_provider(provider())
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions")
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Arc::new(c)
+            })
+            .clone()
+    } else {
+        ANY.get_or_init(|| {
+            let c = rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+                .with_no_client_auth();
+            Arc::new(c)
+        })
+        .clone()
+    }
+}
+
+/// Accepts any server certificate (a probe asks "is it up", not "is it who it says"), while
+/// still checking the handshake signatures so that the TLS session itself is sound.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn monitor(tolerated: u32, recover: u32) -> MonitorConfig {
+        MonitorConfig {
+            protocol: Protocol::Http,
+            port: 80,
+            path: "/".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            tolerated_failures: tolerated,
+            recover_after: recover,
+            expected_status: vec![(200, 299)],
+            headers: vec![],
+            verify_tls: false,
+        }
+    }
+
+    /// Runs a sequence of probe results (`+` success, `-` failure) and renders the statuses.
+    fn run(tolerated: u32, recover: u32, seq: &str) -> String {
+        let m = monitor(tolerated, recover);
+        let mut machine = Machine::new(Status::CheckingEndpoint);
+        seq.chars()
+            .map(|c| {
+                machine.step(c == '+', &m);
+                match machine.status {
+                    Status::CheckingEndpoint => 'C',
+                    Status::Online => 'O',
+                    Status::Degraded => 'D',
+                    _ => '?',
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn status_machine() {
+        // Default: 3 failures tolerated, the 4th degrades; one success recovers.
+        assert_eq!(run(3, 1, "+---+----+"), "OOOOOOOODO");
+        assert_eq!(run(3, 1, "----"), "CCCD");
+        // No tolerance: the first failure degrades.
+        assert_eq!(run(0, 1, "+-+"), "ODO");
+        // recover_after 3: it takes three successes in a row to come back.
+        assert_eq!(run(0, 3, "-++-+++"), "DDDDDDO");
+    }
+}
