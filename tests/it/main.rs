@@ -1,11 +1,14 @@
 //! Meridian's integration tests: one binary, servers started in-process on 127.0.0.1:0, plus
 //! end-to-end checks of the real binary with the real `dig`.
 
+mod admin;
 mod alloc;
 mod cli;
 mod dig;
 mod dns;
+mod fake;
 mod harness;
+mod health;
 mod managed;
 mod reload;
 mod tcp;

@@ -97,3 +97,117 @@ async fn reloads_under_load_lose_no_query() {
         &bad[..bad.len().min(3)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_overrides_carry_over_reloads() {
+    use crate::fake::Fake;
+    use crate::health::{answer, health, server_with, status, until};
+    use meridian::policy::Status;
+    let (a, b, c) = (
+        Fake::http("127.0.0.71").await,
+        Fake::http("127.0.0.72").await,
+        Fake::http("127.0.0.73").await,
+    );
+    let endpoint = |name: &str, f: &Fake, prio: u32| {
+        format!(
+            "[[profile.endpoint]]\nname = \"{name}\"\naddress = \"{}\"\npriority = {prio}\n[profile.endpoint.monitor]\nport = {}\n",
+            f.addr.ip(),
+            f.port()
+        )
+    };
+    let head = |ttl: u32| {
+        format!(
+            "[[profile]]\nname = \"app.hc.test.\"\nmethod = \"priority\"\nttl = {ttl}\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\ntolerated_failures = 0\n"
+        )
+    };
+    let srv =
+        server_with(&format!("{}{}{}", head(5), endpoint("a", &a, 1), endpoint("b", &b, 2))).await;
+    let running = srv.running.as_ref().unwrap();
+    a.stop();
+    until("a Degraded", 5, || status(&srv, "app.hc.test./a") == Some(Status::Degraded)).await;
+    until("b Online", 5, || status(&srv, "app.hc.test./b") == Some(Status::Online)).await;
+    let snap = running.shared().load();
+    running.live().overrides.insert(
+        "app.hc.test./b".into(),
+        meridian::state::AdminOverride {
+            enabled: false,
+            reason: Some("test".into()),
+            set_at: std::time::SystemTime::now(),
+            expires_at: None,
+        },
+    );
+    snap.signals.set_admin(
+        snap.policies.endpoint_by_key("app.hc.test./b").unwrap(),
+        meridian::policy::Override::Disabled,
+    );
+    drop(snap);
+
+    // Reload with a changed TTL, b kept, and c new: a stays Degraded and b stays disabled
+    // straight away (no re-probing from scratch); c starts CheckingEndpoint (served).
+    let cfg = srv.dir.path().join("meridian.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let base = text.split("[[profile]]").next().unwrap().to_string();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{base}{}{}{}{}",
+            head(7),
+            endpoint("a", &a, 1),
+            endpoint("b", &b, 2),
+            endpoint("c", &c, 3)
+        ),
+    )
+    .unwrap();
+    running.reload().await.unwrap();
+    let snap = running.shared().load();
+    let id = |k: &str| snap.policies.endpoint_by_key(k).unwrap();
+    assert_eq!(snap.signals.status(id("app.hc.test./a")), Status::Degraded);
+    assert_eq!(snap.signals.admin(id("app.hc.test./b")), meridian::policy::Override::Disabled);
+    assert!(matches!(
+        snap.signals.status(id("app.hc.test./c")),
+        Status::CheckingEndpoint | Status::Online
+    ));
+    drop(snap);
+    let r = render(&srv.udp(&bytes(&query("app.hc.test.", "A", None))).await.unwrap());
+    assert_eq!(r, "NOERROR aa\nan: app.hc.test. 7 A 127.0.0.73");
+    until("c Online", 5, || status(&srv, "app.hc.test./c") == Some(Status::Online)).await;
+
+    // Remove b: it is no longer probed, and its state is forgotten.
+    std::fs::write(
+        &cfg,
+        format!("{base}{}{}{}", head(7), endpoint("a", &a, 1), endpoint("c", &c, 3)),
+    )
+    .unwrap();
+    running.reload().await.unwrap();
+    until("b forgotten", 3, || health(&srv, "app.hc.test./b").is_none()).await;
+    let hits = b.hits();
+    let c_before = health(&srv, "app.hc.test./c").unwrap().probes_ok;
+    until("c probed twice more", 5, || {
+        health(&srv, "app.hc.test./c").unwrap().probes_ok >= c_before + 2
+    })
+    .await;
+    assert!(b.hits() <= hits + 1, "a removed endpoint is still being probed");
+    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.73");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reloads_on_file_change() {
+    let dir = TempDir::new();
+    dir.write("z.zone", ZONE);
+    let cfg =
+        dir.write("meridian.toml", &config("").replace("[server]\n", "[server]\nwatch = true\n"));
+    let srv = TestServer::start_config(dir, cfg).await;
+    assert_eq!(api(&srv).await, "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.10");
+    srv.dir.write("z.zone", &ZONE.replace("192.0.2.10", "192.0.2.77"));
+    // The file is polled every second; the answer changes within a few.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if api(&srv).await.ends_with("192.0.2.77") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the change was not picked up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    srv.stop().await;
+}

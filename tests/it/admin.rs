@@ -1,0 +1,343 @@
+//! The admin HTTP API and metrics, through real HTTP requests.
+
+use crate::fake::Fake;
+use crate::harness::*;
+use crate::health::{answer, server_with, status, until};
+use meridian::policy::Status;
+use serde_json::Value;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One HTTP request; returns the status code and body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    tokio::time::timeout(ANSWER_WAIT, s.read_to_string(&mut resp))
+        .await
+        .expect("admin answered in time")
+        .unwrap();
+    let code = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn admin(srv: &TestServer) -> SocketAddr {
+    srv.running.as_ref().unwrap().admin_addr().expect("admin API on")
+}
+
+/// The value of one metric line (name with labels, exactly as rendered).
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_overrides_and_expiry() {
+    let (a, b) = (Fake::http("127.0.0.61").await, Fake::http("127.0.0.62").await);
+    let profile = format!(
+        "[[profile]]\nname = \"app.hc.test.\"\nmethod = \"priority\"\n[profile.monitor]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+         [[profile.endpoint]]\nname = \"stack-hub\"\naddress = \"127.0.0.61\"\npriority = 1\n[profile.endpoint.monitor]\nport = {}\n\
+         [[profile.endpoint]]\nname = \"azure\"\naddress = \"127.0.0.62\"\npriority = 2\n[profile.endpoint.monitor]\nport = {}\n\
+         [[profile.endpoint]]\nname = \"spare\"\naddress = \"127.0.0.63\"\npriority = 3\nenabled = false\nmonitor = false\n",
+        a.port(),
+        b.port()
+    );
+    let srv = server_with(&profile).await;
+    let api = admin(&srv);
+    assert_eq!(http(api, "GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(http(api, "GET", "/readyz", None, None).await.0, 200);
+    until("probes done", 5, || {
+        status(&srv, "app.hc.test./azure") == Some(Status::Online)
+            && status(&srv, "app.hc.test./stack-hub") == Some(Status::Online)
+    })
+    .await;
+
+    let (code, body) = http(api, "GET", "/v1/status", None, None).await;
+    assert_eq!(code, 200);
+    let v = json(&body);
+    let eps = &v["profiles"][0]["endpoints"];
+    assert_eq!(v["profiles"][0]["name"], "app.hc.test.");
+    assert_eq!(eps[0]["name"], "stack-hub");
+    assert_eq!(eps[0]["status"], "Online");
+    assert_eq!(eps[0]["last_probe"]["status_code"], 200);
+    assert_eq!(eps[0]["last_probe"]["ok"], true);
+    assert!(eps[0]["last_probe"]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(eps[0]["since"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(eps[2]["status"], "Disabled");
+    assert_eq!(eps[2]["monitored"], false);
+    assert!(v["last_reload_error"].is_null());
+
+    // Disable the on-premises endpoint for a second, with a reason.
+    let (code, body) = http(
+        api,
+        "PUT",
+        "/v1/profiles/app.hc.test/endpoints/stack-hub",
+        None,
+        Some(r#"{"enabled": false, "reason": "patching", "expires_in": "1s"}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let e = json(&body);
+    assert_eq!(e["status"], "Disabled");
+    assert_eq!(e["override"]["reason"], "patching");
+    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.62");
+    let (_, m) = http(api, "GET", "/metrics", None, None).await;
+    assert_eq!(metric(&m, "meridian_admin_overrides"), Some(1.0));
+    // It lapses by itself.
+    until("override expired", 4, || srv.running.as_ref().unwrap().live().overrides.is_empty())
+        .await;
+    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.61");
+    let (_, body) = http(api, "GET", "/v1/status", None, None).await;
+    assert!(json(&body)["profiles"][0]["endpoints"][0]["override"].is_null());
+
+    // Enabling an endpoint the configuration disables is an override too; it serves.
+    http(
+        api,
+        "PUT",
+        "/v1/profiles/app.hc.test./endpoints/stack-hub",
+        None,
+        Some(r#"{"enabled": false}"#),
+    )
+    .await;
+    http(
+        api,
+        "PUT",
+        "/v1/profiles/APP.hc.test/endpoints/azure",
+        None,
+        Some(r#"{"enabled": false}"#),
+    )
+    .await;
+    let (code, _) = http(
+        api,
+        "PUT",
+        "/v1/profiles/app.hc.test/endpoints/spare",
+        None,
+        Some(r#"{"enabled": true}"#),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.63");
+    // Setting it back to what the configuration says clears the override.
+    http(
+        api,
+        "PUT",
+        "/v1/profiles/app.hc.test/endpoints/stack-hub",
+        None,
+        Some(r#"{"enabled": true}"#),
+    )
+    .await;
+    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.61");
+    assert!(!srv.running.as_ref().unwrap().live().overrides.contains_key("app.hc.test./stack-hub"));
+
+    // Bad requests get 4xx and a JSON error naming the problem.
+    let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+        (
+            "PUT",
+            "/v1/profiles/nope.hc.test/endpoints/x",
+            Some(r#"{"enabled": true}"#),
+            404,
+            "no profile",
+        ),
+        (
+            "PUT",
+            "/v1/profiles/app.hc.test/endpoints/x",
+            Some(r#"{"enabled": true}"#),
+            404,
+            "has no endpoint \"x\"",
+        ),
+        ("PUT", "/v1/profiles/app.hc.test/endpoints/azure", Some("{"), 400, "not JSON"),
+        (
+            "PUT",
+            "/v1/profiles/app.hc.test/endpoints/azure",
+            Some(r#"{"enabled": "no"}"#),
+            400,
+            "\"enabled\": true or false is required",
+        ),
+        (
+            "PUT",
+            "/v1/profiles/app.hc.test/endpoints/azure",
+            Some(r#"{"enabled": false, "expires_in": "soon"}"#),
+            400,
+            "not a duration",
+        ),
+        (
+            "PUT",
+            "/v1/profiles/app.hc.test/endpoints/azure",
+            Some(r#"{"enabled": false, "colour": 1}"#),
+            400,
+            "unknown field \"colour\"",
+        ),
+        ("DELETE", "/v1/status", None, 405, "DELETE is not allowed"),
+        ("GET", "/v2/anything", None, 404, "no such resource"),
+        ("GET", "/v1/explain?name=app.hc.test", None, 400, "explain needs"),
+    ];
+    for (method, path, body, want, says) in cases {
+        let (code, text) = http(api, method, path, None, *body).await;
+        assert_eq!(code, *want, "{method} {path}: {text}");
+        assert!(json(&text)["error"].as_str().unwrap().contains(says), "{method} {path}: {text}");
+    }
+    let big = "x".repeat(70_000);
+    assert_eq!(
+        http(api, "PUT", "/v1/profiles/app.hc.test/endpoints/azure", None, Some(&big)).await.0,
+        413
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_required_when_configured() {
+    let dir = TempDir::new();
+    let cfg = write_config(&dir, "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let token = "correct-horse-battery-staple";
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n",
+            &format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{token}\"\n"),
+        ),
+    )
+    .unwrap();
+    let srv = TestServer::start_config(dir, cfg).await;
+    let api = admin(&srv);
+    for path in ["/v1/status", "/metrics", "/v1/explain?name=prio.tm.test&client=10.0.0.1"] {
+        let (code, body) = http(api, "GET", path, None, None).await;
+        assert_eq!(code, 401, "{path}");
+        assert!(body.contains("bearer token"), "{body}");
+        assert_eq!(http(api, "GET", path, Some("wrong-token-wrong-token"), None).await.0, 401);
+        assert_eq!(http(api, "GET", path, Some(token), None).await.0, 200, "{path}");
+    }
+    // Liveness and readiness stay open for load balancers.
+    assert_eq!(http(api, "GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(http(api, "GET", "/readyz", None, None).await.0, 200);
+    srv.stop().await;
+
+    // Off loopback without a token, the configuration is refused.
+    let dir = TempDir::new();
+    dir.write("z.zone", "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
+    let cfg = dir.write(
+        "m.toml",
+        "[admin]\nlisten = \"0.0.0.0:8053\"\n[[zone]]\nname = \"x.test\"\nfile = \"z.zone\"\n",
+    );
+    let err = meridian::state::load(&cfg).unwrap_err().to_string();
+    assert!(err.contains("m.toml:2:10: the admin API on 0.0.0.0:8053 is reachable from other machines but has no token"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_explain_and_metrics() {
+    let srv = TestServer::start().await;
+    let api = admin(&srv);
+
+    // Metrics count exactly what was asked.
+    for _ in 0..7 {
+        srv.udp(&bytes(&query("nope.app.example.com.", "A", None))).await.unwrap();
+    }
+    for _ in 0..5 {
+        srv.udp(&bytes(&query("prio.tm.test.", "A", None))).await.unwrap();
+    }
+    srv.tcp(&bytes(&query("example.org.", "A", None))).await.unwrap();
+    let (code, m) = http(api, "GET", "/metrics", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        metric(&m, r#"meridian_dns_queries_total{transport="udp",rcode="NXDOMAIN"}"#),
+        Some(7.0)
+    );
+    assert_eq!(
+        metric(&m, r#"meridian_dns_queries_total{transport="udp",rcode="NOERROR"}"#),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(&m, r#"meridian_dns_queries_total{transport="tcp",rcode="REFUSED"}"#),
+        Some(1.0)
+    );
+    assert_eq!(metric(&m, r#"meridian_profile_queries_total{profile="prio.tm.test."}"#), Some(5.0));
+    assert_eq!(
+        metric(&m, r#"meridian_endpoint_answers_total{profile="prio.tm.test.",endpoint="a"}"#),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(&m, r#"meridian_endpoint_answers_total{profile="prio.tm.test.",endpoint="b"}"#),
+        Some(0.0)
+    );
+    assert_eq!(metric(&m, r#"meridian_dns_answer_duration_seconds_count"#), Some(13.0));
+    assert_eq!(
+        metric(
+            &m,
+            r#"meridian_endpoint_status{profile="prio.tm.test.",endpoint="a",status="Unmonitored"}"#
+        ),
+        Some(1.0)
+    );
+    assert!(m.contains("# TYPE meridian_dns_answer_duration_seconds histogram"));
+
+    // Explain through the API uses the live status.
+    let snap = srv.running.as_ref().unwrap().shared().load();
+    let a = snap.policies.endpoint_by_key("prio.tm.test./a").unwrap();
+    snap.signals.set_status(a, Status::Degraded);
+    let (code, body) =
+        http(api, "GET", "/v1/explain?name=prio.tm.test&type=A&client=10.1.2.3%2F24", None, None)
+            .await;
+    assert_eq!(code, 200, "{body}");
+    let e = json(&body);
+    assert_eq!(e["records"][0], "answer: prio.tm.test. 30 IN A 192.0.2.2");
+    assert!(
+        e["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("endpoint a: unavailable (status Degraded)")),
+        "{body}"
+    );
+    assert_eq!(e["ecs_scope"], 0);
+    // Explanations are not counted as queries.
+    let (_, m) = http(api, "GET", "/metrics", None, None).await;
+    assert_eq!(metric(&m, r#"meridian_profile_queries_total{profile="prio.tm.test."}"#), Some(5.0));
+
+    // Reload: fine, then broken (422, diagnostics, shown in status), then fine again.
+    let (code, body) = http(api, "POST", "/v1/reload", None, None).await;
+    assert_eq!((code, json(&body)["reloaded"].as_bool()), (200, Some(true)));
+    let zone = srv.dir.path().join("tm.test.zone");
+    let good = std::fs::read_to_string(&zone).unwrap();
+    std::fs::write(&zone, format!("{good}target CNAME elsewhere\n")).unwrap();
+    let (code, body) = http(api, "POST", "/v1/reload", None, None).await;
+    assert_eq!(code, 422, "{body}");
+    let d = json(&body);
+    assert!(
+        d["diagnostics"][0]
+            .as_str()
+            .unwrap()
+            .contains("tm.test.zone:6:1: target.tm.test. has a CNAME and other data"),
+        "{body}"
+    );
+    let (_, body) = http(api, "GET", "/v1/status", None, None).await;
+    assert!(
+        json(&body)["last_reload_error"].as_str().unwrap().contains("has a CNAME and other data")
+    );
+    let (_, m) = http(api, "GET", "/metrics", None, None).await;
+    assert_eq!(metric(&m, "meridian_reloads_total"), Some(1.0));
+    assert_eq!(metric(&m, "meridian_reload_failures_total"), Some(1.0));
+    std::fs::write(&zone, good).unwrap();
+    assert_eq!(http(api, "POST", "/v1/reload", None, None).await.0, 200);
+    let (_, body) = http(api, "GET", "/v1/status", None, None).await;
+    assert!(json(&body)["last_reload_error"].is_null());
+    // Counters survive reloads.
+    let (_, m) = http(api, "GET", "/metrics", None, None).await;
+    assert_eq!(metric(&m, r#"meridian_profile_queries_total{profile="prio.tm.test."}"#), Some(5.0));
+    srv.stop().await;
+}
