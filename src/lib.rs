@@ -4,7 +4,10 @@
 //! Module map (imports flow down this list, never up):
 //!
 //! - [`cli`]: the command line (`serve`, `check`), calling into `app`.
-//! - [`app`]: wiring. The first snapshot, the server tasks, reload on SIGHUP, shutdown.
+//! - [`app`]: wiring. The first snapshot, the server tasks, reload (SIGHUP, API, file watch),
+//!   shutdown.
+//! - [`admin`]: the admin HTTP API and Prometheus metrics. [`health`]: endpoint probes.
+//!   [`demo`]: local demo endpoints.
 //! - [`server`]: sockets. UDP workers (one per core, `SO_REUSEPORT`), TCP framing and limits.
 //! - [`explain`]: `meridian explain`, a real query run through the serving path with a tracer.
 //! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
@@ -12,6 +15,7 @@
 //! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
 //! - [`policy`]: the routing methods as pure functions over compiled profiles and live signals.
 //! - [`geo`]: GeoIP lookups, Traffic Manager region codes, distances, the MMDB writer.
+//! - [`metrics`]: counters on atomics and the Prometheus text format.
 //! - [`config`]: `meridian.toml` parsed and validated into a plain model.
 //! - [`diag`] and [`name`]: diagnostics with file:line:col, and wire-form domain names.
 //!

@@ -336,6 +336,24 @@ async fn reload_explain_and_metrics() {
     assert_eq!(http(api, "POST", "/v1/reload", None, None).await.0, 200);
     let (_, body) = http(api, "GET", "/v1/status", None, None).await;
     assert!(json(&body)["last_reload_error"].is_null());
+    // The exposition passes Prometheus's own checker (format and naming conventions).
+    let (_, m) = http(api, "GET", "/metrics", None, None).await;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (the test command installs prometheus)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(m.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Counters survive reloads.
     let (_, m) = http(api, "GET", "/metrics", None, None).await;
     assert_eq!(metric(&m, r#"meridian_profile_queries_total{profile="prio.tm.test."}"#), Some(5.0));
