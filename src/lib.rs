@@ -23,6 +23,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod burst;
 pub mod cli;
 pub mod config;
 pub mod demo;
