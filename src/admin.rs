@@ -11,6 +11,7 @@
 //! | `GET /readyz` | ready once configuration is loaded and sockets are bound (no token needed) |
 //! | `GET /v1/status` | every profile and endpoint: status, last probe, override, counts; last reload |
 //! | `PUT /v1/profiles/{profile}/endpoints/{endpoint}` | `{"enabled": bool, "reason": "...", "expires_in": "10m"}` |
+//! | `PUT /v1/profiles/{profile}/endpoints/{endpoint}/load` | `{"value": 123.4}` for a push load source |
 //! | `POST /v1/reload` | reload configuration and zones, as SIGHUP does |
 //! | `GET /v1/explain?name=&type=&client=` | the decision trace, with live endpoint status |
 //! | `GET /metrics` | Prometheus text format |
@@ -160,6 +161,7 @@ async fn respond(stream: &mut TcpStream, r: Response) {
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         413 => "Payload Too Large",
         422 => "Unprocessable Entity",
         431 => "Request Header Fields Too Large",
@@ -220,6 +222,9 @@ async fn route(
         ("PUT", ["v1", "profiles", profile, "endpoints", endpoint]) => {
             set_override(ctx, profile, endpoint, body)
         }
+        ("PUT", ["v1", "profiles", profile, "endpoints", endpoint, "load"]) => {
+            push_load(ctx, profile, endpoint, body)
+        }
         ("POST", ["v1", "reload"]) => {
             let (tx, rx) = oneshot::channel();
             if ctx.reload.send(tx).await.is_err() {
@@ -267,7 +272,8 @@ async fn route(
             | ["v1", "status"]
             | ["v1", "reload"]
             | ["v1", "explain"]
-            | ["v1", "profiles", _, "endpoints", _],
+            | ["v1", "profiles", _, "endpoints", _]
+            | ["v1", "profiles", _, "endpoints", _, "load"],
         ) => error(405, format!("{method} is not allowed on {path}")),
         _ => error(404, format!("no such resource: {path}")),
     }
@@ -375,6 +381,17 @@ fn endpoint_json(snap: &Snapshot, live: &Live, id: u32) -> Value {
             });
         }
     }
+    if let Some(l) = live.loads.get(&e.key) {
+        v["load"] = json!({
+            "raw": l.raw,
+            "smoothed": l.smoothed,
+            "capacity": l.capacity,
+            "utilisation": l.utilisation(),
+            "age_seconds": l.age().map(|a| a.as_secs_f64()),
+            "stale": l.utilisation().is_none(),
+            "error": if l.failing { l.error.clone() } else { None },
+        });
+    }
     if let Some(o) = live.overrides.get(&e.key) {
         v["override"] = json!({
             "enabled": o.enabled,
@@ -393,13 +410,26 @@ fn status(snap: &Snapshot, live: &Live) -> Value {
         .iter()
         .enumerate()
         .map(|(pid, p)| {
-            json!({
+            let mut v = json!({
                 "name": p.name.to_string(),
                 "method": p.method.as_str(),
                 "ttl": p.ttl,
                 "queries": snap.counters.profile_queries[pid].load(Ordering::Relaxed),
                 "endpoints": p.endpoints.iter().map(|&id| endpoint_json(snap, live, id)).collect::<Vec<_>>(),
-            })
+            });
+            if p.burst.is_some() {
+                let b = live.bursts.get(&p.name.to_string());
+                v["burst"] = json!({
+                    "state": snap.signals.burst_state(pid as u32).as_str(),
+                    "share": snap.signals.burst_share(pid as u32),
+                    "utilisation": b.as_ref().and_then(|b| b.utilisation),
+                    "last_transition": b.as_ref().and_then(|b| b.last_transition).map(rfc3339),
+                    "transitions": b.as_ref().map_or(0, |b| b.transitions),
+                    "webhooks_delivered": b.as_ref().map_or(0, |b| b.webhooks_ok),
+                    "webhooks_failed": b.as_ref().map_or(0, |b| b.webhooks_failed),
+                });
+            }
+            v
         })
         .collect();
     let reload = live.reload.lock().map(|r| r.clone()).unwrap_or_default();
@@ -481,6 +511,31 @@ fn set_override(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Re
         info!(endpoint = %e.key, enabled, reason = reason.as_deref().unwrap_or(""), expires_in = ?expires_in, "admin override set");
     }
     ctx.live.metrics.override_changes.fetch_add(1, Ordering::Relaxed);
+    json_response(200, endpoint_json(&snap, &ctx.live, id))
+}
+
+fn push_load(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Response {
+    let snap = ctx.shared.load();
+    let Some(pid) = snap.policies.profile_by_name(profile) else {
+        return error(404, format!("no profile {profile:?}"));
+    };
+    let pc = &snap.config.profiles[pid as usize];
+    let Some(ec) = pc.endpoints.iter().find(|e| e.name == endpoint) else {
+        return error(404, format!("profile {profile:?} has no endpoint {endpoint:?}"));
+    };
+    let Some(cfg) = ec.load.as_ref().filter(|l| l.source == crate::config::LoadSource::Push) else {
+        return error(409, format!("endpoint {endpoint:?} has no push load source"));
+    };
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v.get("value").and_then(Value::as_f64),
+        Err(e) => return error(400, format!("the body is not JSON: {e}")),
+    };
+    let Some(value) = value.filter(|v| v.is_finite() && *v >= 0.0) else {
+        return error(400, "\"value\": a non-negative number is required");
+    };
+    let key = format!("{}/{}", pc.name, ec.name);
+    crate::load::record(&ctx.live, &key, cfg, value);
+    let id = snap.policies.endpoint_by_key(&key).unwrap_or(0);
     json_response(200, endpoint_json(&snap, &ctx.live, id))
 }
 
@@ -602,6 +657,67 @@ fn metrics(snap: &Snapshot, live: &Live) -> String {
             "meridian_endpoint_status_changes_total{{profile=\"{p}\",endpoint=\"{e}\"}} {}",
             h.transitions
         );
+    }
+    header(
+        &mut out,
+        "meridian_endpoint_utilisation",
+        "gauge",
+        "Smoothed load over capacity; absent when unknown or stale.",
+    );
+    header(
+        &mut out,
+        "meridian_endpoint_load_failures_total",
+        "counter",
+        "Failed reads of an endpoint's load source.",
+    );
+    let mut loads: Vec<_> =
+        live.loads.iter().map(|l| (l.key().clone(), l.utilisation(), l.failures)).collect();
+    loads.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, u, failures) in loads {
+        let (p, e) = key.rsplit_once('/').unwrap_or((&key, ""));
+        let (p, e) = (label(p), label(e));
+        if let Some(u) = u {
+            let _ = writeln!(
+                out,
+                "meridian_endpoint_utilisation{{profile=\"{p}\",endpoint=\"{e}\"}} {u}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "meridian_endpoint_load_failures_total{{profile=\"{p}\",endpoint=\"{e}\"}} {failures}"
+        );
+    }
+    header(&mut out, "meridian_burst_state", "gauge", "1 for the profile's current burst state.");
+    header(
+        &mut out,
+        "meridian_burst_share",
+        "gauge",
+        "Share of answers spilled to overflow endpoints.",
+    );
+    header(&mut out, "meridian_burst_transitions_total", "counter", "Burst state changes.");
+    for (pid, p) in snap.policies.profiles.iter().enumerate().filter(|(_, p)| p.burst.is_some()) {
+        let name = label(&p.name.to_string());
+        let st = snap.signals.burst_state(pid as u32);
+        for s in [
+            crate::burst::State::Idle,
+            crate::burst::State::Warming,
+            crate::burst::State::Bursting,
+            crate::burst::State::Draining,
+        ] {
+            let _ = writeln!(
+                out,
+                "meridian_burst_state{{profile=\"{name}\",state=\"{}\"}} {}",
+                s.as_str(),
+                u8::from(st == s)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "meridian_burst_share{{profile=\"{name}\"}} {}",
+            snap.signals.burst_share(pid as u32)
+        );
+        let t = live.bursts.get(&p.name.to_string()).map_or(0, |b| b.transitions);
+        let _ = writeln!(out, "meridian_burst_transitions_total{{profile=\"{name}\"}} {t}");
     }
     header(
         &mut out,

@@ -125,6 +125,18 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     tasks.spawn(crate::health::supervise(
         shared.clone(),
         live.clone(),
+        generation_rx.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::load::supervise(
+        shared.clone(),
+        live.clone(),
+        generation_rx.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::load::supervise_bursts(
+        shared.clone(),
+        live.clone(),
         generation_rx,
         stop_rx.clone(),
     ));

@@ -110,6 +110,7 @@ pub struct ProfileConfig {
     pub sticky: bool,
     pub when_all_down: AllDown,
     pub endpoints: Vec<EndpointConfig>,
+    pub burst: Option<BurstConfig>,
 }
 
 /// `[[profile.endpoint]]`.
@@ -128,6 +129,57 @@ pub struct EndpointConfig {
     pub min_child_ipv6: u32,
     /// How the endpoint is probed; `None` = not monitored (always served).
     pub monitor: Option<MonitorConfig>,
+    /// Where the endpoint's load comes from, if anywhere.
+    pub load: Option<LoadConfig>,
+}
+
+/// `[profile.endpoint.load]`: where an endpoint's load comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadConfig {
+    pub source: LoadSource,
+    /// The raw value that means 100 % utilisation.
+    pub capacity: f64,
+    pub interval: Duration,
+    pub half_life: Duration,
+    pub stale_after: Duration,
+}
+
+/// The kinds of load source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadSource {
+    /// Values arrive through the admin API.
+    Push,
+    /// Poll a URL: a number from JSON by JSON pointer, or one series of a Prometheus text
+    /// exposition, by metric name and labels.
+    Http {
+        url: String,
+        json_pointer: Option<String>,
+        metric: Option<String>,
+        labels: Vec<(String, String)>,
+    },
+    /// An instant PromQL query against a Prometheus server's HTTP API.
+    Prometheus { url: String, query: String },
+}
+
+/// `[profile.burst]`: spill from primary to overflow endpoints when load demands it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurstConfig {
+    /// Indexes into the profile's endpoints.
+    pub primary: Vec<usize>,
+    pub overflow: Vec<usize>,
+    pub rule: crate::burst::Rule,
+    pub interval: Duration,
+    pub sticky: bool,
+    pub transition_ttl: Option<u32>,
+    pub on_warm: Option<Hook>,
+    pub on_idle: Option<Hook>,
+}
+
+/// A lifecycle webhook: an HTTP POST, or a local command given the same JSON on stdin.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Hook {
+    Http { url: String, secret: Option<String> },
+    Exec { command: Vec<String> },
 }
 
 /// What an endpoint answers with. A nested profile is referred to by its index in
@@ -189,6 +241,7 @@ struct RawProfile {
     sticky: Option<Spanned<String>>,
     when_all_down: Option<Spanned<String>>,
     monitor: Option<Spanned<toml::Value>>,
+    burst: Option<Spanned<toml::Value>>,
     #[serde(default, rename = "endpoint")]
     endpoints: Vec<RawEndpoint>,
 }
@@ -210,6 +263,7 @@ struct RawEndpoint {
     min_child_ipv4: Option<Spanned<i64>>,
     min_child_ipv6: Option<Spanned<i64>>,
     monitor: Option<Spanned<toml::Value>>,
+    load: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -719,6 +773,7 @@ impl Validator<'_> {
                 }
                 _ => self.monitor(rp.monitor.as_ref(), re.monitor.as_ref()),
             };
+            let load = re.load.as_ref().and_then(|l| self.load(l));
             endpoints.push(EndpointConfig {
                 name: ename,
                 target,
@@ -732,9 +787,12 @@ impl Validator<'_> {
                 min_child_ipv4,
                 min_child_ipv6,
                 monitor,
+                load,
             });
         }
+        let burst = rp.burst.as_ref().and_then(|b| self.burst(b, &endpoints, ttl));
         let profile = ProfileConfig {
+            burst,
             name: name.unwrap_or_else(Name::root),
             loc,
             method,
@@ -1135,6 +1193,316 @@ impl Validator<'_> {
             expected_status,
             headers,
             verify_tls,
+        })
+    }
+}
+
+impl Validator<'_> {
+    fn load(&mut self, at: &Spanned<toml::Value>) -> Option<LoadConfig> {
+        let Some(t) = at.get_ref().as_table() else {
+            self.error(
+                at,
+                "load must be a table",
+                Some("[profile.endpoint.load] with source and capacity"),
+            );
+            return None;
+        };
+        let keys = [
+            "source",
+            "capacity",
+            "url",
+            "json_pointer",
+            "metric",
+            "labels",
+            "query",
+            "interval",
+            "half_life",
+            "stale_after",
+        ];
+        if let Some(k) = t.keys().find(|k| !keys.contains(&k.as_str())) {
+            let hint = format!("load keys: {}", keys.join(", "));
+            self.error(at, format!("unknown load key `{k}`"), Some(&hint));
+            return None;
+        }
+        let string = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let capacity = match t
+            .get("capacity")
+            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+        {
+            Some(c) if c > 0.0 && c.is_finite() => c,
+            _ => {
+                self.error(at, "load needs a capacity: the raw value that means 100% utilisation (a positive number)", None);
+                return None;
+            }
+        };
+        let mut dur = |k: &str, default: u64| -> Duration {
+            match t.get(k) {
+                None => Duration::from_secs(default),
+                Some(v) => match v.as_str().and_then(parse_duration) {
+                    Some(d) if d >= Duration::from_millis(100) => d,
+                    _ => {
+                        self.error(
+                            at,
+                            format!("load {k} = {} is not a duration of at least 100ms", show(v)),
+                            None,
+                        );
+                        Duration::from_secs(default)
+                    }
+                },
+            }
+        };
+        let (interval, half_life, stale_after) =
+            (dur("interval", 10), dur("half_life", 30), dur("stale_after", 60));
+        let url_ok = |u: &Option<String>| u.as_deref().is_some_and(|u| u.starts_with("http://"));
+        let source = match string("source").as_deref() {
+            Some("push") => LoadSource::Push,
+            Some("http") => {
+                let url = string("url");
+                let (pointer, metric) = (string("json_pointer"), string("metric"));
+                if !url_ok(&url) || pointer.is_some() == metric.is_some() {
+                    self.error(at, "an http load source needs url = \"http://...\" and one of json_pointer or metric", Some("json_pointer = \"/load/rps\" or metric = \"http_requests_per_second\""));
+                    return None;
+                }
+                let labels = t
+                    .get("labels")
+                    .and_then(|l| l.as_table())
+                    .map(|l| {
+                        l.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                LoadSource::Http {
+                    url: url.unwrap_or_default(),
+                    json_pointer: pointer,
+                    metric,
+                    labels,
+                }
+            }
+            Some("prometheus") => match (string("url"), string("query")) {
+                (url @ Some(_), Some(query)) if url_ok(&url) => {
+                    LoadSource::Prometheus { url: url.unwrap_or_default(), query }
+                }
+                _ => {
+                    self.error(at, "a prometheus load source needs url = \"http://prometheus:9090\" and query = \"...\"", None);
+                    return None;
+                }
+            },
+            _ => {
+                self.error(at, "load source must be \"push\", \"http\" or \"prometheus\"", None);
+                return None;
+            }
+        };
+        if stale_after <= interval && source != LoadSource::Push {
+            self.error(at, format!("load stale_after ({stale_after:?}) must be longer than the interval ({interval:?})"), None);
+        }
+        Some(LoadConfig { source, capacity, interval, half_life, stale_after })
+    }
+
+    fn burst(
+        &mut self,
+        at: &Spanned<toml::Value>,
+        endpoints: &[EndpointConfig],
+        ttl: u32,
+    ) -> Option<BurstConfig> {
+        let Some(t) = at.get_ref().as_table() else {
+            self.error(
+                at,
+                "burst must be a table",
+                Some("[profile.burst] with primary, overflow and thresholds"),
+            );
+            return None;
+        };
+        let keys = [
+            "primary",
+            "overflow",
+            "warm_at",
+            "burst_at",
+            "release_at",
+            "target",
+            "sustain",
+            "cooldown",
+            "interval",
+            "max_step",
+            "max_share",
+            "sticky",
+            "transition_ttl",
+            "on_warm",
+            "on_idle",
+        ];
+        if let Some(k) = t.keys().find(|k| !keys.contains(&k.as_str())) {
+            let hint = format!("burst keys: {}", keys.join(", "));
+            self.error(at, format!("unknown burst key `{k}`"), Some(&hint));
+            return None;
+        }
+        let group = |v: &mut Self, key: &str| -> Vec<usize> {
+            let names: Vec<String> = match t.get(key) {
+                Some(toml::Value::String(s)) => vec![s.clone()],
+                Some(toml::Value::Array(a)) => {
+                    a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+                }
+                _ => Vec::new(),
+            };
+            if names.is_empty() {
+                v.error(at, format!("burst {key} must name one or more endpoints"), None);
+            }
+            names
+                .iter()
+                .filter_map(|n| match endpoints.iter().position(|e| &e.name == n) {
+                    Some(i) => Some(i),
+                    None => {
+                        let known: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
+                        v.error(
+                            at,
+                            format!("burst {key}: no endpoint {n:?}"),
+                            Some(&format!("endpoints: {}", known.join(", "))),
+                        );
+                        None
+                    }
+                })
+                .collect()
+        };
+        let primary = group(self, "primary");
+        let overflow = group(self, "overflow");
+        if primary.iter().any(|p| overflow.contains(p)) {
+            self.error(at, "an endpoint cannot be both primary and overflow", None);
+        }
+        if primary.iter().any(|&i| endpoints[i].load.is_none()) {
+            self.error(
+                at,
+                "every primary endpoint needs a load source",
+                Some("add [profile.endpoint.load] to it"),
+            );
+        }
+        let num = |v: &mut Self, key: &str, default: Option<f64>| -> f64 {
+            match t.get(key).and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
+            {
+                Some(n) if (0.0..=10.0).contains(&n) => n,
+                None if default.is_some() => default.unwrap_or(0.0),
+                _ => {
+                    v.error(at, format!("burst {key} must be a utilisation such as 0.8"), None);
+                    0.0
+                }
+            }
+        };
+        let (warm_at, burst_at, release_at) = (
+            num(self, "warm_at", None),
+            num(self, "burst_at", None),
+            num(self, "release_at", None),
+        );
+        let target = num(self, "target", Some((burst_at + release_at) / 2.0));
+        let (max_step, max_share) =
+            (num(self, "max_step", Some(0.1)), num(self, "max_share", Some(1.0)));
+        if !(warm_at < burst_at
+            && release_at < burst_at
+            && release_at < target
+            && target <= burst_at)
+        {
+            self.error(
+                at,
+                format!("burst thresholds are inconsistent: warm_at {warm_at}, burst_at {burst_at}, release_at {release_at}, target {target}"),
+                Some("need warm_at < burst_at, release_at < target <= burst_at"),
+            );
+        }
+        if !(max_step > 0.0 && max_step <= 1.0 && max_share > 0.0 && max_share <= 1.0) {
+            self.error(at, "burst max_step and max_share must be in (0, 1]", None);
+        }
+        let dur = |v: &mut Self, key: &str, default: u64| -> Duration {
+            match t.get(key) {
+                None => Duration::from_secs(default),
+                Some(x) => x.as_str().and_then(parse_duration).unwrap_or_else(|| {
+                    v.error(at, format!("burst {key} = {} is not a duration", show(x)), None);
+                    Duration::from_secs(default)
+                }),
+            }
+        };
+        let (sustain, cooldown, interval) =
+            (dur(self, "sustain", 30), dur(self, "cooldown", 120), dur(self, "interval", 5));
+        if interval < Duration::from_millis(100) {
+            self.error(at, "burst interval must be at least 100ms", None);
+        }
+        let sticky = match t.get("sticky").and_then(|x| x.as_str()) {
+            None => false,
+            Some("client-subnet") => true,
+            Some(o) => {
+                self.error(
+                    at,
+                    format!("unknown burst sticky mode {o:?}"),
+                    Some("the only mode is \"client-subnet\""),
+                );
+                false
+            }
+        };
+        let transition_ttl = t
+            .get("transition_ttl")
+            .and_then(|x| x.as_integer())
+            .map(|x| x.clamp(0, i32::MAX as i64) as u32);
+        let hook = |v: &mut Self, key: &str| -> Option<Hook> {
+            let h = t.get(key)?.as_table();
+            let Some(h) = h else {
+                v.error(at, format!("burst {key} must be a table with url or exec"), None);
+                return None;
+            };
+            let secret = match (
+                h.get("secret").and_then(|x| x.as_str()),
+                h.get("secret_env").and_then(|x| x.as_str()),
+            ) {
+                (Some(s), _) => Some(s.to_string()),
+                (None, Some(var)) => match std::env::var(var) {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        v.error(
+                            at,
+                            format!("burst {key}: environment variable {var} is not set"),
+                            None,
+                        );
+                        None
+                    }
+                },
+                (None, None) => None,
+            };
+            match (h.get("url").and_then(|x| x.as_str()), h.get("exec").and_then(|x| x.as_array()))
+            {
+                (Some(url), None) if url.starts_with("http://") => {
+                    Some(Hook::Http { url: url.to_string(), secret })
+                }
+                (None, Some(cmd)) if !cmd.is_empty() && cmd.iter().all(|c| c.is_str()) => {
+                    Some(Hook::Exec {
+                        command: cmd
+                            .iter()
+                            .filter_map(|c| c.as_str().map(str::to_string))
+                            .collect(),
+                    })
+                }
+                _ => {
+                    v.error(at, format!("burst {key} needs url = \"http://...\" or exec = [\"command\", \"arg\"]"), None);
+                    None
+                }
+            }
+        };
+        let (on_warm, on_idle) = (hook(self, "on_warm"), hook(self, "on_idle"));
+        // Resolvers may cache an answer for the longest TTL the profile hands out.
+        let drain_wait = Duration::from_secs(ttl.max(transition_ttl.unwrap_or(0)) as u64);
+        let rule = crate::burst::Rule {
+            warm_at,
+            burst_at,
+            release_at,
+            target,
+            sustain,
+            cooldown,
+            max_step,
+            max_share,
+            drain_wait,
+        };
+        Some(BurstConfig {
+            primary,
+            overflow,
+            rule,
+            interval,
+            sticky,
+            transition_ttl,
+            on_warm,
+            on_idle,
         })
     }
 }

@@ -31,6 +31,7 @@ pub mod diag;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod load;
 pub mod metrics;
 pub mod name;
 pub mod policy;

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
     pub override_changes: AtomicU64,
+    pub webhooks_ok: AtomicU64,
+    pub webhooks_failed: AtomicU64,
 }
 
 /// A fixed-bucket histogram on atomics.

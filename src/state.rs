@@ -25,6 +25,10 @@ use std::time::{Duration, SystemTime};
 pub struct Live {
     pub health: DashMap<String, EndpointHealth>,
     pub overrides: DashMap<String, AdminOverride>,
+    /// Load by endpoint key.
+    pub loads: DashMap<String, LoadState>,
+    /// Burst lifecycle by profile name.
+    pub bursts: DashMap<String, BurstStatus>,
     pub metrics: Metrics,
     /// Monotonic counters by name (`profile:NAME`, `endpoint:KEY`), shared by every snapshot.
     counters: DashMap<String, Arc<AtomicU64>>,
@@ -51,6 +55,61 @@ pub struct ProbeResult {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub latency: Duration,
+}
+
+/// What is known of one endpoint's load.
+#[derive(Debug, Clone)]
+pub struct LoadState {
+    pub raw: Option<f64>,
+    pub smoothed: Option<f64>,
+    pub capacity: f64,
+    pub sampled_at: Option<std::time::Instant>,
+    pub updated: Option<SystemTime>,
+    pub stale_after: Duration,
+    pub samples: u64,
+    pub failures: u64,
+    pub failing: bool,
+    pub error: Option<String>,
+}
+
+impl LoadState {
+    pub fn new(cfg: &crate::config::LoadConfig) -> LoadState {
+        LoadState {
+            raw: None,
+            smoothed: None,
+            capacity: cfg.capacity,
+            sampled_at: None,
+            updated: None,
+            stale_after: cfg.stale_after,
+            samples: 0,
+            failures: 0,
+            failing: false,
+            error: None,
+        }
+    }
+
+    /// How long ago the last sample came, if any did.
+    pub fn age(&self) -> Option<Duration> {
+        self.sampled_at.map(|t| t.elapsed())
+    }
+
+    /// Smoothed load over capacity; `None` when unknown or older than `stale_after` (a stale
+    /// value is unknown, never zero).
+    pub fn utilisation(&self) -> Option<f64> {
+        let fresh = self.age().is_some_and(|a| a <= self.stale_after);
+        if fresh { self.smoothed.map(|v| v / self.capacity) } else { None }
+    }
+}
+
+/// A profile's burst lifecycle, as the burst task last published it.
+#[derive(Debug, Clone)]
+pub struct BurstStatus {
+    pub machine: crate::burst::Machine,
+    pub utilisation: Option<f64>,
+    pub last_transition: Option<SystemTime>,
+    pub transitions: u64,
+    pub webhooks_ok: u64,
+    pub webhooks_failed: u64,
 }
 
 /// An operator's override of an endpoint, from the admin API.
@@ -198,13 +257,21 @@ pub fn build(config: Config, live: &Live) -> Result<Snapshot, Diagnostics> {
         .iter()
         .flat_map(|p| p.endpoints.iter().map(|e| e.monitor.is_some()))
         .collect();
-    let signals = Signals::new(policies.endpoints.iter().zip(&monitored).map(|(e, &m)| {
-        if m {
-            live.health.get(&e.key).map_or(Status::CheckingEndpoint, |h| h.status)
-        } else {
-            Status::Unmonitored
+    let signals = Signals::new(
+        policies.profiles.len(),
+        policies.endpoints.iter().zip(&monitored).map(|(e, &m)| {
+            if m {
+                live.health.get(&e.key).map_or(Status::CheckingEndpoint, |h| h.status)
+            } else {
+                Status::Unmonitored
+            }
+        }),
+    );
+    for (pid, p) in policies.profiles.iter().enumerate() {
+        if let Some(b) = live.bursts.get(&p.name.to_string()) {
+            signals.set_burst(pid as u32, b.machine.state, b.machine.share);
         }
-    }));
+    }
     for (id, e) in policies.endpoints.iter().enumerate() {
         if let Some(o) = live.overrides.get(&e.key) {
             signals.set_admin(

@@ -66,6 +66,12 @@ pub fn compile(config: &Config) -> Policies {
             .collect();
         let subnet_fallback =
             ids.iter().copied().find(|&id| endpoints[id as usize].subnets.is_empty());
+        let burst = pc.burst.as_ref().map(|b| super::ProfileBurst {
+            primary: b.primary.iter().map(|&i| first + i as u32).collect(),
+            overflow: b.overflow.iter().map(|&i| first + i as u32).collect(),
+            sticky: b.sticky,
+            transition_ttl: b.transition_ttl,
+        });
         profiles.push(Profile {
             name: pc.name.clone(),
             method: pc.method,
@@ -79,6 +85,7 @@ pub fn compile(config: &Config) -> Policies {
             geo_map: geo_map.into(),
             subnet_rules: subnet_rules.into(),
             subnet_fallback,
+            burst,
         });
     }
     // A profile needs GeoIP if it, or any profile nested below it, routes by location.

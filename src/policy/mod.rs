@@ -124,6 +124,9 @@ pub struct Signals {
     status: Box<[AtomicU8]>,
     /// An operator's override: [`Override`] as u8.
     admin: Box<[AtomicU8]>,
+    /// Per profile: the burst state (`burst::State` as u8) and spill share (parts per million).
+    burst_state: Box<[AtomicU8]>,
+    burst_share: Box<[std::sync::atomic::AtomicU32]>,
 }
 
 /// An operator's override of an endpoint (admin API), above the configuration's `enabled`.
@@ -136,10 +139,31 @@ pub enum Override {
 }
 
 impl Signals {
-    pub fn new(initial: impl IntoIterator<Item = Status>) -> Signals {
+    /// Signals for `profiles` profiles and one endpoint per `initial` status.
+    pub fn new(profiles: usize, initial: impl IntoIterator<Item = Status>) -> Signals {
         let status: Box<[AtomicU8]> = initial.into_iter().map(|s| AtomicU8::new(s as u8)).collect();
         let admin = status.iter().map(|_| AtomicU8::new(Override::None as u8)).collect();
-        Signals { status, admin }
+        let burst_state = (0..profiles).map(|_| AtomicU8::new(0)).collect();
+        let burst_share = (0..profiles).map(|_| std::sync::atomic::AtomicU32::new(0)).collect();
+        Signals { status, admin, burst_state, burst_share }
+    }
+
+    /// Publishes a profile's burst state and share.
+    pub fn set_burst(&self, profile: ProfileId, state: crate::burst::State, share: f64) {
+        let ppm = (share.clamp(0.0, 1.0) * 1e6).round() as u32;
+        self.burst_share[profile as usize].store(ppm, Ordering::Relaxed);
+        self.burst_state[profile as usize].store(state as u8, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn burst_state(&self, profile: ProfileId) -> crate::burst::State {
+        crate::burst::State::from_u8(self.burst_state[profile as usize].load(Ordering::Relaxed))
+    }
+
+    /// The share of answers spilled to overflow, 0.0–1.0.
+    #[inline]
+    pub fn burst_share(&self, profile: ProfileId) -> f64 {
+        self.burst_share[profile as usize].load(Ordering::Relaxed) as f64 / 1e6
     }
 
     #[inline]
@@ -252,6 +276,18 @@ pub struct Profile {
     pub(crate) geo_map: Box<[(Region, EndpointId)]>,
     pub(crate) subnet_rules: Box<[(Cidr, EndpointId)]>,
     pub(crate) subnet_fallback: Option<EndpointId>,
+    /// The cloud-bursting rule, if the profile has one.
+    pub burst: Option<ProfileBurst>,
+}
+
+/// A profile's burst rule, as `select` needs it.
+#[derive(Debug, Clone)]
+pub struct ProfileBurst {
+    pub primary: Box<[EndpointId]>,
+    pub overflow: Box<[EndpointId]>,
+    /// Which clients spill is chosen by client-prefix hash (the same clients on every instance).
+    pub sticky: bool,
+    pub transition_ttl: Option<u32>,
 }
 
 /// Every profile and endpoint of a snapshot, by dense id.
@@ -377,6 +413,12 @@ impl Rng {
         self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
         let t = (self.0 as u128).wrapping_mul((self.0 ^ 0xe703_7ed1_a0b4_28db) as u128);
         ((t >> 64) ^ t) as u64
+    }
+
+    /// A uniform draw in `[0, 1)`.
+    #[inline]
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// A uniform draw in `0..n` (n > 0).
@@ -565,6 +607,26 @@ fn select_in<T: Trace>(
             return;
         }
     };
+    let pick = match (&profile.burst, pick) {
+        (Some(b), Some(id)) => {
+            Some(spill(p, pid, profile, b, id, signals, client, rng, trace, depth, force))
+        }
+        (Some(b), None) => {
+            // Nothing the method could pick; a Degraded primary still sends everything to an
+            // available overflow endpoint, within the geo-fence.
+            overflow_pick(
+                p,
+                profile,
+                b,
+                signals,
+                client,
+                rng,
+                depth,
+                b.sticky.then(|| sticky_unit(client.addr)),
+            )
+        }
+        (None, pick) => pick,
+    };
     let Some(id) = pick else {
         sel.outcome = Outcome::NoData;
         return;
@@ -580,6 +642,113 @@ fn select_in<T: Trace>(
             sel.push(id);
         }
     }
+}
+
+/// The client prefix's place in `[0, 1)`: the same on every instance, so with a sticky burst
+/// the same clients spill everywhere, and a client keeps its side while the share holds.
+#[inline]
+fn sticky_unit(addr: IpAddr) -> f64 {
+    let (prefix, _) = sticky_prefix(addr);
+    let h = mix(prefix as u64 ^ mix((prefix >> 64) as u64 ^ 0x6d65_7269_6469_616e));
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Applies the burst rule to the method's pick `id`.
+#[allow(clippy::too_many_arguments)]
+fn spill<T: Trace>(
+    p: &Policies,
+    pid: ProfileId,
+    profile: &Profile,
+    b: &ProfileBurst,
+    id: EndpointId,
+    signals: &Signals,
+    client: &Client,
+    rng: &mut Rng,
+    trace: &mut T,
+    depth: usize,
+    force: bool,
+) -> EndpointId {
+    if !b.primary.contains(&id) {
+        return id;
+    }
+    let primary_down = !force && !b.primary.iter().any(|&x| available(p, x, signals, depth));
+    let share = signals.burst_share(pid);
+    let draw = if b.sticky { sticky_unit(client.addr) } else { rng.unit() };
+    let go = primary_down || draw < share;
+    trace.note(depth, || {
+        format!(
+            "burst: state {}, share {:.3}, draw {draw:.3}{}{}",
+            signals.burst_state(pid).as_str(),
+            share,
+            if b.sticky { " (client-prefix hash)" } else { "" },
+            if primary_down {
+                ": the primary is down, everything to overflow"
+            } else if go {
+                ": spilled"
+            } else {
+                ": kept on the primary"
+            }
+        )
+    });
+    if !go {
+        return id;
+    }
+    match overflow_pick(p, profile, b, signals, client, rng, depth, b.sticky.then_some(draw)) {
+        Some(o) => o,
+        None => {
+            trace.note(depth, || {
+                "burst: no overflow endpoint is available here; kept on the primary".into()
+            });
+            id
+        }
+    }
+}
+
+/// An available overflow endpoint the client may be sent to, weighted; `None` if there is none.
+/// In a geographic profile only overflow endpoints mapped to one of the client's regions
+/// qualify: a burst never crosses the geo-fence.
+#[allow(clippy::too_many_arguments)]
+fn overflow_pick(
+    p: &Policies,
+    profile: &Profile,
+    b: &ProfileBurst,
+    signals: &Signals,
+    client: &Client,
+    rng: &mut Rng,
+    depth: usize,
+    sticky_draw: Option<f64>,
+) -> Option<EndpointId> {
+    let g = client.geo.unwrap_or_default();
+    let regions = [
+        g.subdivision.map(Region::Subdivision),
+        g.country.map(Region::Country),
+        g.group.map(Region::Group),
+        Some(Region::World),
+    ];
+    let allowed = |id: EndpointId| {
+        available(p, id, signals, depth)
+            && (profile.method != Method::Geographic
+                || p.endpoints[id as usize].regions.iter().any(|r| regions.contains(&Some(*r))))
+    };
+    let total: u64 = b
+        .overflow
+        .iter()
+        .filter(|&&o| allowed(o))
+        .map(|&o| p.endpoints[o as usize].weight as u64)
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    // Sticky: the same draw picks the same overflow endpoint; otherwise a fresh draw.
+    let at = match sticky_draw {
+        Some(u) => ((u * total as f64) as u64).min(total - 1),
+        None => rng.below(total),
+    };
+    let mut acc = 0;
+    b.overflow.iter().copied().filter(|&o| allowed(o)).find(|&o| {
+        acc += p.endpoints[o as usize].weight as u64;
+        at < acc
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -19,7 +19,7 @@ fn policies(toml: &str) -> Policies {
 /// `statuses`: `name=Status` pairs (endpoints not listed are Online), for the first profile's
 /// endpoints and any nested ones (names are unique across a fixture).
 fn signals(p: &Policies, statuses: &str) -> Signals {
-    let sig = Signals::new(p.endpoints.iter().map(|_| Status::Online));
+    let sig = Signals::new(p.profiles.len(), p.endpoints.iter().map(|_| Status::Online));
     for pair in statuses.split_whitespace() {
         let (name, st) = pair.split_once('=').unwrap();
         let id = p

@@ -367,7 +367,14 @@ fn managed<'s, T: Trace>(
         trace,
     );
     meta.scope = meta.scope.max(sel.scope);
-    let ttl = profile.ttl;
+    // While a burst or its return is under way, answers may carry a shorter TTL so that
+    // resolvers follow the share closely.
+    let ttl = match &profile.burst {
+        Some(b) if snap.signals.burst_state(pid) != crate::burst::State::Idle => {
+            b.transition_ttl.unwrap_or(profile.ttl)
+        }
+        _ => profile.ttl,
+    };
     match sel.outcome {
         Outcome::ServFail => {
             meta.rcode = rcode::SERVFAIL;

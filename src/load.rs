@@ -1,0 +1,578 @@
+//! Endpoint load: sources, smoothing and staleness.
+//!
+//! A polled source (`http`, `prometheus`) has one task per endpoint; `push` values arrive
+//! through the admin API. Every sample goes through [`record`]: smoothed by an EWMA with a
+//! half-life, turned into utilisation by the endpoint's capacity, and stamped, so that a value
+//! older than `stale_after` reads as *unknown*, never as zero. Sources that fail are logged on
+//! transition (failing / recovered) and counted; nothing here touches the query path.
+
+use crate::config::{LoadConfig, LoadSource};
+use crate::state::{Live, LoadState, Shared};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Exponential smoothing with a half-life: after `half_life` of silence a new sample counts
+/// for half. Irregular sample times are fine.
+pub fn ewma(prev: Option<(f64, Instant)>, sample: f64, now: Instant, half_life: Duration) -> f64 {
+    match prev {
+        None => sample,
+        Some((v, at)) => {
+            let dt = now.saturating_duration_since(at).as_secs_f64();
+            let alpha = 1.0 - 0.5f64.powf(dt / half_life.as_secs_f64().max(1e-9));
+            v + alpha * (sample - v)
+        }
+    }
+}
+
+/// Records one raw sample for endpoint `key`.
+pub fn record(live: &Live, key: &str, cfg: &LoadConfig, raw: f64) {
+    let now = Instant::now();
+    let mut e = live.loads.entry(key.to_string()).or_insert_with(|| LoadState::new(cfg));
+    let prev = e.smoothed.zip(e.sampled_at);
+    e.smoothed = Some(ewma(prev, raw, now, cfg.half_life));
+    e.raw = Some(raw);
+    e.sampled_at = Some(now);
+    e.updated = Some(SystemTime::now());
+    e.samples += 1;
+    e.capacity = cfg.capacity;
+    e.stale_after = cfg.stale_after;
+    if e.failing {
+        e.failing = false;
+        info!(endpoint = %key, "load source recovered");
+    }
+}
+
+fn record_failure(live: &Live, key: &str, cfg: &LoadConfig, error: String) {
+    let mut e = live.loads.entry(key.to_string()).or_insert_with(|| LoadState::new(cfg));
+    e.failures += 1;
+    if !e.failing {
+        e.failing = true;
+        warn!(endpoint = %key, %error, "load source failing; its value will read as unknown once stale");
+    }
+    e.error = Some(error);
+}
+
+/// One load task per polled source of the current snapshot, re-planned after every reload.
+pub async fn supervise(
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    mut reloaded: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tasks: HashMap<String, (LoadConfig, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let want: HashMap<String, LoadConfig> = {
+            let snap = shared.load();
+            let cfgs = snap
+                .config
+                .profiles
+                .iter()
+                .flat_map(|p| p.endpoints.iter().map(|e| e.load.clone()));
+            snap.policies
+                .endpoints
+                .iter()
+                .zip(cfgs)
+                .filter_map(|(e, l)| Some((e.key.clone(), l?)))
+                .collect()
+        };
+        live.loads.retain(|k, _| want.contains_key(k));
+        tasks.retain(|key, (cfg, handle)| {
+            let keep = want.get(key) == Some(cfg);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for (key, cfg) in want {
+            if tasks.contains_key(&key) || cfg.source == LoadSource::Push {
+                continue;
+            }
+            let handle = tokio::spawn(poll(key.clone(), cfg.clone(), live.clone()));
+            tasks.insert(key, (cfg, handle));
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            r = reloaded.changed() => if r.is_err() { break },
+        }
+    }
+    for (_, (_, h)) in tasks {
+        h.abort();
+    }
+}
+
+async fn poll(key: String, cfg: LoadConfig, live: Arc<Live>) {
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A poll must finish well within its interval (and never past 10 s).
+    let limit = (cfg.interval * 9 / 10).min(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let value = match tokio::time::timeout(limit, fetch_value(&cfg.source)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        };
+        match value {
+            Ok(v) => record(&live, &key, &cfg, v),
+            Err(e) => record_failure(&live, &key, &cfg, e),
+        }
+    }
+}
+
+/// Reads one value from a polled source.
+pub async fn fetch_value(source: &LoadSource) -> Result<f64, String> {
+    match source {
+        LoadSource::Push => Err("push sources are not polled".into()),
+        LoadSource::Http { url, json_pointer, metric, labels } => {
+            let body = get(url).await?;
+            match (json_pointer, metric) {
+                (Some(p), _) => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
+                    let x = v.pointer(p).ok_or_else(|| format!("no value at JSON pointer {p}"))?;
+                    x.as_f64()
+                        .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+                        .ok_or_else(|| format!("the value at {p} is not a number"))
+                }
+                (None, Some(m)) => prometheus_text(&body, m, labels),
+                (None, None) => Err("no json_pointer or metric".into()),
+            }
+        }
+        LoadSource::Prometheus { url, query } => {
+            let target =
+                format!("{}/api/v1/query?query={}", url.trim_end_matches('/'), encode(query));
+            let body = get(&target).await?;
+            let v: serde_json::Value =
+                serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
+            if v["status"] != "success" {
+                return Err(format!(
+                    "query failed: {}",
+                    v["error"].as_str().unwrap_or("unknown error")
+                ));
+            }
+            let result = v["data"]["result"].as_array().ok_or("no result in the answer")?;
+            match result.as_slice() {
+                [one] => one["value"][1]
+                    .as_str()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| "the query's value is not a number".to_string()),
+                [] => Err("the query returned no series".into()),
+                many => {
+                    Err(format!("the query returned {} series; it must return one", many.len()))
+                }
+            }
+        }
+    }
+}
+
+/// The value of the one series named `metric` whose labels include `labels`.
+pub fn prometheus_text(
+    body: &str,
+    metric: &str,
+    labels: &[(String, String)],
+) -> Result<f64, String> {
+    let mut found = Vec::new();
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, rest) = match line.find('{') {
+            Some(i) if line[..i].trim() == metric => {
+                let end = line.rfind('}').ok_or("unterminated label set")?;
+                (&line[i + 1..end], &line[end + 1..])
+            }
+            None if line.split_whitespace().next() == Some(metric) => ("", &line[metric.len()..]),
+            _ => continue,
+        };
+        let have: Vec<(String, String)> = series
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            .collect();
+        if labels.iter().all(|l| have.contains(l)) {
+            let v = rest
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or("a value is not a number")?;
+            found.push(v);
+        }
+    }
+    match found.as_slice() {
+        [v] => Ok(*v),
+        [] => Err(format!("no series {metric} with the given labels")),
+        more => Err(format!("{} series match {metric}; add labels to pick one", more.len())),
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A plain HTTP/1.1 GET of an `http://` URL; the body, for a 2xx answer. Bodies over 1 MiB are
+/// refused.
+pub async fn get(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let with_port = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !hostport.ends_with(']')
+    {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let mut s = TcpStream::connect(with_port.as_str())
+        .await
+        .map_err(|e| format!("connect {hostport}: {e}"))?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: Meridian-Load/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = s.read(&mut chunk).await.map_err(|e| format!("receive: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > 1 << 20 {
+            return Err("answer over 1 MiB".into());
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head = match resp.parse(&buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Err("invalid HTTP answer".into()),
+    };
+    let code = resp.code.unwrap_or(0);
+    let chunked = resp.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(h.value).contains("chunked")
+    });
+    if !(200..300).contains(&code) {
+        return Err(format!("HTTP status {code}"));
+    }
+    let body = &buf[head..];
+    let body = if chunked { dechunk(body)? } else { body.to_vec() };
+    String::from_utf8(body).map_err(|_| "the body is not UTF-8".into())
+}
+
+fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n").ok_or("bad chunked body")?;
+        let size_text = String::from_utf8_lossy(&b[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| "bad chunk size")?;
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(b.get(..size).ok_or("truncated chunk")?);
+        b = b.get(size + 2..).ok_or("truncated chunk")?;
+    }
+}
+
+/// One burst task per profile with a burst rule, re-planned after every reload. The lifecycle
+/// (`burst::Machine`) carries over reloads by profile name.
+pub async fn supervise_bursts(
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    mut reloaded: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tasks: HashMap<String, (crate::config::BurstConfig, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let want: HashMap<String, crate::config::BurstConfig> = {
+            let snap = shared.load();
+            snap.config
+                .profiles
+                .iter()
+                .filter_map(|p| Some((p.name.to_string(), p.burst.clone()?)))
+                .collect()
+        };
+        live.bursts.retain(|k, _| want.contains_key(k));
+        tasks.retain(|k, (cfg, h)| {
+            let keep = want.get(k) == Some(cfg);
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        for (name, cfg) in want {
+            tasks.entry(name.clone()).or_insert_with(|| {
+                (cfg.clone(), tokio::spawn(drive(name, cfg, shared.clone(), live.clone())))
+            });
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            r = reloaded.changed() => if r.is_err() { break },
+        }
+    }
+    for (_, (_, h)) in tasks {
+        h.abort();
+    }
+}
+
+async fn drive(
+    name: String,
+    cfg: crate::config::BurstConfig,
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+) {
+    use crate::burst::{Event, Inputs, Machine};
+    use crate::policy::available;
+    let mut machine = live
+        .bursts
+        .get(&name)
+        .map(|b| b.machine.clone())
+        .unwrap_or_else(|| Machine::new(Instant::now()));
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let snap = shared.load();
+        let Some(pid) = snap.policies.profile_by_name(&name) else { continue };
+        let Some(b) = &snap.policies.profiles[pid as usize].burst else { continue };
+        let (p, sig) = (&snap.policies, &snap.signals);
+        // The primary group's utilisation: the mean of the primaries whose load is known.
+        let known: Vec<f64> = b
+            .primary
+            .iter()
+            .filter_map(|&id| {
+                live.loads.get(&p.endpoints[id as usize].key).and_then(|l| l.utilisation())
+            })
+            .collect();
+        let utilisation =
+            (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+        let inputs = Inputs {
+            utilisation,
+            primary_down: !b.primary.iter().any(|&id| available(p, id, sig, 0)),
+            overflow_online: b.overflow.iter().any(|&id| available(p, id, sig, 0)),
+        };
+        let step = machine.step(Instant::now(), inputs, &cfg.rule);
+        sig.set_burst(pid, machine.state, machine.share);
+        let mut entry =
+            live.bursts.entry(name.clone()).or_insert_with(|| crate::state::BurstStatus {
+                machine: machine.clone(),
+                utilisation,
+                last_transition: None,
+                transitions: 0,
+                webhooks_ok: 0,
+                webhooks_failed: 0,
+            });
+        entry.machine = machine.clone();
+        entry.utilisation = utilisation;
+        if let Some((from, to)) = step.transition {
+            entry.last_transition = Some(SystemTime::now());
+            entry.transitions += 1;
+            info!(profile = %name, from = from.as_str(), to = to.as_str(), utilisation = ?utilisation, share = machine.share, "burst state changed");
+        }
+        drop(entry);
+        let Some(event) = step.event else { continue };
+        let hook = match event {
+            Event::Warm => cfg.on_warm.clone(),
+            Event::Idle => cfg.on_idle.clone(),
+        };
+        let names = |ids: &[u32]| {
+            ids.iter().map(|&i| p.endpoints[i as usize].name.clone()).collect::<Vec<_>>()
+        };
+        let body = serde_json::json!({
+            "event": match event { Event::Warm => "warm", Event::Idle => "idle" },
+            "profile": name,
+            "state": machine.state.as_str(),
+            "primary": names(&b.primary),
+            "overflow": names(&b.overflow),
+            "utilisation": utilisation,
+            "share": machine.share,
+            "timestamp": crate::admin::rfc3339(SystemTime::now()),
+        })
+        .to_string();
+        info!(profile = %name, event = ?event, "burst event");
+        if let Some(hook) = hook {
+            tokio::spawn(fire(hook, body, live.clone(), name.clone()));
+        }
+    }
+}
+
+/// How many times a webhook is tried, and the first back-off (doubling each time).
+const HOOK_ATTEMPTS: u32 = 5;
+const HOOK_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Runs one webhook with retries; never awaited by anything on the query path.
+pub async fn fire(hook: crate::config::Hook, body: String, live: Arc<Live>, profile: String) {
+    use crate::config::Hook;
+    let mut delay = HOOK_BACKOFF;
+    for attempt in 1..=HOOK_ATTEMPTS {
+        let outcome = match &hook {
+            Hook::Http { url, secret } => {
+                let signature = secret.as_deref().map(|s| sign(s, body.as_bytes()));
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    post(url, &body, signature.as_deref()),
+                )
+                .await
+                {
+                    Ok(Ok(code)) if (200..300).contains(&code) => Ok(()),
+                    Ok(Ok(code)) => Err(format!("HTTP status {code}")),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err("no answer within 10s".into()),
+                }
+            }
+            Hook::Exec { command } => run(command, &body).await,
+        };
+        match outcome {
+            Ok(()) => {
+                info!(%profile, attempt, "webhook delivered");
+                if let Some(mut b) = live.bursts.get_mut(&profile) {
+                    b.webhooks_ok += 1;
+                }
+                live.metrics.webhooks_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            Err(e) if attempt < HOOK_ATTEMPTS => {
+                warn!(%profile, attempt, error = %e, retry_in = ?delay, "webhook failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(%profile, attempts = attempt, error = %e, "webhook failed; giving up");
+                if let Some(mut b) = live.bursts.get_mut(&profile) {
+                    b.webhooks_failed += 1;
+                }
+                live.metrics.webhooks_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// `sha256=<hex>` of HMAC-SHA256 over `body` with `secret`: the `X-Meridian-Signature` value.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+async fn run(command: &[String], body: &str) -> Result<(), String> {
+    let mut child = tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", command[0]))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(body.as_bytes()).await;
+    }
+    match tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await {
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => Err(format!(
+            "{} exited with {}: {}",
+            command[0],
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(Err(e)) => Err(format!("{}: {e}", command[0])),
+        Err(_) => Err(format!("{} ran longer than 30s", command[0])),
+    }
+}
+
+/// A JSON POST; returns the status code.
+async fn post(url: &str, body: &str, signature: Option<&str>) -> Result<u16, String> {
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let mut s =
+        TcpStream::connect(addr.as_str()).await.map_err(|e| format!("connect {hostport}: {e}"))?;
+    let sig = signature.map(|v| format!("X-Meridian-Signature: {v}\r\n")).unwrap_or_default();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: Meridian-Webhook/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        let n = s.read(&mut buf[len..]).await.map_err(|e| format!("receive: {e}"))?;
+        if n == 0 {
+            return Err("closed before a status line".into());
+        }
+        len += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf[..len]) {
+            Ok(_) if resp.code.is_some() => return Ok(resp.code.unwrap_or(0)),
+            _ if len < buf.len() => continue,
+            _ => return Err("invalid HTTP answer".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_has_the_right_half_life() {
+        let t0 = Instant::now();
+        let h = Duration::from_secs(10);
+        assert_eq!(ewma(None, 100.0, t0, h), 100.0);
+        // After one half-life, a new sample moves the value half way.
+        let v = ewma(Some((100.0, t0)), 200.0, t0 + h, h);
+        assert!((v - 150.0).abs() < 1e-9, "{v}");
+        // A sample right after another barely moves it.
+        let v = ewma(Some((100.0, t0)), 200.0, t0 + Duration::from_millis(10), h);
+        assert!(v < 101.0, "{v}");
+    }
+
+    #[test]
+    fn prometheus_text_exposition() {
+        let body = "# HELP req Requests.\n# TYPE req gauge\nreq{site=\"onprem\",code=\"200\"} 120.5\nreq{site=\"azure\",code=\"200\"} 30\nother 1\nsolo 7 1700000000\n";
+        let l = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert_eq!(prometheus_text(body, "req", &l("site", "onprem")), Ok(120.5));
+        assert_eq!(prometheus_text(body, "solo", &[]), Ok(7.0));
+        assert!(prometheus_text(body, "req", &[]).unwrap_err().contains("2 series match"));
+        assert!(
+            prometheus_text(body, "req", &l("site", "mars")).unwrap_err().contains("no series")
+        );
+    }
+
+    #[test]
+    fn chunked_bodies() {
+        assert_eq!(dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n").unwrap(), b"Wikipedia");
+        assert_eq!(encode("sum(rate(x[1m]))"), "sum%28rate%28x%5B1m%5D%29%29");
+    }
+
+    #[test]
+    fn webhook_signature_is_hmac_sha256() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            sign("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
