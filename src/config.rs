@@ -1235,15 +1235,18 @@ impl Validator<'_> {
                 return None;
             }
         };
+        // A half-life may be anything (0 = no smoothing); polling faster than 10 times a
+        // second, or calling a value stale sooner, is a mistake.
         let mut dur = |k: &str, default: u64| -> Duration {
+            let min = if k == "half_life" { Duration::ZERO } else { Duration::from_millis(100) };
             match t.get(k) {
                 None => Duration::from_secs(default),
                 Some(v) => match v.as_str().and_then(parse_duration) {
-                    Some(d) if d >= Duration::from_millis(100) => d,
+                    Some(d) if d >= min => d,
                     _ => {
                         self.error(
                             at,
-                            format!("load {k} = {} is not a duration of at least 100ms", show(v)),
+                            format!("load {k} = {} is not a duration of at least {min:?}", show(v)),
                             None,
                         );
                         Duration::from_secs(default)

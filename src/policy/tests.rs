@@ -512,3 +512,131 @@ fn configuration_errors() {
     }
     assert!(bad(&chain).contains("profiles are nested 11 levels deep; the limit is 10"));
 }
+
+const BURST: &str = r#"
+[[profile]]
+name = "www"
+method = "priority"
+[profile.burst]
+primary = "stack-hub"
+overflow = ["azure"]
+warm_at = 0.6
+burst_at = 0.8
+release_at = 0.5
+[[profile.endpoint]]
+name = "stack-hub"
+address = "192.0.2.1"
+priority = 1
+[profile.endpoint.load]
+source = "push"
+capacity = 100
+[[profile.endpoint]]
+name = "azure"
+address = "192.0.2.2"
+priority = 2
+"#;
+
+/// Shares of answers per endpoint over `n` queries from distinct client prefixes.
+fn spill_counts(
+    p: &Policies,
+    sig: &Signals,
+    n: u32,
+    seed: u64,
+) -> std::collections::BTreeMap<String, u32> {
+    let mut rng = Rng::new(seed);
+    let mut out = std::collections::BTreeMap::new();
+    let mut sel = Selection::default();
+    for i in 0..n {
+        let c = client(&format!("10.{}.{}.1", i / 256 % 256, i % 256));
+        select(p, 0, sig, &c, &mut rng, &mut sel, &mut ());
+        *out.entry(p.endpoints[sel.chosen()[0] as usize].name.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+#[test]
+fn burst_spills_a_share_of_answers() {
+    use crate::burst::State;
+    let p = policies(BURST);
+    let sig = signals(&p, "");
+    assert_eq!(spill_counts(&p, &sig, 1000, 1).get("azure"), None, "idle: nothing spills");
+    sig.set_burst(0, State::Bursting, 0.3);
+    let c = spill_counts(&p, &sig, 20_000, 2);
+    let share = c["azure"] as f64 / 20_000.0;
+    assert!((0.28..0.32).contains(&share), "{c:?}");
+    sig.set_burst(0, State::Bursting, 1.0);
+    assert_eq!(spill_counts(&p, &sig, 1000, 3).get("stack-hub"), None);
+    // A Degraded primary sends everything to the overflow, whatever the share.
+    let sig = signals(&p, "stack-hub=Degraded");
+    assert_eq!(spill_counts(&p, &sig, 1000, 4).get("stack-hub"), None);
+}
+
+#[test]
+fn sticky_burst_spills_the_same_clients_everywhere() {
+    use crate::burst::State;
+    let sticky = BURST.replace("release_at = 0.5", "release_at = 0.5\nsticky = \"client-subnet\"");
+    let p = policies(&sticky);
+    let sig = signals(&p, "");
+    sig.set_burst(0, State::Bursting, 0.3);
+    let side = |addr: &str, seed: u64| run(&p, &sig, &client(addr), seed);
+    let mut spilled_at_03 = Vec::new();
+    for i in 0..2000u32 {
+        let addr = format!("10.{}.{}.9", i / 256, i % 256);
+        let first = side(&addr, 1);
+        // Any instance (any RNG) and any host in the /24 gives the same answer.
+        assert_eq!(side(&addr, 77), first);
+        assert_eq!(side(&format!("10.{}.{}.200", i / 256, i % 256), 5), first);
+        if first.starts_with("azure") {
+            spilled_at_03.push(addr);
+        }
+    }
+    let frac = spilled_at_03.len() as f64 / 2000.0;
+    assert!((0.26..0.34).contains(&frac), "{frac}");
+    // Raising the share only adds clients: those already spilled stay spilled.
+    sig.set_burst(0, State::Bursting, 0.5);
+    for addr in &spilled_at_03 {
+        assert!(side(addr, 1).starts_with("azure"), "{addr} came back while the share grew");
+    }
+}
+
+#[test]
+fn burst_never_crosses_the_geo_fence() {
+    use crate::burst::State;
+    let geo = r#"
+[[profile]]
+name = "www"
+method = "geographic"
+[profile.burst]
+primary = "de-onprem"
+overflow = ["eu-cloud", "us-cloud"]
+warm_at = 0.6
+burst_at = 0.8
+release_at = 0.5
+[[profile.endpoint]]
+name = "de-onprem"
+address = "192.0.2.1"
+geo = ["DE"]
+[profile.endpoint.load]
+source = "push"
+capacity = 100
+[[profile.endpoint]]
+name = "eu-cloud"
+address = "192.0.2.2"
+geo = ["GEO-EU"]
+[[profile.endpoint]]
+name = "us-cloud"
+address = "192.0.2.3"
+geo = ["GEO-NA"]
+"#;
+    let p = policies(geo);
+    let sig = signals(&p, "");
+    sig.set_burst(0, State::Bursting, 1.0);
+    for seed in 0..200 {
+        // A German client spills to the European cloud only, never to the US one.
+        assert_eq!(run(&p, &sig, &client("10.0.0.1 cc=DE prefix=16"), seed), "eu-cloud scope=16");
+    }
+    // With the European cloud down there is nowhere allowed to spill: kept on-premises.
+    let sig = signals(&p, "eu-cloud=Degraded");
+    sig.set_burst(0, State::Bursting, 1.0);
+    assert_eq!(run(&p, &sig, &client("10.0.0.1 cc=DE prefix=16"), 1), "de-onprem scope=16");
+}

@@ -87,7 +87,19 @@ fn warm_resolve_does_not_allocate() {
         ("cname endpoint", bytes(&query("alias.tm.test.", "A", None)), Transport::Udp),
         ("nested", bytes(&query("nested.tm.test.", "A", None)), Transport::Udp),
         ("managed NODATA", bytes(&query("prio.tm.test.", "MX", None)), Transport::Udp),
+        // A burst in progress: at share 1 every answer spills; below, share 0 keeps them all.
+        (
+            "burst, spilled (share 1)",
+            bytes(&query_ecs("burst.tm.test.", "A", "10.7.1.0/24")),
+            Transport::Udp,
+        ),
+        ("burst, plain query", bytes(&query("burst.tm.test.", "A", None)), Transport::Udp),
     ];
+    {
+        let snap = shared.load();
+        let pid = snap.policies.profile_by_name("burst.tm.test").unwrap();
+        snap.signals.set_burst(pid, meridian::burst::State::Bursting, 1.0);
+    }
     let mut out = vec![0u8; 65535];
     let mut rng = Rng::new(1);
     let req = |t: Transport| Request { src: "127.0.0.1".parse().unwrap(), transport: t };
@@ -104,6 +116,20 @@ fn warm_resolve_does_not_allocate() {
             assert!(a.len >= 12);
         }
         assert_eq!(allocations() - before, 0, "{what}: resolve allocated");
+    }
+    // The burst's other path: a share of 0 keeps every answer on the primary.
+    {
+        let snap = shared.load();
+        let pid = snap.policies.profile_by_name("burst.tm.test").unwrap();
+        snap.signals.set_burst(pid, meridian::burst::State::Bursting, 0.0);
+    }
+    for (what, q, t) in queries.iter().filter(|q| q.0.starts_with("burst")) {
+        let before = allocations();
+        for _ in 0..100 {
+            let snap = shared.load();
+            resolve(&snap, q, req(*t), &mut rng, &mut out).expect("an answer");
+        }
+        assert_eq!(allocations() - before, 0, "{what} at share 0: resolve allocated");
     }
     // The counter works: a real allocation is seen.
     let before = allocations();

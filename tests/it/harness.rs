@@ -200,6 +200,27 @@ when_all_down = "servfail"
 [[profile.endpoint]]
 name = "only"
 address = "192.0.2.60"
+
+[[profile]]
+name = "burst.tm.test."
+method = "priority"
+[profile.burst]
+primary = "onprem"
+overflow = ["cloud"]
+warm_at = 0.6
+burst_at = 0.8
+release_at = 0.5
+sticky = "client-subnet"
+transition_ttl = 5
+[[profile.endpoint]]
+name = "onprem"
+address = "192.0.2.70"
+[profile.endpoint.load]
+source = "push"
+capacity = 100
+[[profile.endpoint]]
+name = "cloud"
+address = "192.0.2.71"
 "#;
 
 /// Writes a configuration serving the demo zone, `big.test.` and the traffic-managed

@@ -3,6 +3,7 @@
 
 mod admin;
 mod alloc;
+mod burst;
 mod cli;
 mod dig;
 mod dns;
