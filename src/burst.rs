@@ -159,7 +159,9 @@ impl Machine {
                 }
             }
             State::Bursting => {
-                if let Some(u) = inp.utilisation {
+                // While the primary is down its measured load says nothing about demand (it
+                // receives none): hold the share, so that its return is not a stampede.
+                if let (Some(u), false) = (inp.utilisation, inp.primary_down) {
                     self.share = control(self.share, u, rule);
                 }
                 let release = !inp.primary_down
@@ -199,15 +201,22 @@ impl Machine {
 
 /// The spill share for the next tick. With share `s` the primary sees `1 - s` of the demand and
 /// measures utilisation `u`, so the whole demand is `u / (1 - s)` and the share that would put
-/// the primary at `target` is `1 - target (1 - s) / u`. Moving toward it by at most `max_step`
-/// is stable at any demand (a fixed-gain controller oscillates once demand exceeds twice the
-/// capacity).
+/// the primary at `target` is `1 - target (1 - s) / u`. The share moves half of the way there
+/// per tick, and by at most `max_step`: a change reaches traffic only as resolvers' caches
+/// expire and the load's smoothing catches up, so going all the way at once overshoots and
+/// oscillates (`meridian simulate` shows it). Unlike a fixed-gain controller it stays stable
+/// at any demand.
 pub fn control(share: f64, u: f64, rule: &Rule) -> f64 {
     let want = if u <= 0.0 { 0.0 } else { 1.0 - rule.target * (1.0 - share) / u };
     let want = want.clamp(0.0, rule.max_share);
-    let next = share + (want - share).clamp(-rule.max_step, rule.max_step);
+    let next = share + (DAMPING * (want - share)).clamp(-rule.max_step, rule.max_step);
+    // Halving forever never arrives: snap once within a thousandth.
+    let next = if (want - next).abs() < 1e-3 { want } else { next };
     next.clamp(0.0, rule.max_share)
 }
+
+/// The fraction of the way to the computed share taken per tick.
+const DAMPING: f64 = 0.5;
 
 #[cfg(test)]
 mod tests {
@@ -368,9 +377,12 @@ mod tests {
             m.step(t0 + TICK, down_ready, &r).transition,
             Some((State::Warming, State::Bursting))
         );
-        // It stays while the primary is down, however low its (stale) load reads.
+        // It stays while the primary is down, however low its (stale) load reads, and the
+        // share it had is held for the primary's return.
+        m.share = 0.4;
         for k in 2..200 {
             assert_eq!(m.step(t0 + TICK * k, down_ready, &r).transition, None);
         }
+        assert_eq!(m.share, 0.4);
     }
 }

@@ -7,6 +7,17 @@ use crate::{explain, state};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// `println!` through [`out`].
+macro_rules! outln {
+    ($($t:tt)*) => { out(&format!("{}\n", format_args!($($t)*))) };
+}
+
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// An authoritative DNS server that routes traffic like a cloud traffic manager.
 #[derive(Debug, Parser)]
 #[command(name = "meridian", version, about)]
@@ -49,6 +60,38 @@ pub enum Command {
         /// Endpoint names (default: every HTTP-monitored address endpoint)
         names: Vec<String>,
     },
+    /// Replay a scenario (demand over time, health events, a resolver population caching by
+    /// TTL) against a profile in virtual time, with the real routing and burst code; print
+    /// the share per endpoint over time and write an SVG chart.
+    Simulate {
+        /// The scenario file (TOML)
+        scenario: PathBuf,
+        /// Write the chart here
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// About how many rows the table has
+        #[arg(long, default_value_t = 30)]
+        rows: usize,
+    },
+    /// A bounded load generator for the demo: resolve NAME through Meridian for every request
+    /// and send it to the address given, following a rate ramp; print the split over time.
+    DemoLoad {
+        /// The name to resolve
+        #[arg(default_value = "www.app.example.com")]
+        name: String,
+        /// Meridian's DNS address
+        #[arg(long, default_value = "127.0.0.1:5353")]
+        server: std::net::SocketAddr,
+        /// The apps' port
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Requests per second over time: TIME:RATE points (rate at most 1000), linear in between
+        #[arg(long, default_value = "0s:10,20s:10,40s:100,100s:100,120s:10,180s:10")]
+        ramp: String,
+        /// How often to print the split
+        #[arg(long, default_value = "5s")]
+        report: String,
+    },
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -77,23 +120,24 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Serve => app::serve(app::Options { config: cli.config, reload_on_sighup: true }),
         Command::Check => {
             let snap = state::load(&cli.config).map_err(AppError::Config)?;
-            println!("{}: ok", cli.config.display());
+            outln!("{}: ok", cli.config.display());
             for z in snap.zones.zones() {
-                println!("  zone {}: {} records", z.origin(), z.record_count());
+                outln!("  zone {}: {} records", z.origin(), z.record_count());
             }
             for p in snap.policies.profiles.iter() {
-                println!(
-                    "  profile {}: {}, {} endpoints",
+                outln!(
+                    "  profile {}: {}, {} endpoints{}",
                     p.name,
                     p.method.as_str(),
-                    p.endpoints.len()
+                    p.endpoints.len(),
+                    if p.burst.is_some() { ", burst rule" } else { "" }
                 );
             }
             if let Some(g) = &snap.geo {
-                println!("  geoip {}", g.description());
+                outln!("  geoip {}", g.description());
             }
             for addr in &snap.config.server.listen {
-                println!("  listen {addr} (udp, tcp)");
+                outln!("  listen {addr} (udp, tcp)");
             }
             Ok(())
         }
@@ -102,7 +146,28 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             let seed = seed.unwrap_or_else(|| crate::policy::Rng::from_entropy().next_u64());
             let e =
                 explain::explain(&snap, &name, &rtype, &client, seed).map_err(AppError::Usage)?;
-            println!("{e}");
+            out(&format!("{e}\n"));
+            Ok(())
+        }
+        Command::Simulate { scenario, svg, rows } => {
+            let snap = state::load(&cli.config).map_err(AppError::Config)?;
+            let sc = crate::config::load_scenario(&scenario).map_err(AppError::Config)?;
+            let outcome = crate::simulate::run(&snap, &sc)
+                .map_err(|e| AppError::Usage(crate::explain::ExplainError(e)))?;
+            out(&crate::simulate::table(&outcome, rows));
+            if let Some(path) = svg {
+                std::fs::write(&path, crate::simulate::svg(&outcome))?;
+                out(&format!("chart written to {}\n", path.display()));
+            }
+            Ok(())
+        }
+        Command::DemoLoad { name, server, port, ramp, report } => {
+            let usage = |e: String| AppError::Usage(crate::explain::ExplainError(e));
+            let ramp = crate::demo::parse_ramp(&ramp).map_err(usage)?;
+            let report = crate::config::parse_duration(&report)
+                .ok_or_else(|| usage(format!("{report:?} is not a duration")))?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(crate::demo::load(server, &name, port, ramp, report))?;
             Ok(())
         }
         Command::DemoEndpoints { names } => {
@@ -144,7 +209,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                 .map_or(0, |d| d.as_secs());
             let bytes = mmdb::build(&rows, &database_type, epoch);
             std::fs::write(&output, &bytes)?;
-            println!("{}: {} networks, {} bytes", output.display(), rows.len(), bytes.len());
+            outln!("{}: {} networks, {} bytes", output.display(), rows.len(), bytes.len());
             Ok(())
         }
     }

@@ -37,5 +37,6 @@ pub mod name;
 pub mod policy;
 pub mod resolve;
 pub mod server;
+pub mod simulate;
 pub mod state;
 pub mod zone;

@@ -175,6 +175,9 @@ priority = 2
         "{m}"
     );
     assert!(m.contains(r#"meridian_burst_share{profile="app.hc.test."} 0.5"#));
+    // explain shows how the burst decided the answer.
+    let (_, e) = http(api, "GET", "/v1/explain?name=app.hc.test&client=10.0.0.1", None, None).await;
+    assert!(e.contains("burst: state Bursting, share 0.500, draw "), "{e}");
 
     // on_warm: retried after the receiver's 500, delivered once, signed.
     until("on_warm delivered", 5, || hook.got.lock().unwrap().len() >= 2).await;

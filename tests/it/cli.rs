@@ -392,3 +392,46 @@ fn profile_names_must_not_clash_with_zone_data() {
     assert!(err.contains("meridian.toml:11:8: x.sub.example.test. is at or below the delegation point sub.example.test."), "{err}");
     assert!(err.contains("meridian.toml:17:8: profile example.test. is a zone apex"), "{err}");
 }
+
+/// `meridian simulate` on the shipped scenario: the whole lifecycle in virtual time, each
+/// webhook once, and a chart.
+#[test]
+fn simulate_replays_the_shipped_scenario() {
+    let dir = TempDir::new();
+    let svg = dir.path().join("burst.svg");
+    let out =
+        run(&repo(), &["simulate", "examples/burst-scenario.toml", "--svg", svg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let transitions: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" -> "))
+        .map(|l| l.split_once("  ").unwrap().1)
+        .collect();
+    assert_eq!(
+        transitions,
+        ["Idle -> Warming", "Warming -> Bursting", "Bursting -> Draining", "Draining -> Idle"],
+        "{text}"
+    );
+    assert_eq!(text.matches("webhook on_warm").count(), 1);
+    assert_eq!(text.matches("webhook on_idle").count(), 1);
+    // While bursting at 90 requests/s the public cloud carries a large share and the
+    // on-premises app stays near its target (0.7 of 50 requests/s).
+    let row =
+        text.lines().find(|l| l.trim_start().starts_with("0:13:2")).expect("a row at 13 minutes");
+    let azure_pct: f64 =
+        row.split_whitespace().nth(5).unwrap().trim_end_matches('%').parse().unwrap();
+    assert!((40.0..85.0).contains(&azure_pct), "{row}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    assert_eq!(chart.matches("<polyline").count(), 4, "demand, two endpoints, utilisation");
+    // The simulation is deterministic.
+    let again = run(&repo(), &["simulate", "examples/burst-scenario.toml"]);
+    let table = |t: &str| {
+        t.lines()
+            .filter(|l| !l.starts_with("chart written"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(table(&text), table(&String::from_utf8_lossy(&again.stdout)));
+}
