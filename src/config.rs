@@ -1403,7 +1403,17 @@ impl Validator<'_> {
         {
             self.error(
                 at,
-                format!("burst thresholds are inconsistent: warm_at {warm_at}, burst_at {burst_at}, release_at {release_at}, target {target}"),
+                {
+                    // Rounded: a derived target such as 0.85 must not print as 0.8500000000000001.
+                    let r = |x: f64| (x * 1e4).round() / 1e4;
+                    format!(
+                        "burst thresholds are inconsistent: warm_at {}, burst_at {}, release_at {}, target {}",
+                        r(warm_at),
+                        r(burst_at),
+                        r(release_at),
+                        r(target)
+                    )
+                },
                 Some("need warm_at < burst_at, release_at < target <= burst_at"),
             );
         }

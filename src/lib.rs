@@ -16,6 +16,8 @@
 //! - [`policy`]: the routing methods as pure functions over compiled profiles and live signals.
 //! - [`geo`]: GeoIP lookups, Traffic Manager region codes, distances, the MMDB writer.
 //! - [`metrics`]: counters on atomics and the Prometheus text format.
+//! - [`load`]: load sources, the burst task and webhooks; [`burst`]: the pure burst lifecycle;
+//!   [`simulate`]: `meridian simulate`.
 //! - [`config`]: `meridian.toml` parsed and validated into a plain model.
 //! - [`diag`] and [`name`]: diagnostics with file:line:col, and wire-form domain names.
 //!

@@ -640,3 +640,29 @@ geo = ["GEO-NA"]
     sig.set_burst(0, State::Bursting, 1.0);
     assert_eq!(run(&p, &sig, &client("10.0.0.1 cc=DE prefix=16"), 1), "de-onprem scope=16");
 }
+
+#[test]
+fn burst_configuration_errors() {
+    let bad = |toml: &str| {
+        config::parse(Path::new("t.toml"), &format!("{HEAD}{toml}")).unwrap_err().to_string()
+    };
+    let e = bad(&BURST.replace("release_at = 0.5", "release_at = 0.9"));
+    assert!(e.contains("t.toml:10:1: burst thresholds are inconsistent: warm_at 0.6, burst_at 0.8, release_at 0.9"), "{e}");
+    assert!(e.contains("hint: need warm_at < burst_at, release_at < target <= burst_at"), "{e}");
+    let e = bad(&BURST.replace("warm_at = 0.6", "warm_at = 0.9"));
+    assert!(e.contains("burst thresholds are inconsistent"), "{e}");
+    let e = bad(&BURST.replace("overflow = [\"azure\"]", "overflow = [\"aws\"]"));
+    assert!(
+        e.contains("burst overflow: no endpoint \"aws\"")
+            && e.contains("hint: endpoints: stack-hub, azure"),
+        "{e}"
+    );
+    let e = bad(&BURST.replace("[profile.endpoint.load]\nsource = \"push\"\ncapacity = 100\n", ""));
+    assert!(e.contains("every primary endpoint needs a load source"), "{e}");
+    let e = bad(&BURST.replace("capacity = 100", "capacity = 0"));
+    assert!(e.contains("load needs a capacity"), "{e}");
+    let e = bad(&BURST.replace("source = \"push\"", "source = \"http\""));
+    assert!(e.contains("an http load source needs url"), "{e}");
+    let e = bad(&BURST.replace("release_at = 0.5", "release_at = 0.5\nsustain = \"soon\""));
+    assert!(e.contains("burst sustain = \"soon\" is not a duration"), "{e}");
+}
