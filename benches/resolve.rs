@@ -96,8 +96,18 @@ fn bench(c: &mut Criterion) {
     }
     toml += "[[profile]]\nname = \"nested\"\nmethod = \"priority\"\n[[profile.endpoint]]\nname = \"child\"\nprofile = \"multi\"\n";
     toml += &endpoint(9, "priority = 2\n");
+    toml += "[[profile]]\nname = \"burst\"\nmethod = \"priority\"\n[profile.burst]\nprimary = \"e1\"\noverflow = [\"e2\", \"e3\"]\nwarm_at = 0.6\nburst_at = 0.8\nrelease_at = 0.5\nsticky = \"client-subnet\"\ntransition_ttl = 5\n";
+    toml += &endpoint(1, "[profile.endpoint.load]\nsource = \"push\"\ncapacity = 100\n");
+    toml += &endpoint(2, "");
+    toml += &endpoint(3, "");
     std::fs::write(dir.join("m.toml"), toml).unwrap();
     let more = Shared::new(load(&dir.join("m.toml")).expect("the bench configuration loads"));
+    {
+        // A burst in progress: half of the client prefixes spill.
+        let snap = more.load();
+        let pid = snap.policies.profile_by_name("burst.b.test").unwrap();
+        snap.signals.set_burst(pid, meridian::burst::State::Bursting, 0.5);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let more_cases = [
         (
@@ -114,6 +124,7 @@ fn bench(c: &mut Criterion) {
             query_ecs("sticky.b.test.", RecordType::A, true, Some(("198.51.100.0", 24))),
         ),
         ("nested", query("nested.b.test.", RecordType::A, false)),
+        ("burst_sticky_ecs", query_ecs("burst.b.test.", RecordType::A, true, Some(("198.51.100.0", 24)))),
     ];
 
     let mut group = c.benchmark_group("resolve");
