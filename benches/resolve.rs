@@ -124,7 +124,10 @@ fn bench(c: &mut Criterion) {
             query_ecs("sticky.b.test.", RecordType::A, true, Some(("198.51.100.0", 24))),
         ),
         ("nested", query("nested.b.test.", RecordType::A, false)),
-        ("burst_sticky_ecs", query_ecs("burst.b.test.", RecordType::A, true, Some(("198.51.100.0", 24)))),
+        (
+            "burst_sticky_ecs",
+            query_ecs("burst.b.test.", RecordType::A, true, Some(("198.51.100.0", 24))),
+        ),
     ];
 
     let mut group = c.benchmark_group("resolve");
