@@ -17,10 +17,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// What a probe connects to.
@@ -63,39 +62,19 @@ pub fn specs(snap: &Snapshot) -> HashMap<String, ProbeSpec> {
 pub async fn supervise(
     shared: Arc<Shared>,
     live: Arc<Live>,
-    mut reloaded: watch::Receiver<u64>,
-    mut stop: watch::Receiver<bool>,
+    reloaded: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut tasks: HashMap<String, (ProbeSpec, JoinHandle<()>)> = HashMap::new();
-    loop {
-        let want = specs(&shared.load());
-        tasks.retain(|key, (spec, handle)| {
-            let keep = want.get(key) == Some(spec);
-            if !keep {
-                handle.abort();
-                if !want.contains_key(key) {
-                    // Removed: forget its state, so a later endpoint of that name starts fresh.
-                    live.health.remove(key);
-                }
-            }
-            keep
-        });
-        for (key, spec) in want {
-            if tasks.contains_key(&key) {
-                continue;
-            }
-            let handle =
-                tokio::spawn(probe_loop(key.clone(), spec.clone(), shared.clone(), live.clone()));
-            tasks.insert(key, (spec, handle));
-        }
-        tokio::select! {
-            _ = stop.changed() => break,
-            r = reloaded.changed() => if r.is_err() { break },
-        }
-    }
-    for (_, (_, handle)) in tasks {
-        handle.abort();
-    }
+    let plan = |snap: &Snapshot| {
+        let want = specs(snap);
+        // Removed endpoints: forget their state, so a later endpoint of that name starts fresh.
+        live.health.retain(|k, _| want.contains_key(k));
+        want
+    };
+    let start = |key: &str, spec: &ProbeSpec| {
+        Some(tokio::spawn(probe_loop(key.to_string(), spec.clone(), shared.clone(), live.clone())))
+    };
+    crate::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
 }
 
 /// The consecutive-result counters and status of one endpoint.
@@ -259,34 +238,7 @@ async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
-    // Headers up to 16 KiB; a server that sends more before its blank line is broken.
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut len = 0;
-    loop {
-        let n = s.read(&mut buf[len..]).await.map_err(|e| format!("receive: {e}"))?;
-        if n == 0 {
-            return Err("connection closed before a status line".into());
-        }
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf[..len]) {
-            Ok(_) if resp.code.is_some() => return Ok(resp.code.unwrap_or(0)),
-            Ok(_) if len < buf.len() => continue,
-            Ok(_) => return Err("response headers too large".into()),
-            Err(httparse::Error::TooManyHeaders) => {
-                // The status line parsed; headers beyond 64 do not matter to a probe.
-                let line = String::from_utf8_lossy(&buf[..len.min(64)]).to_string();
-                return line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|c| c.parse().ok())
-                    .ok_or_else(|| "invalid HTTP response".to_string());
-            }
-            Err(e) => return Err(format!("invalid HTTP response: {e}")),
-        }
-    }
+    crate::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
 }
 
 /// TLS client configurations, built once: verifying against the bundled Mozilla roots, or

@@ -11,10 +11,8 @@ use crate::state::{Live, LoadState, Shared};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// Exponential smoothing with a half-life: after `half_life` of silence a new sample counts
@@ -62,48 +60,28 @@ fn record_failure(live: &Live, key: &str, cfg: &LoadConfig, error: String) {
 pub async fn supervise(
     shared: Arc<Shared>,
     live: Arc<Live>,
-    mut reloaded: watch::Receiver<u64>,
-    mut stop: watch::Receiver<bool>,
+    reloaded: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut tasks: HashMap<String, (LoadConfig, JoinHandle<()>)> = HashMap::new();
-    loop {
-        let want: HashMap<String, LoadConfig> = {
-            let snap = shared.load();
-            let cfgs = snap
-                .config
-                .profiles
-                .iter()
-                .flat_map(|p| p.endpoints.iter().map(|e| e.load.clone()));
-            snap.policies
-                .endpoints
-                .iter()
-                .zip(cfgs)
-                .filter_map(|(e, l)| Some((e.key.clone(), l?)))
-                .collect()
-        };
+    let plan = |snap: &crate::state::Snapshot| {
+        let cfgs =
+            snap.config.profiles.iter().flat_map(|p| p.endpoints.iter().map(|e| e.load.clone()));
+        let want: HashMap<String, LoadConfig> = snap
+            .policies
+            .endpoints
+            .iter()
+            .zip(cfgs)
+            .filter_map(|(e, l)| Some((e.key.clone(), l?)))
+            .collect();
         live.loads.retain(|k, _| want.contains_key(k));
-        tasks.retain(|key, (cfg, handle)| {
-            let keep = want.get(key) == Some(cfg);
-            if !keep {
-                handle.abort();
-            }
-            keep
-        });
-        for (key, cfg) in want {
-            if tasks.contains_key(&key) || cfg.source == LoadSource::Push {
-                continue;
-            }
-            let handle = tokio::spawn(poll(key.clone(), cfg.clone(), live.clone()));
-            tasks.insert(key, (cfg, handle));
-        }
-        tokio::select! {
-            _ = stop.changed() => break,
-            r = reloaded.changed() => if r.is_err() { break },
-        }
-    }
-    for (_, (_, h)) in tasks {
-        h.abort();
-    }
+        want
+    };
+    // Push sources have no task: their values arrive through the admin API.
+    let start = |key: &str, cfg: &LoadConfig| {
+        (cfg.source != LoadSource::Push)
+            .then(|| tokio::spawn(poll(key.to_string(), cfg.clone(), live.clone())))
+    };
+    crate::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
 }
 
 async fn poll(key: String, cfg: LoadConfig, live: Arc<Live>) {
@@ -219,73 +197,19 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// A plain HTTP/1.1 GET of an `http://` URL; the body, for a 2xx answer. Bodies over 1 MiB are
-/// refused.
+/// A plain HTTP/1.1 GET of an `http://` URL; the body, for a 2xx answer.
 pub async fn get(url: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let with_port = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !hostport.ends_with(']')
-    {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    let mut s = TcpStream::connect(with_port.as_str())
-        .await
-        .map_err(|e| format!("connect {hostport}: {e}"))?;
+    let u = crate::http::parse_url(url)?;
+    let mut s = crate::http::connect(&u).await?;
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: Meridian-Load/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Load/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        u.path, u.host
     );
-    s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).await.map_err(|e| format!("receive: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > 1 << 20 {
-            return Err("answer over 1 MiB".into());
-        }
-    }
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head = match resp.parse(&buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => return Err("invalid HTTP answer".into()),
-    };
-    let code = resp.code.unwrap_or(0);
-    let chunked = resp.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(h.value).contains("chunked")
-    });
+    let (code, body) = crate::http::exchange(&mut s, req.as_bytes(), true).await?;
     if !(200..300).contains(&code) {
         return Err(format!("HTTP status {code}"));
     }
-    let body = &buf[head..];
-    let body = if chunked { dechunk(body)? } else { body.to_vec() };
-    String::from_utf8(body).map_err(|_| "the body is not UTF-8".into())
-}
-
-fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = b.windows(2).position(|w| w == b"\r\n").ok_or("bad chunked body")?;
-        let size_text = String::from_utf8_lossy(&b[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "bad chunk size")?;
-        b = &b[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(b.get(..size).ok_or("truncated chunk")?);
-        b = b.get(size + 2..).ok_or("truncated chunk")?;
-    }
+    String::from_utf8(body.unwrap_or_default()).map_err(|_| "the body is not UTF-8".into())
 }
 
 /// One burst task per profile with a burst rule, re-planned after every reload. The lifecycle
@@ -293,40 +217,23 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
 pub async fn supervise_bursts(
     shared: Arc<Shared>,
     live: Arc<Live>,
-    mut reloaded: watch::Receiver<u64>,
-    mut stop: watch::Receiver<bool>,
+    reloaded: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut tasks: HashMap<String, (crate::config::BurstConfig, JoinHandle<()>)> = HashMap::new();
-    loop {
-        let want: HashMap<String, crate::config::BurstConfig> = {
-            let snap = shared.load();
-            snap.config
-                .profiles
-                .iter()
-                .filter_map(|p| Some((p.name.to_string(), p.burst.clone()?)))
-                .collect()
-        };
+    let plan = |snap: &crate::state::Snapshot| {
+        let want: HashMap<String, crate::config::BurstConfig> = snap
+            .config
+            .profiles
+            .iter()
+            .filter_map(|p| Some((p.name.to_string(), p.burst.clone()?)))
+            .collect();
         live.bursts.retain(|k, _| want.contains_key(k));
-        tasks.retain(|k, (cfg, h)| {
-            let keep = want.get(k) == Some(cfg);
-            if !keep {
-                h.abort();
-            }
-            keep
-        });
-        for (name, cfg) in want {
-            tasks.entry(name.clone()).or_insert_with(|| {
-                (cfg.clone(), tokio::spawn(drive(name, cfg, shared.clone(), live.clone())))
-            });
-        }
-        tokio::select! {
-            _ = stop.changed() => break,
-            r = reloaded.changed() => if r.is_err() { break },
-        }
-    }
-    for (_, (_, h)) in tasks {
-        h.abort();
-    }
+        want
+    };
+    let start = |name: &str, cfg: &crate::config::BurstConfig| {
+        Some(tokio::spawn(drive(name.to_string(), cfg.clone(), shared.clone(), live.clone())))
+    };
+    crate::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
 }
 
 async fn drive(
@@ -496,40 +403,16 @@ async fn run(command: &[String], body: &str) -> Result<(), String> {
 
 /// A JSON POST; returns the status code.
 async fn post(url: &str, body: &str, signature: Option<&str>) -> Result<u16, String> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
-    let mut s =
-        TcpStream::connect(addr.as_str()).await.map_err(|e| format!("connect {hostport}: {e}"))?;
+    let u = crate::http::parse_url(url)?;
+    let mut s = crate::http::connect(&u).await?;
     let sig = signature.map(|v| format!("X-Meridian-Signature: {v}\r\n")).unwrap_or_default();
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: Meridian-Webhook/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}Connection: close\r\n\r\n{body}",
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Webhook/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}Connection: close\r\n\r\n{body}",
+        u.path,
+        u.host,
         body.len()
     );
-    s.write_all(req.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    loop {
-        let n = s.read(&mut buf[len..]).await.map_err(|e| format!("receive: {e}"))?;
-        if n == 0 {
-            return Err("closed before a status line".into());
-        }
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf[..len]) {
-            Ok(_) if resp.code.is_some() => return Ok(resp.code.unwrap_or(0)),
-            _ if len < buf.len() => continue,
-            _ => return Err("invalid HTTP answer".into()),
-        }
-    }
+    crate::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
 }
 
 #[cfg(test)]
@@ -562,8 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn chunked_bodies() {
-        assert_eq!(dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n").unwrap(), b"Wikipedia");
+    fn query_encoding() {
         assert_eq!(encode("sum(rate(x[1m]))"), "sum%28rate%28x%5B1m%5D%29%29");
     }
 

@@ -730,12 +730,8 @@ fn overflow_pick(
             && (profile.method != Method::Geographic
                 || p.endpoints[id as usize].regions.iter().any(|r| regions.contains(&Some(*r))))
     };
-    let total: u64 = b
-        .overflow
-        .iter()
-        .filter(|&&o| allowed(o))
-        .map(|&o| p.endpoints[o as usize].weight as u64)
-        .sum();
+    let candidates = || b.overflow.iter().copied().filter(|&o| allowed(o));
+    let total = total_weight(p, candidates());
     if total == 0 {
         return None;
     }
@@ -744,9 +740,23 @@ fn overflow_pick(
         Some(u) => ((u * total as f64) as u64).min(total - 1),
         None => rng.below(total),
     };
+    at_weight(p, candidates(), at)
+}
+
+/// The sum of the endpoints' weights.
+fn total_weight(p: &Policies, ids: impl Iterator<Item = EndpointId>) -> u64 {
+    ids.map(|id| p.endpoints[id as usize].weight as u64).sum()
+}
+
+/// With the endpoints' weights laid end to end, the one covering position `at`.
+fn at_weight(
+    p: &Policies,
+    mut ids: impl Iterator<Item = EndpointId>,
+    at: u64,
+) -> Option<EndpointId> {
     let mut acc = 0;
-    b.overflow.iter().copied().filter(|&o| allowed(o)).find(|&o| {
-        acc += p.endpoints[o as usize].weight as u64;
+    ids.find(|&id| {
+        acc += p.endpoints[id as usize].weight as u64;
         at < acc
     })
 }
@@ -786,21 +796,13 @@ fn weighted<T: Trace>(
         });
         return best.map(|(_, id)| id);
     }
-    let total: u64 = profile
-        .endpoints
-        .iter()
-        .filter(|&&id| ok(id))
-        .map(|&id| p.endpoints[id as usize].weight as u64)
-        .sum();
+    let candidates = || profile.endpoints.iter().copied().filter(|&id| ok(id));
+    let total = total_weight(p, candidates());
     if total == 0 {
         return None;
     }
     let draw = rng.below(total);
-    let mut acc = 0;
-    let pick = profile.endpoints.iter().copied().filter(|&id| ok(id)).find(|&id| {
-        acc += p.endpoints[id as usize].weight as u64;
-        draw < acc
-    });
+    let pick = at_weight(p, candidates(), draw);
     trace.note(depth, || {
         format!(
             "weighted: draw {draw} of total weight {total} picks {}",
