@@ -718,13 +718,7 @@ fn overflow_pick(
     depth: usize,
     sticky_draw: Option<f64>,
 ) -> Option<EndpointId> {
-    let g = client.geo.unwrap_or_default();
-    let regions = [
-        g.subdivision.map(Region::Subdivision),
-        g.country.map(Region::Country),
-        g.group.map(Region::Group),
-        Some(Region::World),
-    ];
+    let regions = client_regions(&client.geo.unwrap_or_default());
     let allowed = |id: EndpointId| {
         available(p, id, signals, depth)
             && (profile.method != Method::Geographic
@@ -847,6 +841,16 @@ fn geo_info<T: Trace>(
     Some(g)
 }
 
+/// The regions a client is in, most specific first: subdivision, country, region group, WORLD.
+fn client_regions(g: &GeoInfo) -> [Option<Region>; 4] {
+    [
+        g.subdivision.map(Region::Subdivision),
+        g.country.map(Region::Country),
+        g.group.map(Region::Group),
+        Some(Region::World),
+    ]
+}
+
 fn geographic<T: Trace>(
     p: &Policies,
     profile: &Profile,
@@ -857,15 +861,8 @@ fn geographic<T: Trace>(
     ok: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
     let g = geo_info(client, sel, trace, depth).unwrap_or_default();
-    // Most specific first: subdivision, country, region group, WORLD.
-    let candidates = [
-        g.subdivision.map(Region::Subdivision),
-        g.country.map(Region::Country),
-        g.group.map(Region::Group),
-        Some(Region::World),
-    ];
     let map = &profile.geo_map;
-    let matched = candidates
+    let matched = client_regions(&g)
         .into_iter()
         .flatten()
         .find_map(|r| map.binary_search_by(|(k, _)| k.cmp(&r)).ok().map(|i| (r, map[i].1)));
