@@ -136,3 +136,65 @@ fn warm_resolve_does_not_allocate() {
     drop(std::hint::black_box(vec![1u8; 10]));
     assert_eq!(allocations() - before, 1);
 }
+
+/// Bad input never crashes the resolver: valid queries mutated at random (bytes flipped,
+/// truncated, extended, counts changed) and pure noise, straight into `resolve`. Every answer
+/// fits its transport's limit and echoes the query's ID with QR set.
+#[test]
+fn random_and_mutated_messages_never_panic() {
+    let dir = TempDir::new();
+    let shared = Shared::new(load(&write_config(&dir, "")).unwrap());
+    let seeds: Vec<Vec<u8>> = vec![
+        bytes(&query("api.app.example.com.", "A", None)),
+        bytes(&query_ecs("geo.tm.test.", "A", "10.1.2.0/24")),
+        bytes(&query("portal.app.example.com.", "A", Some(1232))),
+        bytes(&query("www.eu.app.example.com.", "A", None)),
+        bytes(&query("burst.tm.test.", "AAAA", Some(512))),
+    ];
+    let mut rng = Rng::new(0x5eed);
+    let mut out = vec![0u8; 65535];
+    let (mut answered, mut dropped) = (0u32, 0u32);
+    for i in 0..300_000u32 {
+        let mut msg = if i % 10 == 0 {
+            (0..rng.below(600)).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>()
+        } else {
+            seeds[(i as usize) % seeds.len()].clone()
+        };
+        for _ in 0..=rng.below(4) {
+            match rng.below(5) {
+                0 if !msg.is_empty() => {
+                    let at = rng.below(msg.len() as u64) as usize;
+                    msg[at] ^= 1 << rng.below(8);
+                }
+                1 if !msg.is_empty() => {
+                    let at = rng.below(msg.len() as u64) as usize;
+                    msg[at] = rng.next_u64() as u8;
+                }
+                2 => msg.truncate(rng.below(msg.len() as u64 + 1) as usize),
+                3 => msg.extend((0..rng.below(40)).map(|_| rng.next_u64() as u8)),
+                _ if msg.len() >= 12 => {
+                    // Counts are where parsers go wrong most.
+                    let at = 4 + 2 * rng.below(4) as usize;
+                    msg[at..at + 2].copy_from_slice(&(rng.below(4) as u16).to_be_bytes());
+                }
+                _ => {}
+            }
+        }
+        let transport = if i % 3 == 0 { Transport::Tcp } else { Transport::Udp };
+        let req = Request { src: "127.0.0.1".parse().unwrap(), transport };
+        let snap = shared.load();
+        match resolve(&snap, &msg, req, &mut rng, &mut out) {
+            None => dropped += 1,
+            Some(a) => {
+                answered += 1;
+                let limit = if transport == Transport::Udp { 4096 } else { 65535 };
+                assert!(a.len >= 12 && a.len <= limit, "answer of {} bytes to {msg:02x?}", a.len);
+                assert_eq!(out[..2], msg[..2], "id not echoed for {msg:02x?}");
+                assert_eq!(out[2] & 0x80, 0x80, "QR not set for {msg:02x?}");
+                hickory_proto::op::Message::from_vec(&out[..a.len])
+                    .unwrap_or_else(|e| panic!("unparseable answer ({e}) to {msg:02x?}"));
+            }
+        }
+    }
+    assert!(answered > 100_000 && dropped > 1_000, "answered {answered}, dropped {dropped}");
+}
