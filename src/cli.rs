@@ -29,6 +29,9 @@ pub struct Cli {
     /// such as "info,meridian::server=debug". Overridden by MERIDIAN_LOG.
     #[arg(long, global = true, default_value = "info")]
     pub log: String,
+    /// Log format: human (default) or json (one object per line, for log pipelines).
+    #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }

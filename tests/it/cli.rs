@@ -140,8 +140,13 @@ pub struct Served {
 
 impl Served {
     pub fn start(dir: &Path, config: &str) -> Served {
+        Served::start_with(dir, config, &[])
+    }
+
+    pub fn start_with(dir: &Path, config: &str, extra: &[&str]) -> Served {
         let mut child = meridian()
             .args(["serve", "-c", config])
+            .args(extra)
             .current_dir(dir)
             .env_remove("MERIDIAN_LOG")
             .stdout(Stdio::null())
@@ -434,4 +439,23 @@ fn simulate_replays_the_shipped_scenario() {
             .collect::<Vec<_>>()
     };
     assert_eq!(table(&text), table(&String::from_utf8_lossy(&again.stdout)));
+}
+
+#[test]
+fn json_logs() {
+    let dir = TempDir::new();
+    dir.write("z.zone", ZONE);
+    dir.write(
+        "meridian.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n[admin]\nenabled = false\n",
+    );
+    let mut srv = Served::start_with(dir.path(), "meridian.toml", &["--log-format", "json"]);
+    let line = srv.wait_log("serving DNS over UDP and TCP");
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["target"], "meridian::app");
+    assert!(v["fields"]["addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    srv.signal("-TERM");
+    assert_eq!(srv.wait_exit(), Some(0));
 }
