@@ -15,6 +15,7 @@
 //! | `POST /v1/reload` | reload configuration and zones, as SIGHUP does |
 //! | `GET /v1/explain?name=&type=&client=` | the decision trace, with live endpoint status |
 //! | `GET /metrics` | Prometheus text format |
+//! | `GET /` | a read-only status page (HTML) with a chart of answers per endpoint |
 
 use crate::config::parse_duration;
 use crate::diag::Diagnostics;
@@ -213,6 +214,11 @@ async fn route(
         path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, segs.as_slice()) {
+        ("GET", []) => Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: status_page(&ctx.shared.load(), &ctx.live),
+        },
         ("GET", ["metrics"]) => Response {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
@@ -727,6 +733,213 @@ fn metrics(snap: &Snapshot, live: &Live) -> String {
     );
     let _ = writeln!(out, "meridian_admin_overrides {}", live.overrides.len());
     out
+}
+
+/// How many history samples the status page keeps (an hour at the app's 10-second sampling).
+const HISTORY_POINTS: usize = 360;
+
+/// Records every endpoint's answer count for the status page's chart.
+pub fn sample_history(live: &Live) {
+    let answers = live.counters_with("endpoint:");
+    if let Ok(mut h) = live.history.lock() {
+        h.push_back(crate::state::HistoryPoint { at: SystemTime::now(), answers });
+        while h.len() > HISTORY_POINTS {
+            h.pop_front();
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The read-only status page: the same as `/v1/status`, as HTML that refreshes itself, with a
+/// chart of answers per second per endpoint over the sampled history.
+fn status_page(snap: &Snapshot, live: &Live) -> String {
+    let v = status(snap, live);
+    let mut h = String::with_capacity(16 * 1024);
+    h += "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">\
+          <title>Meridian status</title><style>\
+          body{font:14px sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}\
+          td,th{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}th{background:#f4f4f4}\
+          .Online{color:#1a7f37}.Degraded{color:#c62828}.Disabled{color:#777}.CheckingEndpoint{color:#9a6700}\
+          .muted{color:#777}</style></head><body>";
+    let _ = write!(
+        h,
+        "<h1>Meridian</h1><p class=\"muted\">configuration {} · zones {} · {} queries answered · last reload {}",
+        escape(v["config"].as_str().unwrap_or("")),
+        escape(
+            &v["zones"]
+                .as_array()
+                .map(|z| z.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        ),
+        v["queries_answered"],
+        escape(v["last_reload"].as_str().unwrap_or("never"))
+    );
+    if let Some(e) = v["last_reload_error"].as_str() {
+        let _ = write!(h, "</p><p class=\"Degraded\">last reload failed: {}", escape(e));
+    }
+    h += "</p>";
+    h += &chart(live, snap);
+    for p in v["profiles"].as_array().into_iter().flatten() {
+        let _ = write!(
+            h,
+            "<h2>{}</h2><p class=\"muted\">{}, TTL {}, {} queries",
+            escape(p["name"].as_str().unwrap_or("")),
+            escape(p["method"].as_str().unwrap_or("")),
+            p["ttl"],
+            p["queries"]
+        );
+        if p["burst"].is_object() {
+            let b = &p["burst"];
+            let _ = write!(
+                h,
+                " · burst <b>{}</b>, share {:.0} %, utilisation {}",
+                escape(b["state"].as_str().unwrap_or("")),
+                b["share"].as_f64().unwrap_or(0.0) * 100.0,
+                b["utilisation"]
+                    .as_f64()
+                    .map_or("unknown".into(), |u| format!("{:.0} %", u * 100.0))
+            );
+        }
+        h += "</p><table><tr><th>endpoint</th><th>target</th><th>status</th><th>since</th><th>last probe</th><th>load</th><th>override</th><th>answers</th></tr>";
+        for e in p["endpoints"].as_array().into_iter().flatten() {
+            let status = e["status"].as_str().unwrap_or("");
+            let probe = match &e["last_probe"] {
+                Value::Object(pr) => match (
+                    pr.get("status_code").and_then(Value::as_u64),
+                    pr.get("error").and_then(Value::as_str),
+                ) {
+                    (_, Some(err)) => format!("failed: {}", escape(err)),
+                    (Some(c), None) => format!(
+                        "{c} in {} ms",
+                        pr.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
+                    ),
+                    (None, None) => "ok".into(),
+                },
+                _ => "<span class=\"muted\">not monitored</span>".into(),
+            };
+            let load = match &e["load"] {
+                Value::Object(l) => match l.get("utilisation").and_then(Value::as_f64) {
+                    Some(u) => format!("{:.0} %", u * 100.0),
+                    None => "<span class=\"Degraded\">unknown</span>".into(),
+                },
+                _ => String::new(),
+            };
+            let ovr = match &e["override"] {
+                Value::Object(o) => format!(
+                    "{} {}",
+                    if o.get("enabled") == Some(&Value::Bool(false)) {
+                        "disabled"
+                    } else {
+                        "enabled"
+                    },
+                    escape(o.get("reason").and_then(Value::as_str).unwrap_or(""))
+                ),
+                _ => String::new(),
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td>{probe}</td><td>{load}</td><td>{ovr}</td><td>{}</td></tr>",
+                escape(e["name"].as_str().unwrap_or("")),
+                escape(&target_text(&e["target"])),
+                escape(e["since"].as_str().unwrap_or("")),
+                e["answers"]
+            );
+        }
+        h += "</table>";
+    }
+    h += "<p class=\"muted\">JSON: <a href=\"/v1/status\">/v1/status</a> · metrics: <a href=\"/metrics\">/metrics</a></p></body></html>\n";
+    h
+}
+
+/// An endpoint's target as people write it: addresses, `cname X`, `profile X`.
+fn target_text(t: &Value) -> String {
+    match t {
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
+/// Answers per second per endpoint between consecutive history samples, as an SVG chart.
+fn chart(live: &Live, snap: &Snapshot) -> String {
+    let points: Vec<crate::state::HistoryPoint> =
+        live.history.lock().map(|h| h.iter().cloned().collect()).unwrap_or_default();
+    if points.len() < 2 {
+        return "<p class=\"muted\">The chart of answers per endpoint appears after two samples (every 10 seconds).</p>".into();
+    }
+    let keys: Vec<String> = snap.policies.endpoints.iter().map(|e| e.key.clone()).collect();
+    let rate = |a: &crate::state::HistoryPoint, b: &crate::state::HistoryPoint, key: &str| {
+        let get = |p: &crate::state::HistoryPoint| {
+            p.answers.iter().find(|(k, _)| k == key).map_or(0, |x| x.1)
+        };
+        let dt = b.at.duration_since(a.at).map_or(1.0, |d| d.as_secs_f64().max(0.001));
+        get(b).saturating_sub(get(a)) as f64 / dt
+    };
+    let series: Vec<(String, Vec<f64>)> = keys
+        .iter()
+        .map(|k| {
+            (k.clone(), points.windows(2).map(|w| rate(&w[0], &w[1], k)).collect::<Vec<f64>>())
+        })
+        .filter(|(_, v)| v.iter().any(|x| *x > 0.0))
+        .collect();
+    if series.is_empty() {
+        return "<p class=\"muted\">No traffic-managed answers yet.</p>".into();
+    }
+    let (w, hgt, l, r, t, b) = (900.0, 260.0, 60.0, 880.0, 20.0, 230.0);
+    let n = points.len() - 1;
+    let peak = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.1, f64::max) * 1.15;
+    let x = |i: usize| l + (r - l) * i as f64 / (n.max(2) - 1) as f64;
+    let y = |v: f64| b - (b - t) * v / peak;
+    let colors =
+        ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
+    let mut s = format!(
+        "<svg width=\"{w}\" height=\"{hgt}\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
+    );
+    for k in 0..=4 {
+        let v = peak * k as f64 / 4.0;
+        let _ = write!(
+            s,
+            "<line x1=\"{l}\" x2=\"{r}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{v:.1}</text>",
+            y(v),
+            l - 4.0,
+            y(v) + 4.0
+        );
+    }
+    let minutes = (n * 10).div_ceil(60);
+    let _ = write!(
+        s,
+        "<text x=\"{l}\" y=\"{}\">answers per second, last {minutes} minute{}</text>",
+        hgt - 6.0,
+        if minutes == 1 { "" } else { "s" }
+    );
+    for (i, (key, v)) in series.iter().enumerate() {
+        let c = colors[i % colors.len()];
+        let pts: Vec<String> =
+            v.iter().enumerate().map(|(j, val)| format!("{:.1},{:.1}", x(j), y(*val))).collect();
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
+            pts.join(" ")
+        );
+        let _ = write!(
+            s,
+            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{c}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            r - 200.0,
+            t + 14.0 * i as f64,
+            r - 186.0,
+            t + 9.0 + 14.0 * i as f64,
+            escape(key)
+        );
+    }
+    s += "</svg>";
+    s
 }
 
 #[cfg(test)]

@@ -247,13 +247,16 @@ pub fn serve(opts: Options) -> Result<(), AppError> {
     })
 }
 
-/// Lapses operators' overrides whose time is up.
+/// Lapses operators' overrides whose time is up, and samples answer counts for the status
+/// page every 10 seconds.
 async fn expire_overrides(shared: Arc<Shared>, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut sample = tokio::time::interval(Duration::from_secs(10));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tick.tick() => admin::expire_overrides(&shared, &live),
+            _ = sample.tick() => admin::sample_history(&live),
         }
     }
 }

@@ -33,6 +33,16 @@ pub struct Live {
     /// Monotonic counters by name (`profile:NAME`, `endpoint:KEY`), shared by every snapshot.
     counters: DashMap<String, Arc<AtomicU64>>,
     pub reload: Mutex<ReloadInfo>,
+    /// Each endpoint's answer count, sampled every few seconds, for the status page's chart.
+    pub history: Mutex<std::collections::VecDeque<HistoryPoint>>,
+}
+
+/// One sample of every endpoint's answer counter.
+#[derive(Debug, Clone)]
+pub struct HistoryPoint {
+    pub at: SystemTime,
+    /// (endpoint key, answers so far), sorted by key.
+    pub answers: Vec<(String, u64)>,
 }
 
 /// What the health task knows about one monitored endpoint.

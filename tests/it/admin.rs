@@ -359,3 +359,31 @@ async fn reload_explain_and_metrics() {
     assert_eq!(metric(&m, r#"meridian_profile_queries_total{profile="prio.tm.test."}"#), Some(5.0));
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_shows_profiles_and_a_chart() {
+    let srv = TestServer::start().await;
+    let api = admin(&srv);
+    let live = srv.running.as_ref().unwrap().live().clone();
+    let (code, page) = http(api, "GET", "/", None, None).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.starts_with("<!doctype html>") && page.contains("<h2>prio.tm.test.</h2>"),
+        "{page}"
+    );
+    assert!(page.contains("after two samples"), "no chart before two samples");
+    // Two samples around some traffic: the chart appears, with a line for the endpoint that
+    // answered.
+    meridian::admin::sample_history(&live);
+    for _ in 0..20 {
+        srv.udp(&bytes(&query("prio.tm.test.", "A", None))).await.unwrap();
+    }
+    meridian::admin::sample_history(&live);
+    let (_, page) = http(api, "GET", "/", None, None).await;
+    assert!(page.contains("<svg") && page.contains("answers per second"), "{page}");
+    assert_eq!(page.matches("<polyline").count(), 1, "one endpoint answered");
+    assert!(page.contains("prio.tm.test./a</text>"));
+    // Names are escaped.
+    assert!(!page.contains("<script"));
+    srv.stop().await;
+}
