@@ -89,6 +89,8 @@ pub struct Server {
     pub ecs: bool,
     /// Reload when the configuration, a zone file or the GeoIP database changes.
     pub watch: bool,
+    /// Response rate limiting for UDP, when configured.
+    pub rrl: Option<crate::rrl::RrlConfig>,
 }
 
 /// `[geoip]`: the database the geographic and performance methods consult.
@@ -276,6 +278,16 @@ struct RawServer {
     tcp_idle_timeout: Option<Spanned<String>>,
     ecs: Option<bool>,
     watch: Option<bool>,
+    rrl: Option<Spanned<RawRrl>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRrl {
+    responses_per_second: Option<Spanned<i64>>,
+    slip: Option<Spanned<i64>>,
+    ipv4_prefix: Option<Spanned<i64>>,
+    ipv6_prefix: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +390,7 @@ impl Validator<'_> {
             tcp_idle_timeout: None,
             ecs: None,
             watch: None,
+            rrl: None,
         });
         let mut listen = Vec::new();
         match raw.listen {
@@ -425,6 +438,20 @@ impl Validator<'_> {
         };
         let ecs = raw.ecs.unwrap_or(true);
         let watch = raw.watch.unwrap_or(false);
+        let rrl = raw.rrl.map(|r| {
+            let r = r.into_inner();
+            crate::rrl::RrlConfig {
+                responses_per_second: self.int_in(
+                    r.responses_per_second,
+                    "responses_per_second",
+                    (1, 1_000_000),
+                    20,
+                ) as u32,
+                slip: self.int_in(r.slip, "slip", (0, 10), 2) as u32,
+                ipv4_prefix: self.int_in(r.ipv4_prefix, "ipv4_prefix", (8, 32), 24) as u8,
+                ipv6_prefix: self.int_in(r.ipv6_prefix, "ipv6_prefix", (16, 128), 56) as u8,
+            }
+        });
         Server {
             listen,
             udp_workers,
@@ -433,6 +460,7 @@ impl Validator<'_> {
             tcp_idle_timeout,
             ecs,
             watch,
+            rrl,
         }
     }
 

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod name;
 pub mod policy;
 pub mod resolve;
+pub mod rrl;
 pub mod server;
 pub mod simulate;
 pub mod state;

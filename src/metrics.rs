@@ -39,6 +39,9 @@ pub struct Metrics {
     pub override_changes: AtomicU64,
     pub webhooks_ok: AtomicU64,
     pub webhooks_failed: AtomicU64,
+    /// UDP answers withheld, or sent truncated, by response rate limiting.
+    pub rrl_dropped: AtomicU64,
+    pub rrl_slipped: AtomicU64,
 }
 
 /// A fixed-bucket histogram on atomics.
@@ -164,6 +167,27 @@ impl Metrics {
             "meridian_admin_override_changes_total {}",
             self.override_changes.load(Ordering::Relaxed)
         );
+        header(out, "meridian_webhooks_total", "counter", "Burst webhooks, by final result.");
+        for (result, v) in [("delivered", &self.webhooks_ok), ("failed", &self.webhooks_failed)] {
+            let _ = writeln!(
+                out,
+                "meridian_webhooks_total{{result=\"{result}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            out,
+            "meridian_rrl_responses_total",
+            "counter",
+            "UDP answers rate-limited, by action.",
+        );
+        for (action, v) in [("dropped", &self.rrl_dropped), ("slipped", &self.rrl_slipped)] {
+            let _ = writeln!(
+                out,
+                "meridian_rrl_responses_total{{action=\"{action}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 

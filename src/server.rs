@@ -118,6 +118,10 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, live: Arc<Live>, stop: A
     let mut query = vec![0u8; MAX_MESSAGE];
     let mut out = vec![0u8; MAX_MESSAGE];
     let mut rng = Rng::from_entropy();
+    // Response rate limiting: this worker's own table, built when the configuration asks for
+    // it (and rebuilt if a reload changes its settings).
+    let mut limiter: Option<crate::rrl::Limiter> = None;
+    let epoch = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut query) {
             Ok(r) => r,
@@ -137,7 +141,26 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, live: Arc<Live>, stop: A
         let answer = resolve(&snap, &query[..n], req, &mut rng, &mut out);
         live.metrics.record(Transport::Udp, answer, started.elapsed());
         let Some(answer) = answer else { continue };
-        if let Err(e) = sock.send_to(&out[..answer.len], peer) {
+        let mut len = answer.len;
+        if let Some(cfg) = snap.config.server.rrl {
+            if limiter.as_ref().is_none_or(|l| l.config() != cfg) {
+                limiter = Some(crate::rrl::Limiter::new(cfg));
+            }
+            let question = &out[12..12 + answer.question_len];
+            let second = epoch.elapsed().as_secs() as u32;
+            match limiter.as_mut().map(|l| l.check(peer.ip(), question, answer.rcode, second)) {
+                Some(crate::rrl::Verdict::Drop) => {
+                    live.metrics.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Some(crate::rrl::Verdict::Slip) => {
+                    live.metrics.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                    len = crate::rrl::slip(&mut out, answer.question_len);
+                }
+                _ => {}
+            }
+        }
+        if let Err(e) = sock.send_to(&out[..len], peer) {
             debug!(error = %e, %peer, "udp send failed");
         }
     }

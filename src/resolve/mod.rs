@@ -65,6 +65,8 @@ pub struct Answer {
     pub len: usize,
     pub rcode: u16,
     pub truncated: bool,
+    /// Bytes of the question section echoed after the header (0 for header-only answers).
+    pub question_len: usize,
 }
 
 /// The most CNAMEs followed inside a zone before the chain is cut short.
@@ -183,7 +185,7 @@ pub fn resolve_traced<T: Trace>(
             meta.scope
         )
     });
-    Some(Answer { len: w.pos, rcode: rc, truncated })
+    Some(Answer { len: w.pos, rcode: rc, truncated, question_len: question_end - HEADER_LEN })
 }
 
 /// Writes the OPT record (when the query had one) and the header flags and counts.
@@ -208,7 +210,7 @@ fn header_only(out: &mut [u8], id: u16, flags: u16, rcode: u16) -> Answer {
     out[0..2].copy_from_slice(&id.to_be_bytes());
     let f = QR | (flags & ECHO_FLAGS) | rcode;
     out[2..4].copy_from_slice(&f.to_be_bytes());
-    Answer { len: HEADER_LEN, rcode, truncated: false }
+    Answer { len: HEADER_LEN, rcode, truncated: false, question_len: 0 }
 }
 
 /// The rcode, AA bit and ECS scope of an answer, decided before its sections are written so

@@ -213,6 +213,9 @@ priority = 2
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["profiles"][0]["burst"]["transitions"], 4);
     assert_eq!(v["profiles"][0]["burst"]["webhooks_delivered"], 2);
+    let (_, m) = http(api, "GET", "/metrics", None, None).await;
+    assert!(m.contains("meridian_webhooks_total{result=\"delivered\"} 2"), "{m}");
+    assert!(m.contains("meridian_webhooks_total{result=\"failed\"} 0"), "{m}");
     srv.stop().await;
 }
 

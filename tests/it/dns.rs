@@ -272,3 +272,61 @@ async fn ipv4_and_ipv6_listeners() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_rate_limiting() {
+    // SO_REUSEPORT hashes one client socket to one worker, so one limiter sees its queries.
+    let srv = TestServer::start_with("[server.rrl]\nresponses_per_second = 5\nslip = 2\n").await;
+    let cfg = std::fs::read_to_string(srv.dir.path().join("meridian.toml")).unwrap();
+    assert!(cfg.contains("[server.rrl]"), "{cfg}");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let q = bytes(&query("api.app.example.com.", "A", None));
+    // A burst of 40 identical queries from one address, well within one second.
+    for _ in 0..40 {
+        sock.send_to(&q, srv.addr).await.unwrap();
+    }
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = vec![0u8; 2048];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), sock.recv(&mut buf)).await
+    {
+        let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+        if m.metadata.truncation {
+            assert!(m.answers.is_empty());
+            truncated += 1;
+        } else {
+            full += 1;
+        }
+    }
+    // At most 5 full answers per second (the burst may straddle a second boundary), half of
+    // the rest truncated, and the others dropped.
+    assert!((5..=10).contains(&full), "{full} full answers");
+    assert!((13..=20).contains(&truncated), "{truncated} truncated answers");
+    assert!(full + truncated < 40);
+    // Another client prefix is not affected, nor is TCP.
+    let other = tokio::net::UdpSocket::bind("127.0.2.1:0").await.unwrap();
+    other.send_to(&q, srv.addr).await.unwrap();
+    let n = tokio::time::timeout(ANSWER_WAIT, other.recv(&mut buf)).await.unwrap().unwrap();
+    assert!(!hickory_proto::op::Message::from_vec(&buf[..n]).unwrap().metadata.truncation);
+    assert!(srv.tcp(&q).await.is_some());
+    let m = render(&srv.tcp(&q).await.unwrap());
+    assert_eq!(m, "NOERROR aa\nan: api.app.example.com. 300 A 192.0.2.10");
+    // Counted.
+    let metrics = &srv.running.as_ref().unwrap().live().metrics;
+    let text = {
+        let mut t = String::new();
+        metrics.render(&mut t);
+        t
+    };
+    let count = |action: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("meridian_rrl_responses_total{{action=\"{action}\"}} "))
+            })
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap()
+    };
+    assert_eq!(count("slipped"), truncated);
+    assert_eq!(count("dropped"), 40 - full - truncated);
+    srv.stop().await;
+}
