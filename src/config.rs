@@ -91,6 +91,8 @@ pub struct Server {
     pub watch: bool,
     /// Response rate limiting for UDP, when configured.
     pub rrl: Option<crate::rrl::RrlConfig>,
+    /// The fraction of queries logged (target `meridian::query`); 0 logs none.
+    pub query_log: f64,
 }
 
 /// `[geoip]`: the database the geographic and performance methods consult.
@@ -279,6 +281,7 @@ struct RawServer {
     ecs: Option<bool>,
     watch: Option<bool>,
     rrl: Option<Spanned<RawRrl>>,
+    query_log: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -391,6 +394,7 @@ impl Validator<'_> {
             ecs: None,
             watch: None,
             rrl: None,
+            query_log: None,
         });
         let mut listen = Vec::new();
         match raw.listen {
@@ -438,6 +442,18 @@ impl Validator<'_> {
         };
         let ecs = raw.ecs.unwrap_or(true);
         let watch = raw.watch.unwrap_or(false);
+        let query_log = match raw.query_log {
+            None => 0.0,
+            Some(q) if (0.0..=1.0).contains(q.get_ref()) => *q.get_ref(),
+            Some(q) => {
+                self.error(
+                    &q,
+                    "query_log is the fraction of queries logged, from 0.0 to 1.0",
+                    Some("e.g. 0.01 logs one query in a hundred"),
+                );
+                0.0
+            }
+        };
         let rrl = raw.rrl.map(|r| {
             let r = r.into_inner();
             crate::rrl::RrlConfig {
@@ -461,6 +477,7 @@ impl Validator<'_> {
             ecs,
             watch,
             rrl,
+            query_log,
         }
     }
 

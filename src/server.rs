@@ -160,6 +160,9 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, live: Arc<Live>, stop: A
                 _ => {}
             }
         }
+        if snap.config.server.query_log > 0.0 && rng.unit() < snap.config.server.query_log {
+            log_query(peer, Transport::Udp, &out[..len], started.elapsed());
+        }
         if let Err(e) = sock.send_to(&out[..len], peer) {
             debug!(error = %e, %peer, "udp send failed");
         }
@@ -257,14 +260,39 @@ async fn connection(
             let snap = shared.load();
             let started = Instant::now();
             let answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
-            live.metrics.record(Transport::Tcp, answer, started.elapsed());
-            answer
+            let took = started.elapsed();
+            live.metrics.record(Transport::Tcp, answer, took);
+            answer.map(|a| (a, took))
         };
-        let Some(answer) = answer else { continue };
+        let Some((answer, took)) = answer else { continue };
         out[..2].copy_from_slice(&(answer.len as u16).to_be_bytes());
+        let sample = shared.load().config.server.query_log;
+        if sample > 0.0 && rng.unit() < sample {
+            log_query(peer, Transport::Tcp, &out[2..2 + answer.len], took);
+        }
         match timeout(idle, wr.write_all(&out[..2 + answer.len])).await {
             Ok(Ok(())) => {}
             _ => return,
         }
     }
+}
+
+/// Logs one answered query (sampled by `query_log`), decoded from the answer itself: client,
+/// question, rcode and records. Off the hot path's budget: only sampled queries get here.
+fn log_query(peer: SocketAddr, transport: Transport, answer: &[u8], took: Duration) {
+    let Ok(m) = hickory_proto::op::Message::from_vec(answer) else { return };
+    let Some(q) = m.queries.first() else { return };
+    let records: Vec<String> =
+        m.answers.iter().map(|r| format!("{} {}", r.record_type(), r.data)).collect();
+    tracing::info!(
+        target: "meridian::query",
+        client = %peer.ip(),
+        name = %q.name(),
+        qtype = %q.query_type(),
+        transport = if transport == Transport::Udp { "udp" } else { "tcp" },
+        rcode = crate::resolve::rcode::name(u16::from(m.metadata.response_code)),
+        answers = %records.join(", "),
+        micros = took.as_micros() as u64,
+        "query"
+    );
 }

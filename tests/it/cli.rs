@@ -459,3 +459,31 @@ fn json_logs() {
     srv.signal("-TERM");
     assert_eq!(srv.wait_exit(), Some(0));
 }
+
+#[test]
+fn sampled_query_log() {
+    let dir = TempDir::new();
+    dir.write("z.zone", &format!("{ZONE}api A 192.0.2.10\n"));
+    dir.write(
+        "meridian.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nquery_log = 1.0\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n[admin]\nenabled = false\n",
+    );
+    let mut srv = Served::start(dir.path(), "meridian.toml");
+    let addr = srv.addr();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(udp_exchange(addr, &bytes(&query("api.example.test.", "A", None))))
+        .expect("an answer");
+    let line = srv.wait_log("meridian::query");
+    for want in [
+        "client=127.0.0.1",
+        "name=api.example.test.",
+        "qtype=A",
+        "transport=\"udp\"",
+        "rcode=\"NOERROR\"",
+        "answers=A 192.0.2.10",
+    ] {
+        assert!(line.contains(want), "missing {want:?} in {line}");
+    }
+    srv.signal("-TERM");
+    assert_eq!(srv.wait_exit(), Some(0));
+}
