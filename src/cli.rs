@@ -95,10 +95,26 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         report: String,
     },
+    /// Import profiles from elsewhere.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
         command: GeoipCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Turn an exported Azure Traffic Manager profile (ARM template or REST/CLI JSON) into a
+    /// meridian.toml section on standard output; what cannot be carried over is listed on
+    /// standard error.
+    Azure {
+        /// The exported JSON
+        file: PathBuf,
     },
 }
 
@@ -161,6 +177,24 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             if let Some(path) = svg {
                 std::fs::write(&path, crate::simulate::svg(&outcome))?;
                 out(&format!("chart written to {}\n", path.display()));
+            }
+            Ok(())
+        }
+        Command::Import { command: ImportCommand::Azure { file } } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                AppError::Config(
+                    Diagnostic::new(
+                        Loc::new(&file, 1, 1),
+                        format!("cannot read {}: {e}", file.display()),
+                    )
+                    .into(),
+                )
+            })?;
+            let imported = crate::import::azure(&text)
+                .map_err(|e| AppError::Config(Diagnostic::new(Loc::new(&file, 1, 1), e).into()))?;
+            out(&imported.toml);
+            for w in &imported.warnings {
+                eprintln!("not carried over: {w}");
             }
             Ok(())
         }

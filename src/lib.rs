@@ -10,6 +10,7 @@
 //!   [`demo`]: local demo endpoints.
 //! - [`server`]: sockets. UDP workers (one per core, `SO_REUSEPORT`), TCP framing and limits.
 //! - [`explain`]: `meridian explain`, a real query run through the serving path with a tracer.
+//!   [`import`]: `meridian import azure`.
 //! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
 //! - [`state`]: the [`state::Snapshot`] of everything served, swapped atomically on reload.
 //! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
@@ -34,6 +35,7 @@ pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod http;
+pub mod import;
 pub mod load;
 pub mod metrics;
 pub mod name;

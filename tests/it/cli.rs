@@ -487,3 +487,51 @@ fn sampled_query_log() {
     srv.signal("-TERM");
     assert_eq!(srv.wait_exit(), Some(0));
 }
+
+/// An exported Azure Traffic Manager configuration becomes a Meridian configuration that
+/// loads as it is, and what could not come along is said.
+#[test]
+fn import_azure_profiles() {
+    let out = run(&repo(), &["import", "azure", "tests/data/azure-profiles.json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = String::from_utf8(out.stdout).unwrap();
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(warnings.contains("not carried over: www/vm-by-id: no target"), "{warnings}");
+    assert!(warnings.contains("Traffic View"), "{warnings}");
+    assert!(
+        !warnings.contains("eu.geo\" is not in this file"),
+        "the child profile is in the file: {warnings}"
+    );
+    for want in [
+        "method = \"priority\"",
+        "headers = { \"Host\" = \"www.contoso.com\" }",
+        "expected_status = [\"200-299\", \"301-302\"]",
+        "cname = \"contoso-web.azurewebsites.net\"",
+        "enabled = false",
+        "monitor = false   # AlwaysServe in Azure",
+        "profile = \"eu.geo\"",
+        "geo = [\"GEO-EU\", \"GEO-ME\"]",
+        "location = \"westeurope\"",
+        "subnets = [\"10.1.0.0/16\", \"172.16.0.1/32\", \"172.16.0.2/31\", \"172.16.0.4/31\", \"172.16.0.6/32\"]",
+    ] {
+        assert!(toml.contains(want), "missing {want:?} in:\n{toml}");
+    }
+    // It loads: append it to a configuration with a zone and a GeoIP database.
+    let dir = TempDir::new();
+    dir.write("z.zone", ZONE);
+    let geo = repo().join("geoip/demo.mmdb");
+    dir.write(
+        "meridian.toml",
+        &format!("[geoip]\ndatabase = \"{}\"\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n{toml}", geo.display()),
+    );
+    let out = run(dir.path(), &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{toml}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("profile www.example.test.: priority, 3 endpoints"), "{stdout}");
+    assert!(stdout.contains("profile eu.geo.example.test.: performance, 2 endpoints"), "{stdout}");
+    // Not a Traffic Manager export: a clear error.
+    dir.write("other.json", "{\"resources\": []}");
+    let out = run(dir.path(), &["import", "azure", "other.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Traffic Manager profile"));
+}
