@@ -115,6 +115,15 @@ pub struct ProfileConfig {
     pub when_all_down: AllDown,
     pub endpoints: Vec<EndpointConfig>,
     pub burst: Option<BurstConfig>,
+    /// Split horizon: client networks answered with the endpoints' addresses for that view.
+    pub views: Vec<ViewConfig>,
+}
+
+/// `[[profile.view]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewConfig {
+    pub name: String,
+    pub networks: Vec<Cidr>,
 }
 
 /// `[[profile.endpoint]]`.
@@ -135,6 +144,9 @@ pub struct EndpointConfig {
     pub monitor: Option<MonitorConfig>,
     /// Where the endpoint's load comes from, if anywhere.
     pub load: Option<LoadConfig>,
+    /// The addresses this endpoint answers with for each view (by index in the profile's
+    /// views); an endpoint without one is not offered to that view's clients.
+    pub view_addresses: Vec<(usize, Vec<IpAddr>)>,
 }
 
 /// `[profile.endpoint.load]`: where an endpoint's load comes from.
@@ -246,6 +258,8 @@ struct RawProfile {
     when_all_down: Option<Spanned<String>>,
     monitor: Option<Spanned<toml::Value>>,
     burst: Option<Spanned<toml::Value>>,
+    #[serde(default, rename = "view")]
+    views: Vec<RawView>,
     #[serde(default, rename = "endpoint")]
     endpoints: Vec<RawEndpoint>,
 }
@@ -268,6 +282,14 @@ struct RawEndpoint {
     min_child_ipv6: Option<Spanned<i64>>,
     monitor: Option<Spanned<toml::Value>>,
     load: Option<Spanned<toml::Value>>,
+    views: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawView {
+    name: Spanned<String>,
+    networks: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -658,6 +680,45 @@ impl Validator<'_> {
             );
         }
 
+        let mut views: Vec<ViewConfig> = Vec::new();
+        for rv in &rp.views {
+            if views.iter().any(|v| &v.name == rv.name.get_ref()) {
+                self.error(
+                    &rv.name,
+                    format!("view {:?} is defined twice", rv.name.get_ref()),
+                    None,
+                );
+            }
+            let mut networks = Vec::new();
+            for text in rv.networks.get_ref() {
+                match geo::mmdb::parse_cidr(text.get_ref()) {
+                    Ok((addr, prefix)) => {
+                        let c = Cidr { addr, prefix };
+                        let clash = views
+                            .iter()
+                            .flat_map(|v| v.networks.iter())
+                            .chain(networks.iter())
+                            .find(|o| {
+                                Cidr { addr: o.addr, prefix: o.prefix.min(c.prefix) }
+                                    .contains(c.addr)
+                            });
+                        if let Some(o) = clash {
+                            self.error(
+                                text,
+                                format!("view network {c} overlaps {o}"),
+                                Some("a client belongs to one view"),
+                            );
+                        }
+                        networks.push(c);
+                    }
+                    Err(e) => self.error(text, e, None),
+                }
+            }
+            if networks.is_empty() {
+                self.error(&rv.networks, "a view needs at least one network", None);
+            }
+            views.push(ViewConfig { name: rv.name.get_ref().clone(), networks });
+        }
         let mut endpoints = Vec::with_capacity(rp.endpoints.len());
         let mut kids = Vec::new();
         let mut endpoint_names: HashMap<String, ()> = HashMap::new();
@@ -819,6 +880,35 @@ impl Validator<'_> {
                 _ => self.monitor(rp.monitor.as_ref(), re.monitor.as_ref()),
             };
             let load = re.load.as_ref().and_then(|l| self.load(l));
+            let mut view_addresses = Vec::new();
+            if let Some(t) = &re.views {
+                for (view, value) in t.get_ref() {
+                    let Some(vi) = views.iter().position(|v| &v.name == view) else {
+                        let known: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+                        let hint = format!(
+                            "views of this profile: {}",
+                            if known.is_empty() { "none".into() } else { known.join(", ") }
+                        );
+                        self.error(t, format!("endpoint {ename:?}: no view {view:?}"), Some(&hint));
+                        continue;
+                    };
+                    let texts: Vec<&str> = match value {
+                        toml::Value::String(a) => vec![a.as_str()],
+                        toml::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
+                        _ => Vec::new(),
+                    };
+                    let addrs: Vec<IpAddr> = texts.iter().filter_map(|a| a.parse().ok()).collect();
+                    if addrs.is_empty() || addrs.len() != texts.len() {
+                        self.error(
+                            t,
+                            format!("endpoint {ename:?}: view {view:?} needs IP addresses"),
+                            Some("views = { internal = \"10.1.2.3\" }"),
+                        );
+                        continue;
+                    }
+                    view_addresses.push((vi, addrs));
+                }
+            }
             endpoints.push(EndpointConfig {
                 name: ename,
                 target,
@@ -833,10 +923,12 @@ impl Validator<'_> {
                 min_child_ipv6,
                 monitor,
                 load,
+                view_addresses,
             });
         }
         let burst = rp.burst.as_ref().and_then(|b| self.burst(b, &endpoints, ttl));
         let profile = ProfileConfig {
+            views,
             burst,
             name: name.unwrap_or_else(Name::root),
             loc,

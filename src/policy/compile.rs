@@ -48,6 +48,27 @@ pub fn compile(config: &Config) -> Policies {
                 min_child_endpoints: ec.min_child_endpoints,
                 min_child_ipv4: ec.min_child_ipv4,
                 min_child_ipv6: ec.min_child_ipv6,
+                view_targets: ec
+                    .view_addresses
+                    .iter()
+                    .map(|(v, addrs)| {
+                        let v4 = addrs
+                            .iter()
+                            .filter_map(|a| match a {
+                                IpAddr::V4(x) => Some(*x),
+                                _ => None,
+                            })
+                            .collect();
+                        let v6 = addrs
+                            .iter()
+                            .filter_map(|a| match a {
+                                IpAddr::V6(x) => Some(*x),
+                                _ => None,
+                            })
+                            .collect();
+                        (*v as u8, v4, v6)
+                    })
+                    .collect(),
                 key: format!("{}/{}", pc.name, ec.name),
                 key_hash: stable_hash(format!("{}/{}", pc.name, ec.name).as_bytes()),
             });
@@ -86,6 +107,7 @@ pub fn compile(config: &Config) -> Policies {
             subnet_rules: subnet_rules.into(),
             subnet_fallback,
             burst,
+            views: pc.views.iter().map(|v| v.networks.clone().into_boxed_slice()).collect(),
         });
     }
     // A profile needs GeoIP if it, or any profile nested below it, routes by location.

@@ -26,6 +26,8 @@ pub type EndpointId = u32;
 pub const MAX_SELECTED: usize = 10;
 /// The deepest chain of nested profiles.
 pub const MAX_DEPTH: usize = 10;
+/// `Selection::views` for an endpoint answered without a view.
+pub const NO_VIEW: u8 = u8::MAX;
 
 /// How a profile picks its endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +239,9 @@ fn common_prefix(a: IpAddr, b: IpAddr) -> Option<u8> {
     }
 }
 
+/// A view's index and the IPv4 and IPv6 addresses an endpoint answers to that view's clients.
+pub type ViewTarget = (u8, Box<[Ipv4Addr]>, Box<[Ipv6Addr]>);
+
 /// A compiled endpoint.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -253,6 +258,8 @@ pub struct Endpoint {
     pub min_child_endpoints: u32,
     pub min_child_ipv4: u32,
     pub min_child_ipv6: u32,
+    /// Per view (index in the profile's views): the addresses answered to that view's clients.
+    pub view_targets: Box<[ViewTarget]>,
     /// `profile/endpoint`: the endpoint's identity across reloads (health, overrides, metrics).
     pub key: String,
     /// A stable hash of `key`, the same on every instance, for sticky choices.
@@ -278,6 +285,8 @@ pub struct Profile {
     pub(crate) subnet_fallback: Option<EndpointId>,
     /// The cloud-bursting rule, if the profile has one.
     pub burst: Option<ProfileBurst>,
+    /// Split-horizon views: each view's client networks (names are in the configuration).
+    pub views: Box<[Box<[Cidr]>]>,
 }
 
 /// A profile's burst rule, as `select` needs it.
@@ -341,6 +350,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy)]
 pub struct Selection {
     pub endpoints: [EndpointId; MAX_SELECTED],
+    /// The view each chosen endpoint answers for (`NO_VIEW` for none).
+    pub views: [u8; MAX_SELECTED],
     pub len: usize,
     /// How many leading bits of the client address the decision depended on (ECS scope).
     pub scope: u8,
@@ -349,7 +360,13 @@ pub struct Selection {
 
 impl Default for Selection {
     fn default() -> Self {
-        Selection { endpoints: [0; MAX_SELECTED], len: 0, scope: 0, outcome: Outcome::Answer }
+        Selection {
+            endpoints: [0; MAX_SELECTED],
+            views: [NO_VIEW; MAX_SELECTED],
+            len: 0,
+            scope: 0,
+            outcome: Outcome::Answer,
+        }
     }
 }
 
@@ -358,9 +375,10 @@ impl Selection {
         &self.endpoints[..self.len]
     }
 
-    fn push(&mut self, id: EndpointId) {
+    fn push(&mut self, id: EndpointId, view: Option<u8>) {
         if self.len < MAX_SELECTED {
             self.endpoints[self.len] = id;
+            self.views[self.len] = view.unwrap_or(NO_VIEW);
             self.len += 1;
         }
     }
@@ -512,9 +530,20 @@ fn select_in<T: Trace>(
         format!("profile {} ({}, ttl {})", profile.name, profile.method.as_str(), profile.ttl)
     });
 
+    // Split horizon: a client in a view is only offered endpoints that answer for it.
+    let view = client_view(profile, client.addr, sel);
+    let fits = |id: EndpointId| {
+        let e = &p.endpoints[id as usize];
+        view.is_none_or(|v| {
+            matches!(e.target, Target::Profile(_)) || e.view_targets.iter().any(|t| t.0 == v)
+        })
+    };
+    if let Some(v) = view {
+        trace.note(depth, || format!("client is in view {v} (split horizon)"));
+    }
     let mut any_available = false;
     let mut any_enabled = false;
-    for &id in profile.endpoints.iter() {
+    for &id in profile.endpoints.iter().filter(|&&id| fits(id)) {
         let e = &p.endpoints[id as usize];
         let ok = available(p, id, signals, depth);
         let on = enabled(p, id, signals);
@@ -558,7 +587,7 @@ fn select_in<T: Trace>(
         }
     }
     let ok = |id: EndpointId| {
-        if force { enabled(p, id, signals) } else { available(p, id, signals, depth) }
+        fits(id) && if force { enabled(p, id, signals) } else { available(p, id, signals, depth) }
     };
 
     let pick: Option<EndpointId> = match profile.method {
@@ -592,7 +621,7 @@ fn select_in<T: Trace>(
             for k in 0..n {
                 let id = profile.endpoints[(start + k) % n];
                 if ok(id) && sel.len < profile.max_answers as usize {
-                    sel.push(id);
+                    sel.push(id, view);
                 }
             }
             trace.note(depth, || {
@@ -609,7 +638,7 @@ fn select_in<T: Trace>(
     };
     let pick = match (&profile.burst, pick) {
         (Some(b), Some(id)) => {
-            Some(spill(p, pid, profile, b, id, signals, client, rng, trace, depth, force))
+            Some(spill(p, pid, profile, b, id, signals, client, rng, trace, depth, force, &fits))
         }
         (Some(b), None) => {
             // Nothing the method could pick; a Degraded primary still sends everything to an
@@ -623,6 +652,7 @@ fn select_in<T: Trace>(
                 rng,
                 depth,
                 b.sticky.then(|| sticky_unit(client.addr)),
+                &fits,
             )
         }
         (None, pick) => pick,
@@ -639,7 +669,7 @@ fn select_in<T: Trace>(
         }
         _ => {
             trace.note(depth, || format!("chose {}", e.name));
-            sel.push(id);
+            sel.push(id, view);
         }
     }
 }
@@ -667,6 +697,7 @@ fn spill<T: Trace>(
     trace: &mut T,
     depth: usize,
     force: bool,
+    fits: &impl Fn(EndpointId) -> bool,
 ) -> EndpointId {
     if !b.primary.contains(&id) {
         return id;
@@ -693,7 +724,8 @@ fn spill<T: Trace>(
     if !go {
         return id;
     }
-    match overflow_pick(p, profile, b, signals, client, rng, depth, b.sticky.then_some(draw)) {
+    match overflow_pick(p, profile, b, signals, client, rng, depth, b.sticky.then_some(draw), fits)
+    {
         Some(o) => o,
         None => {
             trace.note(depth, || {
@@ -717,10 +749,13 @@ fn overflow_pick(
     rng: &mut Rng,
     depth: usize,
     sticky_draw: Option<f64>,
+    fits: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
     let regions = client_regions(&client.geo.unwrap_or_default());
+    // Neither the geo-fence nor the client's view may be crossed by a spill.
     let allowed = |id: EndpointId| {
-        available(p, id, signals, depth)
+        fits(id)
+            && available(p, id, signals, depth)
             && (profile.method != Method::Geographic
                 || p.endpoints[id as usize].regions.iter().any(|r| regions.contains(&Some(*r))))
     };
@@ -839,6 +874,29 @@ fn geo_info<T: Trace>(
         s + &format!(" (network /{})", g.prefix)
     });
     Some(g)
+}
+
+/// The view a client is in, if the profile has views; the decision's scope grows to the
+/// matched view network, or to the widest block around the client that is in no view.
+fn client_view(profile: &Profile, addr: IpAddr, sel: &mut Selection) -> Option<u8> {
+    if profile.views.is_empty() {
+        return None;
+    }
+    let mut closest_miss = 0u8;
+    for (v, networks) in profile.views.iter().enumerate() {
+        for c in networks.iter() {
+            if c.contains(addr) {
+                sel.scope = sel.scope.max(c.prefix);
+                return Some(v as u8);
+            }
+            if let Some(common) = common_prefix(c.addr, addr) {
+                closest_miss = closest_miss.max(common + 1);
+            }
+        }
+    }
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    sel.scope = sel.scope.max(closest_miss.min(max));
+    None
 }
 
 /// The regions a client is in, most specific first: subdivision, country, region group, WORLD.

@@ -666,3 +666,70 @@ fn burst_configuration_errors() {
     let e = bad(&BURST.replace("release_at = 0.5", "release_at = 0.5\nsustain = \"soon\""));
     assert!(e.contains("burst sustain = \"soon\" is not a duration"), "{e}");
 }
+
+const VIEWS: &str = r#"
+[[profile]]
+name = "www"
+method = "priority"
+[profile.burst]
+primary = "onprem"
+overflow = "cloud"
+warm_at = 0.6
+burst_at = 0.8
+release_at = 0.5
+[[profile.view]]
+name = "internal"
+networks = ["10.0.0.0/8", "fd00::/8"]
+[[profile.endpoint]]
+name = "onprem"
+address = "203.0.113.10"
+priority = 1
+views = { internal = "10.1.2.3" }
+[profile.endpoint.load]
+source = "push"
+capacity = 100
+[[profile.endpoint]]
+name = "cloud"
+address = "198.51.100.20"
+priority = 2
+"#;
+
+#[test]
+fn views_offer_only_their_endpoints() {
+    use crate::burst::State;
+    check(
+        VIEWS,
+        &[
+            ("", "10.9.9.9", "onprem scope=8"),
+            ("", "203.0.113.77", "onprem scope=1"),
+            // Public clients fail over to the cloud...
+            ("onprem=Degraded", "203.0.113.77", "cloud scope=1"),
+            // ...internal clients are never sent there: all down within their view.
+            ("onprem=Degraded", "10.9.9.9", "onprem scope=8"),
+        ],
+    );
+    let p = policies(VIEWS);
+    // The chosen endpoint carries the view it answers for.
+    let mut sel = Selection::default();
+    select(&p, 0, &signals(&p, ""), &client("10.9.9.9"), &mut Rng::new(1), &mut sel, &mut ());
+    assert_eq!(sel.views[0], 0);
+    select(&p, 0, &signals(&p, ""), &client("203.0.113.77"), &mut Rng::new(1), &mut sel, &mut ());
+    assert_eq!(sel.views[0], NO_VIEW);
+    // A burst spills public clients only.
+    let sig = signals(&p, "");
+    sig.set_burst(0, State::Bursting, 1.0);
+    assert_eq!(run(&p, &sig, &client("203.0.113.77"), 1), "cloud scope=1");
+    assert_eq!(run(&p, &sig, &client("10.9.9.9"), 1), "onprem scope=8");
+    // Configuration errors.
+    let bad = |toml: &str| {
+        config::parse(Path::new("t.toml"), &format!("{HEAD}{toml}")).unwrap_err().to_string()
+    };
+    assert!(
+        bad(&VIEWS.replace("views = { internal", "views = { inside"))
+            .contains("no view \"inside\"")
+    );
+    assert!(
+        bad(&VIEWS.replace("\"fd00::/8\"]", "\"fd00::/8\", \"10.1.0.0/16\"]"))
+            .contains("view network 10.1.0.0/16 overlaps 10.0.0.0/8")
+    );
+}

@@ -402,8 +402,15 @@ fn managed<'s, T: Trace>(
         return Ok((q.qtype != T_CNAME).then_some((target.wire(), rdata_at)));
     }
     let mut written = 0;
-    for &id in sel.chosen() {
-        if let Target::Addresses { v4, v6 } = &endpoints[id as usize].target {
+    for (i, &id) in sel.chosen().iter().enumerate() {
+        let e = &endpoints[id as usize];
+        // A client in a view gets the endpoint's addresses for that view.
+        let view = e.view_targets.iter().find(|t| t.0 == sel.views[i]);
+        if let Target::Addresses { v4: public4, v6: public6 } = &e.target {
+            let (v4, v6) = match view {
+                Some((_, a, b)) => (a, b),
+                None => (public4, public6),
+            };
             if matches!(q.qtype, T_A | T_ANY) {
                 for a in v4.iter() {
                     w.record(cur.owner(), T_A, ttl, &a.octets())?;

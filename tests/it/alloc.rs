@@ -87,6 +87,11 @@ fn warm_resolve_does_not_allocate() {
         ("cname endpoint", bytes(&query("alias.tm.test.", "A", None)), Transport::Udp),
         ("nested", bytes(&query("nested.tm.test.", "A", None)), Transport::Udp),
         ("managed NODATA", bytes(&query("prio.tm.test.", "MX", None)), Transport::Udp),
+        (
+            "split horizon, internal",
+            bytes(&query_ecs("split.tm.test.", "A", "10.1.2.0/24")),
+            Transport::Udp,
+        ),
         // A burst in progress: at share 1 every answer spills; below, share 0 keeps them all.
         (
             "burst, spilled (share 1)",

@@ -202,6 +202,17 @@ name = "only"
 address = "192.0.2.60"
 
 [[profile]]
+name = "split.tm.test."
+method = "priority"
+[[profile.view]]
+name = "internal"
+networks = ["10.0.0.0/8"]
+[[profile.endpoint]]
+name = "app"
+address = ["192.0.2.80", "2001:db8::80"]
+views = { internal = ["10.80.0.1", "fd00::80"] }
+
+[[profile]]
 name = "burst.tm.test."
 method = "priority"
 [profile.burst]

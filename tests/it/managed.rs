@@ -139,6 +139,28 @@ async fn every_method_with_client_subnet() {
             "10.1.2.0/24",
             format!("NOERROR aa\nan: nested.tm.test. 60 A 192.0.2.50\n{}", edns("10.1.2.0/24/0")),
         ),
+        // Split horizon: internal clients get the private addresses.
+        (
+            "split.tm.test.",
+            "A",
+            "10.1.2.0/24",
+            format!("NOERROR aa\nan: split.tm.test. 60 A 10.80.0.1\n{}", edns("10.1.2.0/24/8")),
+        ),
+        (
+            "split.tm.test.",
+            "AAAA",
+            "10.1.2.0/24",
+            format!("NOERROR aa\nan: split.tm.test. 60 AAAA fd00::80\n{}", edns("10.1.2.0/24/8")),
+        ),
+        (
+            "split.tm.test.",
+            "A",
+            "198.51.100.0/24",
+            format!(
+                "NOERROR aa\nan: split.tm.test. 60 A 192.0.2.80\n{}",
+                edns("198.51.100.0/24/1")
+            ),
+        ),
         // Static data with ECS: scope 0.
         (
             "target.tm.test.",
