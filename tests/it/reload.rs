@@ -54,24 +54,48 @@ async fn good_reload_swaps_bad_reload_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_load_lose_no_query() {
+    use crate::fake::Fake;
+    // A static name, and a traffic-managed one whose endpoint is probed (Online): reloads also
+    // re-plan probes, and must not disturb either.
+    let app = Fake::http("127.0.0.81").await;
     let dir = TempDir::new();
     dir.write("z.zone", ZONE);
-    let cfg = dir.write("meridian.toml", &config(""));
+    let profile = format!(
+        "[[profile]]\nname = \"www.reload.test.\"\nmethod = \"priority\"\n[profile.monitor]\nport = {}\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+         [[profile.endpoint]]\nname = \"app\"\naddress = \"127.0.0.81\"\n",
+        app.port()
+    );
+    let cfg = dir.write("meridian.toml", &format!("{}{profile}", config("")));
     let srv = Arc::new(TestServer::start_config(dir, cfg).await);
+    crate::health::until("the endpoint Online", 5, || {
+        crate::health::status(&srv, "www.reload.test./app")
+            == Some(meridian::policy::Status::Online)
+    })
+    .await;
     let done = Arc::new(AtomicBool::new(false));
 
     // A steady query stream, bounded in count, running while the reloads happen.
     let load = {
         let (srv, done) = (srv.clone(), done.clone());
         tokio::spawn(async move {
-            let q = bytes(&query("api.reload.test.", "A", None));
+            let queries = [
+                (
+                    bytes(&query("api.reload.test.", "A", None)),
+                    "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.",
+                ),
+                (
+                    bytes(&query("www.reload.test.", "A", None)),
+                    "NOERROR aa\nan: www.reload.test. 60 A 127.0.0.81",
+                ),
+            ];
             let (mut sent, mut bad) = (0u32, Vec::new());
             while !done.load(Ordering::Relaxed) && sent < 20_000 {
+                let (q, want) = &queries[sent as usize % 2];
                 sent += 1;
-                match srv.udp(&q).await {
+                match srv.udp(q).await {
                     Some(a) => {
                         let r = render(&a);
-                        if !r.starts_with("NOERROR aa\nan: api.reload.test. 60 A 192.0.2.") {
+                        if !r.starts_with(want) {
                             bad.push(r);
                         }
                     }
@@ -95,6 +119,11 @@ async fn reloads_under_load_lose_no_query() {
         "{} of {sent} queries failed: {:?}",
         bad.len(),
         &bad[..bad.len().min(3)]
+    );
+    // The probed endpoint's health carried over every reload.
+    assert_eq!(
+        crate::health::status(&srv, "www.reload.test./app"),
+        Some(meridian::policy::Status::Online)
     );
 }
 
