@@ -3,7 +3,8 @@
 //! A deliberately small HTTP/1.1 server: one request per connection, headers and body size
 //! limited, the whole exchange bounded by a deadline, so a slow or hostile client costs one
 //! task for a few seconds and nothing else. Requests are parsed with `httparse`. It changes
-//! state only through `state::Live`, the current snapshot's signals, and the reload channel.
+//! state only through endpoints' live objects (`live::EndpointLive`: overrides, pushed load)
+//! and the reload channel.
 //!
 //! | route | |
 //! | --- | --- |
@@ -19,9 +20,12 @@
 
 use crate::config::parse_duration;
 use crate::diag::Diagnostics;
+use crate::live::EndpointKey;
+use crate::live::{AdminOverride, Status};
 use crate::metrics::{header, label};
-use crate::policy::{self, Override, Status, Target};
-use crate::state::{AdminOverride, Live, Shared, Snapshot};
+use crate::policy::{self, Target};
+use crate::runtime::{HistoryPoint, Runtime};
+use crate::state::{Shared, Snapshot};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -44,7 +48,7 @@ pub type ReloadRequest = oneshot::Sender<Result<(), Diagnostics>>;
 #[derive(Debug)]
 pub struct Context {
     pub shared: Arc<Shared>,
-    pub live: Arc<Live>,
+    pub rt: Arc<Runtime>,
     pub token: Option<String>,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub ready: Arc<AtomicBool>,
@@ -217,14 +221,14 @@ async fn route(
         ("GET", []) => Response {
             status: 200,
             content_type: "text/html; charset=utf-8",
-            body: status_page(&ctx.shared.load(), &ctx.live),
+            body: status_page(&ctx.shared.load(), &ctx.rt),
         },
         ("GET", ["metrics"]) => Response {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: metrics(&ctx.shared.load(), &ctx.live),
+            body: metrics(&ctx.shared.load(), &ctx.rt),
         },
-        ("GET", ["v1", "status"]) => json_response(200, status(&ctx.shared.load(), &ctx.live)),
+        ("GET", ["v1", "status"]) => json_response(200, status(&ctx.shared.load(), &ctx.rt)),
         ("PUT", ["v1", "profiles", profile, "endpoints", endpoint]) => {
             set_override(ctx, profile, endpoint, body)
         }
@@ -319,19 +323,7 @@ fn percent_decode(s: &str) -> String {
 
 /// RFC 3339 UTC, second precision.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// An endpoint's status as operators see it: Disabled when turned off (configuration or
@@ -348,7 +340,7 @@ pub fn shown_status(snap: &Snapshot, id: u32) -> Status {
     }
 }
 
-fn endpoint_json(snap: &Snapshot, live: &Live, id: u32) -> Value {
+fn endpoint_json(snap: &Snapshot, id: u32) -> Value {
     let e = &snap.policies.endpoints[id as usize];
     let target = match &e.target {
         Target::Addresses { v4, v6 } => {
@@ -364,20 +356,22 @@ fn endpoint_json(snap: &Snapshot, live: &Live, id: u32) -> Value {
             json!({ "profile": snap.policies.profiles[*c as usize].name.to_string() })
         }
     };
-    let health = live.health.get(&e.key);
+    let live = snap.signals.endpoint(id);
+    // One lock for the whole view: the status, the probe behind it and the override agree.
+    let d = live.detail().clone();
     let now = SystemTime::now();
     let mut v = json!({
         "name": e.name,
-        "key": e.key,
+        "key": e.key.to_string(),
         "target": target,
         "status": shown_status(snap, id).as_str(),
         "enabled_in_config": e.enabled,
-        "monitored": health.is_some(),
-        "answers": snap.counters.endpoint_answers[id as usize].load(Ordering::Relaxed),
+        "monitored": e.monitor.is_some(),
+        "answers": live.answers(),
     });
-    if let Some(h) = &health {
-        v["since"] = json!(rfc3339(h.since));
-        if let Some(p) = &h.last_probe {
+    if e.monitor.is_some() {
+        v["since"] = json!(rfc3339(d.health.since));
+        if let Some(p) = &d.health.last_probe {
             v["last_probe"] = json!({
                 "at": rfc3339(p.at),
                 "ok": p.ok,
@@ -387,18 +381,23 @@ fn endpoint_json(snap: &Snapshot, live: &Live, id: u32) -> Value {
             });
         }
     }
-    if let Some(l) = live.loads.get(&e.key) {
+    if let Some(cfg) = &e.load {
+        let l = &d.load;
+        let fresh = l.fresh(cfg.stale_after);
         v["load"] = json!({
             "raw": l.raw,
             "smoothed": l.smoothed,
-            "capacity": l.capacity,
-            "utilisation": l.utilisation(),
+            "capacity": cfg.capacity,
+            "utilisation": fresh.map(|x| x / cfg.capacity),
             "age_seconds": l.age().map(|a| a.as_secs_f64()),
-            "stale": l.utilisation().is_none(),
+            "stale": fresh.is_none(),
+            "samples": l.samples,
+            "rejected": l.rejected,
+            "failures": l.failures,
             "error": if l.failing { l.error.clone() } else { None },
         });
     }
-    if let Some(o) = live.overrides.get(&e.key) {
+    if let Some(o) = &d.admin {
         v["override"] = json!({
             "enabled": o.enabled,
             "reason": o.reason,
@@ -409,25 +408,26 @@ fn endpoint_json(snap: &Snapshot, live: &Live, id: u32) -> Value {
     v
 }
 
-fn status(snap: &Snapshot, live: &Live) -> Value {
+fn status(snap: &Snapshot, rt: &Runtime) -> Value {
     let profiles: Vec<Value> = snap
         .policies
         .profiles
         .iter()
         .enumerate()
         .map(|(pid, p)| {
+            let live = snap.signals.profile(pid as u32);
             let mut v = json!({
                 "name": p.name.to_string(),
                 "method": p.method.as_str(),
                 "ttl": p.ttl,
-                "queries": snap.counters.profile_queries[pid].load(Ordering::Relaxed),
-                "endpoints": p.endpoints.iter().map(|&id| endpoint_json(snap, live, id)).collect::<Vec<_>>(),
+                "queries": live.queries(),
+                "endpoints": p.endpoints.iter().map(|&id| endpoint_json(snap, id)).collect::<Vec<_>>(),
             });
             if p.burst.is_some() {
-                let b = live.bursts.get(&p.name.to_string());
+                let b = live.burst().clone();
                 v["burst"] = json!({
-                    "state": snap.signals.burst_state(pid as u32).as_str(),
-                    "share": snap.signals.burst_share(pid as u32),
+                    "state": live.burst_state().as_str(),
+                    "share": live.burst_share(),
                     "utilisation": b.as_ref().and_then(|b| b.utilisation),
                     "last_transition": b.as_ref().and_then(|b| b.last_transition).map(rfc3339),
                     "transitions": b.as_ref().map_or(0, |b| b.transitions),
@@ -438,29 +438,36 @@ fn status(snap: &Snapshot, live: &Live) -> Value {
             v
         })
         .collect();
-    let reload = live.reload.lock().map(|r| r.clone()).unwrap_or_default();
+    let reload = rt.reload_info();
     json!({
-        "config": snap.config.path.display().to_string(),
+        "config": snap.path.display().to_string(),
         "zones": snap.zones.zones().iter().map(|z| z.origin().to_string()).collect::<Vec<_>>(),
         "last_reload": reload.last_at.map(rfc3339),
         "last_reload_error": reload.last_error,
-        "queries_answered": live.metrics.answered(),
+        "queries_answered": rt.metrics.answered(),
         "profiles": profiles,
     })
 }
 
+/// The longest override expiry accepted: a year. Longer is "until cleared", which is what
+/// leaving `expires_in` out says.
+const MAX_EXPIRY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The endpoint a request names, or the 404 that says what is missing.
+fn find_endpoint(snap: &Snapshot, profile: &str, endpoint: &str) -> Result<u32, Response> {
+    let Some(pid) = snap.policies.profile_by_name(profile) else {
+        return Err(error(404, format!("no profile {profile:?}")));
+    };
+    snap.policies
+        .endpoint_in(pid, endpoint)
+        .ok_or_else(|| error(404, format!("profile {profile:?} has no endpoint {endpoint:?}")))
+}
+
 fn set_override(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Response {
     let snap = ctx.shared.load();
-    let Some(pid) = snap.policies.profile_by_name(profile) else {
-        return error(404, format!("no profile {profile:?}"));
-    };
-    let Some(id) = snap.policies.profiles[pid as usize]
-        .endpoints
-        .iter()
-        .copied()
-        .find(|&id| snap.policies.endpoints[id as usize].name == endpoint)
-    else {
-        return error(404, format!("profile {profile:?} has no endpoint {endpoint:?}"));
+    let id = match find_endpoint(&snap, profile, endpoint) {
+        Ok(id) => id,
+        Err(r) => return r,
     };
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -476,7 +483,7 @@ fn set_override(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Re
     };
     let reason = match obj.get("reason") {
         None | Some(Value::Null) => None,
-        Some(Value::String(r)) if r.len() <= 500 => Some(r.clone()),
+        Some(Value::String(r)) if r.chars().count() <= 500 => Some(r.clone()),
         Some(_) => return error(400, "\"reason\" must be a string of at most 500 characters"),
     };
     let expires_in = match obj.get("expires_in") {
@@ -492,90 +499,110 @@ fn set_override(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Re
         },
         Some(Value::Number(n)) => match n.as_u64() {
             Some(s) if s > 0 => Some(Duration::from_secs(s)),
-            _ => return error(400, "\"expires_in\" must be a positive number of seconds"),
+            _ => return error(400, "\"expires_in\" must be a positive whole number of seconds"),
         },
         Some(_) => return error(400, "\"expires_in\" must be a duration such as \"10m\""),
     };
+    if expires_in.is_some_and(|d| d > MAX_EXPIRY) {
+        return error(
+            400,
+            "\"expires_in\" is at most a year; leave it out for an override that lasts until cleared",
+        );
+    }
     let e = &snap.policies.endpoints[id as usize];
     let now = SystemTime::now();
+    let live = snap.signals.endpoint(id);
     if enabled == e.enabled && expires_in.is_none() {
         // Back to what the configuration says: no override is left.
-        ctx.live.overrides.remove(&e.key);
-        snap.signals.set_admin(id, Override::None);
+        live.set_override(None);
         info!(endpoint = %e.key, "admin override cleared");
     } else {
-        ctx.live.overrides.insert(
-            e.key.clone(),
-            AdminOverride {
-                enabled,
-                reason: reason.clone(),
-                set_at: now,
-                expires_at: expires_in.map(|d| now + d),
-            },
-        );
-        snap.signals.set_admin(id, if enabled { Override::Enabled } else { Override::Disabled });
+        live.set_override(Some(AdminOverride {
+            enabled,
+            reason: reason.clone(),
+            set_at: now,
+            expires_at: expires_in.map(|d| now + d),
+        }));
         info!(endpoint = %e.key, enabled, reason = reason.as_deref().unwrap_or(""), expires_in = ?expires_in, "admin override set");
     }
-    ctx.live.metrics.override_changes.fetch_add(1, Ordering::Relaxed);
-    json_response(200, endpoint_json(&snap, &ctx.live, id))
+    ctx.rt.metrics.override_changes.fetch_add(1, Ordering::Relaxed);
+    json_response(200, endpoint_json(&snap, id))
 }
 
 fn push_load(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Response {
     let snap = ctx.shared.load();
-    let Some(pid) = snap.policies.profile_by_name(profile) else {
-        return error(404, format!("no profile {profile:?}"));
+    let id = match find_endpoint(&snap, profile, endpoint) {
+        Ok(id) => id,
+        Err(r) => return r,
     };
-    let pc = &snap.config.profiles[pid as usize];
-    let Some(ec) = pc.endpoints.iter().find(|e| e.name == endpoint) else {
-        return error(404, format!("profile {profile:?} has no endpoint {endpoint:?}"));
-    };
-    let Some(cfg) = ec.load.as_ref().filter(|l| l.source == crate::config::LoadSource::Push) else {
+    let e = &snap.policies.endpoints[id as usize];
+    let Some(cfg) = e.load.as_ref().filter(|l| l.source == crate::config::LoadSource::Push) else {
         return error(409, format!("endpoint {endpoint:?} has no push load source"));
     };
     let value = match serde_json::from_slice::<Value>(body) {
         Ok(v) => v.get("value").and_then(Value::as_f64),
         Err(e) => return error(400, format!("the body is not JSON: {e}")),
     };
-    let Some(value) = value.filter(|v| v.is_finite() && *v >= 0.0) else {
-        return error(400, "\"value\": a non-negative number is required");
+    let Some(value) = value else {
+        return error(400, "\"value\": a number is required");
     };
-    let key = format!("{}/{}", pc.name, ec.name);
-    crate::load::record(&ctx.live, &key, cfg, value);
-    let id = snap.policies.endpoint_by_key(&key).unwrap_or(0);
-    json_response(200, endpoint_json(&snap, &ctx.live, id))
+    // The same check as every other source's samples; a refused one is counted there too.
+    if let Err(r) = crate::load::record(snap.signals.endpoint(id), &e.key, cfg, value) {
+        return error(400, format!("\"value\": {r}"));
+    }
+    json_response(200, endpoint_json(&snap, id))
 }
 
-/// Removes overrides whose time is up (run every second by `app`).
-pub fn expire_overrides(shared: &Shared, live: &Live) {
+/// Lapses overrides whose time is up (run every 250 ms by `app`).
+pub fn expire_overrides(shared: &Shared, rt: &Runtime) {
     let now = SystemTime::now();
-    let expired: Vec<String> = live
-        .overrides
-        .iter()
-        .filter(|o| o.expires_at.is_some_and(|t| t <= now))
-        .map(|o| o.key().clone())
-        .collect();
-    for key in expired {
-        live.overrides.remove(&key);
-        let snap = shared.load();
-        if let Some(id) = snap.policies.endpoint_by_key(&key) {
-            snap.signals.set_admin(id, Override::None);
+    let snap = shared.load();
+    for (id, e) in snap.policies.endpoints.iter().enumerate() {
+        if snap.signals.endpoint(id as u32).expire_override(now) {
+            rt.metrics.override_changes.fetch_add(1, Ordering::Relaxed);
+            info!(endpoint = %e.key, "admin override expired");
         }
-        live.metrics.override_changes.fetch_add(1, Ordering::Relaxed);
-        info!(endpoint = %key, "admin override expired");
     }
 }
 
-fn metrics(snap: &Snapshot, live: &Live) -> String {
+fn metrics(snap: &Snapshot, rt: &Runtime) -> String {
+    use crate::burst::State;
     let mut out = String::with_capacity(8192);
-    live.metrics.render(&mut out);
+    rt.metrics.render(&mut out);
+    let p = &snap.policies;
+    // Every endpoint of the current snapshot, then those a reload removed within the grace
+    // period (counters only, so that a last scrape sees their final counts; their status is
+    // no longer anyone's).
+    let current: Vec<(String, String, &crate::live::EndpointLive)> = p
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(id, e)| {
+            (label(&e.key.profile.to_string()), label(&e.name), &**snap.signals.endpoint(id as u32))
+        })
+        .collect();
+    let retired = rt.retired_endpoints();
+    let retired: Vec<(String, String, &crate::live::EndpointLive)> = retired
+        .iter()
+        .map(|(k, l)| (label(&k.profile.to_string()), label(&k.endpoint), &**l))
+        .collect();
+    let all = || current.iter().chain(retired.iter());
+    let retired_profiles = rt.retired_profiles();
+
     header(
         &mut out,
         "meridian_profile_queries_total",
         "counter",
         "Queries answered by a traffic-managed name, by profile.",
     );
-    for (name, v) in live.counters_with("profile:") {
-        let _ = writeln!(out, "meridian_profile_queries_total{{profile=\"{}\"}} {v}", label(&name));
+    for (pid, pr) in p.profiles.iter().enumerate() {
+        let n = label(&pr.name.to_string());
+        let v = snap.signals.profile(pid as u32).queries();
+        let _ = writeln!(out, "meridian_profile_queries_total{{profile=\"{n}\"}} {v}");
+    }
+    for (name, l) in &retired_profiles {
+        let n = label(&name.to_string());
+        let _ = writeln!(out, "meridian_profile_queries_total{{profile=\"{n}\"}} {}", l.queries());
     }
     header(
         &mut out,
@@ -583,25 +610,15 @@ fn metrics(snap: &Snapshot, live: &Live) -> String {
         "counter",
         "Answers that named an endpoint, by profile and endpoint.",
     );
-    for (key, v) in live.counters_with("endpoint:") {
-        let (p, e) = key.rsplit_once('/').unwrap_or((&key, ""));
+    for (pn, en, l) in all() {
         let _ = writeln!(
             out,
-            "meridian_endpoint_answers_total{{profile=\"{}\",endpoint=\"{}\"}} {v}",
-            label(p),
-            label(e)
+            "meridian_endpoint_answers_total{{profile=\"{pn}\",endpoint=\"{en}\"}} {}",
+            l.answers()
         );
     }
     header(&mut out, "meridian_endpoint_status", "gauge", "1 for the endpoint's current status.");
-    header(
-        &mut out,
-        "meridian_endpoint_available",
-        "gauge",
-        "1 when the endpoint can be answered with.",
-    );
-    for (id, e) in snap.policies.endpoints.iter().enumerate() {
-        let (p, n) =
-            (label(&snap.policies.profiles[e.profile as usize].name.to_string()), label(&e.name));
+    for (id, (pn, en, _)) in current.iter().enumerate() {
         let st = shown_status(snap, id as u32);
         for s in [
             Status::CheckingEndpoint,
@@ -612,118 +629,152 @@ fn metrics(snap: &Snapshot, live: &Live) -> String {
         ] {
             let _ = writeln!(
                 out,
-                "meridian_endpoint_status{{profile=\"{p}\",endpoint=\"{n}\",status=\"{}\"}} {}",
+                "meridian_endpoint_status{{profile=\"{pn}\",endpoint=\"{en}\",status=\"{}\"}} {}",
                 s.as_str(),
                 u8::from(st == s)
             );
         }
-        let avail = policy::available(&snap.policies, id as u32, &snap.signals, 0);
+    }
+    header(
+        &mut out,
+        "meridian_endpoint_available",
+        "gauge",
+        "1 when the endpoint can be answered with.",
+    );
+    for (id, (pn, en, _)) in current.iter().enumerate() {
+        let avail = policy::available(p, id as u32, &snap.signals, 0);
         let _ = writeln!(
             out,
-            "meridian_endpoint_available{{profile=\"{p}\",endpoint=\"{n}\"}} {}",
+            "meridian_endpoint_available{{profile=\"{pn}\",endpoint=\"{en}\"}} {}",
             u8::from(avail)
         );
     }
+    // Probe counters of monitored endpoints (and retired ones that were probed).
+    let probed: Vec<(&String, &String, crate::live::Health)> = current
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| p.endpoints[*id].monitor.is_some())
+        .map(|(_, x)| x)
+        .chain(retired.iter())
+        .map(|(pn, en, l)| (pn, en, l.detail().health.clone()))
+        .collect();
     header(&mut out, "meridian_probes_total", "counter", "Health probes, by result.");
+    for (pn, en, h) in &probed {
+        for (result, n) in [("success", h.probes_ok), ("failure", h.probes_failed)] {
+            let _ = writeln!(
+                out,
+                "meridian_probes_total{{profile=\"{pn}\",endpoint=\"{en}\",result=\"{result}\"}} {n}"
+            );
+        }
+    }
     header(&mut out, "meridian_probe_duration_seconds", "summary", "Health probe duration.");
+    for (pn, en, h) in &probed {
+        let _ = writeln!(
+            out,
+            "meridian_probe_duration_seconds_sum{{profile=\"{pn}\",endpoint=\"{en}\"}} {}",
+            h.probe_seconds
+        );
+        let _ = writeln!(
+            out,
+            "meridian_probe_duration_seconds_count{{profile=\"{pn}\",endpoint=\"{en}\"}} {}",
+            h.probes_ok + h.probes_failed
+        );
+    }
     header(
         &mut out,
         "meridian_endpoint_status_changes_total",
         "counter",
         "Endpoint status transitions from probes.",
     );
-    let mut health: Vec<_> =
-        live.health.iter().map(|h| (h.key().clone(), h.value().clone())).collect();
-    health.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, h) in health {
-        let (p, e) = key.rsplit_once('/').unwrap_or((&key, ""));
-        let (p, e) = (label(p), label(e));
+    for (pn, en, h) in &probed {
         let _ = writeln!(
             out,
-            "meridian_probes_total{{profile=\"{p}\",endpoint=\"{e}\",result=\"success\"}} {}",
-            h.probes_ok
-        );
-        let _ = writeln!(
-            out,
-            "meridian_probes_total{{profile=\"{p}\",endpoint=\"{e}\",result=\"failure\"}} {}",
-            h.probes_failed
-        );
-        let _ = writeln!(
-            out,
-            "meridian_probe_duration_seconds_sum{{profile=\"{p}\",endpoint=\"{e}\"}} {}",
-            h.probe_seconds
-        );
-        let _ = writeln!(
-            out,
-            "meridian_probe_duration_seconds_count{{profile=\"{p}\",endpoint=\"{e}\"}} {}",
-            h.probes_ok + h.probes_failed
-        );
-        let _ = writeln!(
-            out,
-            "meridian_endpoint_status_changes_total{{profile=\"{p}\",endpoint=\"{e}\"}} {}",
+            "meridian_endpoint_status_changes_total{{profile=\"{pn}\",endpoint=\"{en}\"}} {}",
             h.transitions
         );
     }
+    let loads: Vec<(&String, &String, crate::live::Load, Option<f64>)> = current
+        .iter()
+        .enumerate()
+        .filter_map(|(id, (pn, en, l))| {
+            let cfg = p.endpoints[id].load.as_ref()?;
+            let load = l.detail().load.clone();
+            let u = load.fresh(cfg.stale_after).map(|v| v / cfg.capacity);
+            Some((pn, en, load, u))
+        })
+        .collect();
     header(
         &mut out,
         "meridian_endpoint_utilisation",
         "gauge",
         "Smoothed load over capacity; absent when unknown or stale.",
     );
+    for (pn, en, _, u) in &loads {
+        if let Some(u) = u {
+            let _ = writeln!(
+                out,
+                "meridian_endpoint_utilisation{{profile=\"{pn}\",endpoint=\"{en}\"}} {u}"
+            );
+        }
+    }
     header(
         &mut out,
         "meridian_endpoint_load_failures_total",
         "counter",
         "Failed reads of an endpoint's load source.",
     );
-    let mut loads: Vec<_> =
-        live.loads.iter().map(|l| (l.key().clone(), l.utilisation(), l.failures)).collect();
-    loads.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, u, failures) in loads {
-        let (p, e) = key.rsplit_once('/').unwrap_or((&key, ""));
-        let (p, e) = (label(p), label(e));
-        if let Some(u) = u {
-            let _ = writeln!(
-                out,
-                "meridian_endpoint_utilisation{{profile=\"{p}\",endpoint=\"{e}\"}} {u}"
-            );
-        }
+    for (pn, en, l, _) in &loads {
         let _ = writeln!(
             out,
-            "meridian_endpoint_load_failures_total{{profile=\"{p}\",endpoint=\"{e}\"}} {failures}"
+            "meridian_endpoint_load_failures_total{{profile=\"{pn}\",endpoint=\"{en}\"}} {}",
+            l.failures
         );
     }
+    header(
+        &mut out,
+        "meridian_endpoint_load_rejected_total",
+        "counter",
+        "Load samples refused (not finite, negative, or over 100 times capacity).",
+    );
+    for (pn, en, l, _) in &loads {
+        let _ = writeln!(
+            out,
+            "meridian_endpoint_load_rejected_total{{profile=\"{pn}\",endpoint=\"{en}\"}} {}",
+            l.rejected
+        );
+    }
+    let bursts: Vec<(String, &crate::live::ProfileLive)> = p
+        .profiles
+        .iter()
+        .enumerate()
+        .filter(|(_, pr)| pr.burst.is_some())
+        .map(|(pid, pr)| (label(&pr.name.to_string()), &**snap.signals.profile(pid as u32)))
+        .collect();
     header(&mut out, "meridian_burst_state", "gauge", "1 for the profile's current burst state.");
+    for (n, l) in &bursts {
+        let st = l.burst_state();
+        for s in [State::Idle, State::Warming, State::Bursting, State::Draining] {
+            let _ = writeln!(
+                out,
+                "meridian_burst_state{{profile=\"{n}\",state=\"{}\"}} {}",
+                s.as_str(),
+                u8::from(st == s)
+            );
+        }
+    }
     header(
         &mut out,
         "meridian_burst_share",
         "gauge",
         "Share of answers spilled to overflow endpoints.",
     );
+    for (n, l) in &bursts {
+        let _ = writeln!(out, "meridian_burst_share{{profile=\"{n}\"}} {}", l.burst_share());
+    }
     header(&mut out, "meridian_burst_transitions_total", "counter", "Burst state changes.");
-    for (pid, p) in snap.policies.profiles.iter().enumerate().filter(|(_, p)| p.burst.is_some()) {
-        let name = label(&p.name.to_string());
-        let st = snap.signals.burst_state(pid as u32);
-        for s in [
-            crate::burst::State::Idle,
-            crate::burst::State::Warming,
-            crate::burst::State::Bursting,
-            crate::burst::State::Draining,
-        ] {
-            let _ = writeln!(
-                out,
-                "meridian_burst_state{{profile=\"{name}\",state=\"{}\"}} {}",
-                s.as_str(),
-                u8::from(st == s)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "meridian_burst_share{{profile=\"{name}\"}} {}",
-            snap.signals.burst_share(pid as u32)
-        );
-        let t = live.bursts.get(&p.name.to_string()).map_or(0, |b| b.transitions);
-        let _ = writeln!(out, "meridian_burst_transitions_total{{profile=\"{name}\"}} {t}");
+    for (n, l) in &bursts {
+        let t = l.burst().as_ref().map_or(0, |b| b.transitions);
+        let _ = writeln!(out, "meridian_burst_transitions_total{{profile=\"{n}\"}} {t}");
     }
     header(
         &mut out,
@@ -731,22 +782,9 @@ fn metrics(snap: &Snapshot, live: &Live) -> String {
         "gauge",
         "Endpoint overrides currently set by operators.",
     );
-    let _ = writeln!(out, "meridian_admin_overrides {}", live.overrides.len());
+    let overrides = current.iter().filter(|(_, _, l)| l.detail().admin.is_some()).count();
+    let _ = writeln!(out, "meridian_admin_overrides {overrides}");
     out
-}
-
-/// How many history samples the status page keeps (an hour at the app's 10-second sampling).
-const HISTORY_POINTS: usize = 360;
-
-/// Records every endpoint's answer count for the status page's chart.
-pub fn sample_history(live: &Live) {
-    let answers = live.counters_with("endpoint:");
-    if let Ok(mut h) = live.history.lock() {
-        h.push_back(crate::state::HistoryPoint { at: SystemTime::now(), answers });
-        while h.len() > HISTORY_POINTS {
-            h.pop_front();
-        }
-    }
 }
 
 fn escape(s: &str) -> String {
@@ -755,8 +793,8 @@ fn escape(s: &str) -> String {
 
 /// The read-only status page: the same as `/v1/status`, as HTML that refreshes itself, with a
 /// chart of answers per second per endpoint over the sampled history.
-fn status_page(snap: &Snapshot, live: &Live) -> String {
-    let v = status(snap, live);
+fn status_page(snap: &Snapshot, rt: &Runtime) -> String {
+    let v = status(snap, rt);
     let mut h = String::with_capacity(16 * 1024);
     h += "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\">\
           <title>Meridian status</title><style>\
@@ -781,7 +819,7 @@ fn status_page(snap: &Snapshot, live: &Live) -> String {
         let _ = write!(h, "</p><p class=\"Degraded\">last reload failed: {}", escape(e));
     }
     h += "</p>";
-    h += &chart(live, snap);
+    h += &chart(rt, snap);
     for p in v["profiles"].as_array().into_iter().flatten() {
         let _ = write!(
             h,
@@ -868,24 +906,21 @@ fn target_text(t: &Value) -> String {
 }
 
 /// Answers per second per endpoint between consecutive history samples, as an SVG chart.
-fn chart(live: &Live, snap: &Snapshot) -> String {
-    let points: Vec<crate::state::HistoryPoint> =
-        live.history.lock().map(|h| h.iter().cloned().collect()).unwrap_or_default();
+fn chart(rt: &Runtime, snap: &Snapshot) -> String {
+    let points = rt.history();
     if points.len() < 2 {
         return "<p class=\"muted\">The chart of answers per endpoint appears after two samples (every 10 seconds).</p>".into();
     }
-    let keys: Vec<String> = snap.policies.endpoints.iter().map(|e| e.key.clone()).collect();
-    let rate = |a: &crate::state::HistoryPoint, b: &crate::state::HistoryPoint, key: &str| {
-        let get = |p: &crate::state::HistoryPoint| {
-            p.answers.iter().find(|(k, _)| k == key).map_or(0, |x| x.1)
-        };
+    let keys: Vec<&EndpointKey> = snap.policies.endpoints.iter().map(|e| &e.key).collect();
+    let rate = |a: &HistoryPoint, b: &HistoryPoint, key: &EndpointKey| {
+        let get = |p: &HistoryPoint| p.answers.iter().find(|(k, _)| k == key).map_or(0, |x| x.1);
         let dt = b.at.duration_since(a.at).map_or(1.0, |d| d.as_secs_f64().max(0.001));
         get(b).saturating_sub(get(a)) as f64 / dt
     };
     let series: Vec<(String, Vec<f64>)> = keys
         .iter()
         .map(|k| {
-            (k.clone(), points.windows(2).map(|w| rate(&w[0], &w[1], k)).collect::<Vec<f64>>())
+            (k.to_string(), points.windows(2).map(|w| rate(&w[0], &w[1], k)).collect::<Vec<f64>>())
         })
         .filter(|(_, v)| v.iter().any(|x| *x > 0.0))
         .collect();

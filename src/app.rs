@@ -3,10 +3,11 @@
 
 use crate::admin;
 use crate::diag::Diagnostics;
+use crate::runtime::{ReloadInfo, Runtime};
 use crate::server::{self, BindError, TcpLimits};
-use crate::state::{self, Live, Shared, Snapshot};
+use crate::state::{self, Shared, Snapshot};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -54,7 +55,7 @@ type ReloadReply = oneshot::Sender<Result<(), Diagnostics>>;
 #[derive(Debug)]
 pub struct Running {
     shared: Arc<Shared>,
-    live: Arc<Live>,
+    rt: Arc<Runtime>,
     addrs: Vec<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     ready: Arc<AtomicBool>,
@@ -69,10 +70,10 @@ pub struct Running {
 /// tokio runtime.
 pub async fn start(opts: Options) -> Result<Running, AppError> {
     let path = opts.config.clone();
-    let live = Arc::new(Live::default());
-    let snapshot = load_blocking(path.clone(), live.clone()).await.map_err(AppError::Config)?;
-    let server = snapshot.config.server.clone();
-    let admin_config = snapshot.config.admin.clone();
+    let rt = Arc::new(Runtime::default());
+    let snapshot = load_blocking(path.clone(), None).await.map_err(AppError::Config)?;
+    let server = snapshot.server.clone();
+    let admin_config = snapshot.admin.clone();
     let workers = match server.udp_workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -90,16 +91,15 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     };
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     let shared = Arc::new(Shared::new(snapshot));
-    *live.reload.lock().expect("not poisoned") =
-        state::ReloadInfo { last_at: Some(SystemTime::now()), last_error: None };
+    rt.set_reload_info(ReloadInfo { last_at: Some(SystemTime::now()), last_error: None });
 
     let stop_udp = Arc::new(AtomicBool::new(false));
     let mut udp_threads = Vec::new();
     for (i, sock) in bound.udp.into_iter().enumerate() {
-        let (shared, live, stop) = (shared.clone(), live.clone(), stop_udp.clone());
+        let (shared, rt, stop) = (shared.clone(), rt.clone(), stop_udp.clone());
         let t = std::thread::Builder::new()
             .name(format!("udp-{i}"))
-            .spawn(move || server::udp_worker(sock, shared, live, stop))?;
+            .spawn(move || server::udp_worker(sock, shared, rt, stop))?;
         udp_threads.push(t);
     }
 
@@ -114,7 +114,7 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
         tasks.spawn(server::tcp_acceptor(
             listener,
             shared.clone(),
-            live.clone(),
+            rt.clone(),
             limits,
             stop_rx.clone(),
         ));
@@ -122,25 +122,15 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
 
     // Each applied reload bumps this generation, so the health supervisor re-plans its probes.
     let (generation, generation_rx) = watch::channel(0u64);
-    tasks.spawn(crate::health::supervise(
-        shared.clone(),
-        live.clone(),
-        generation_rx.clone(),
-        stop_rx.clone(),
-    ));
-    tasks.spawn(crate::load::supervise(
-        shared.clone(),
-        live.clone(),
-        generation_rx.clone(),
-        stop_rx.clone(),
-    ));
+    tasks.spawn(crate::health::supervise(shared.clone(), generation_rx.clone(), stop_rx.clone()));
+    tasks.spawn(crate::load::supervise(shared.clone(), generation_rx.clone(), stop_rx.clone()));
     tasks.spawn(crate::load::supervise_bursts(
         shared.clone(),
-        live.clone(),
+        rt.clone(),
         generation_rx,
         stop_rx.clone(),
     ));
-    tasks.spawn(expire_overrides(shared.clone(), live.clone(), stop_rx.clone()));
+    tasks.spawn(expire_overrides(shared.clone(), rt.clone(), stop_rx.clone()));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let hup = if opts.reload_on_sighup {
@@ -148,14 +138,14 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     } else {
         None
     };
-    let reloader = Reloader { path, shared: shared.clone(), live: live.clone(), generation };
+    let reloader = Reloader { path, shared: shared.clone(), rt: rt.clone(), generation };
     tasks.spawn(reloader.run(reload_rx, hup, stop_rx.clone()));
 
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(listener) = admin_listener {
         let ctx = Arc::new(admin::Context {
             shared: shared.clone(),
-            live: live.clone(),
+            rt: rt.clone(),
             token: admin_config.token.clone(),
             reload: reload_tx.clone(),
             ready: ready.clone(),
@@ -171,7 +161,7 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     ready.store(true, Ordering::Relaxed);
     Ok(Running {
         shared,
-        live,
+        rt,
         addrs: bound.addrs,
         admin_addr,
         ready,
@@ -198,8 +188,9 @@ impl Running {
         &self.shared
     }
 
-    pub fn live(&self) -> &Arc<Live> {
-        &self.live
+    /// Process-wide records: counters, the last reload, the status page's history.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.rt
     }
 
     /// Reloads the configuration and zones, exactly as SIGHUP does.
@@ -249,23 +240,42 @@ pub fn serve(opts: Options) -> Result<(), AppError> {
 
 /// Lapses operators' overrides whose time is up, and samples answer counts for the status
 /// page every 10 seconds.
-async fn expire_overrides(shared: Arc<Shared>, live: Arc<Live>, mut stop: watch::Receiver<bool>) {
+async fn expire_overrides(shared: Arc<Shared>, rt: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut sample = tokio::time::interval(Duration::from_secs(10));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tick.tick() => admin::expire_overrides(&shared, &live),
-            _ = sample.tick() => admin::sample_history(&live),
+            _ = tick.tick() => admin::expire_overrides(&shared, &rt),
+            _ = sample.tick() => rt.sample_history(&shared.load()),
         }
     }
+}
+
+/// How often watched files are looked at, and how long they must stay unchanged (size and
+/// modification time) before a change is loaded: a file still being written is waited for.
+pub const WATCH_POLL: Duration = Duration::from_millis(250);
+pub const WATCH_SETTLE: Duration = Duration::from_secs(1);
+
+/// What a watched file looks like from outside: its modification time and size (`None` when
+/// it cannot be read).
+type Stamps = Vec<Option<(SystemTime, u64)>>;
+
+fn stamps(paths: &[PathBuf]) -> Stamps {
+    paths
+        .iter()
+        .map(|p: &PathBuf| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
 }
 
 /// The one task that owns reloading, so two reloads never race to swap.
 struct Reloader {
     path: PathBuf,
     shared: Arc<Shared>,
-    live: Arc<Live>,
+    rt: Arc<Runtime>,
     generation: watch::Sender<u64>,
 }
 
@@ -276,11 +286,14 @@ impl Reloader {
         mut hup: Option<tokio::signal::unix::Signal>,
         mut stop: watch::Receiver<bool>,
     ) {
-        // With `watch = true`, the files are polled: a change of any modification time is a
-        // reload. Polling needs no platform watcher and catches editors that replace files.
-        let mut poll = tokio::time::interval(Duration::from_secs(1));
+        // With `watch = true`, the files are polled: a change of modification time or size,
+        // once it has settled, is a reload. Polling needs no platform watcher and catches
+        // editors that replace files.
+        let mut poll = tokio::time::interval(WATCH_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut seen = watched_files(&self.shared.load());
+        let mut seen = stamps(&self.shared.load().sources);
+        // A change seen but not yet settled: the stamps then, and when they last moved.
+        let mut settling: Option<(Stamps, tokio::time::Instant)> = None;
         loop {
             let reply = tokio::select! {
                 _ = stop.changed() => return,
@@ -293,18 +306,39 @@ impl Reloader {
                     None
                 }
                 _ = poll.tick() => {
-                    if !self.shared.load().config.server.watch {
+                    let snap = self.shared.load();
+                    if !snap.server.watch {
                         continue;
                     }
-                    if watched_files(&self.shared.load()) == seen {
+                    let now = stamps(&snap.sources);
+                    if now == seen {
+                        settling = None;
                         continue;
+                    }
+                    match &settling {
+                        Some((s, since)) if *s == now && since.elapsed() >= WATCH_SETTLE => {}
+                        Some((s, _)) if *s == now => continue,
+                        _ => {
+                            settling = Some((now, tokio::time::Instant::now()));
+                            continue;
+                        }
                     }
                     info!("a watched file changed; reloading");
                     None
                 }
             };
+            settling = None;
+            // Stamps taken before anything is read: a write that lands while the reload reads
+            // the files shows as a difference afterwards, and is loaded by the next poll.
+            let old_sources = self.shared.load().sources.clone();
+            let before = stamps(&old_sources);
             let result = self.reload().await;
-            seen = watched_files(&self.shared.load());
+            seen = if stamps(&old_sources) != before {
+                info!("a watched file changed during the reload; it will be loaded again");
+                before
+            } else {
+                stamps(&self.shared.load().sources)
+            };
             if let Some(reply) = reply {
                 let _ = reply.send(result);
             }
@@ -313,16 +347,16 @@ impl Reloader {
 
     async fn reload(&self) -> Result<(), Diagnostics> {
         use std::sync::atomic::Ordering::Relaxed;
-        let result = load_blocking(self.path.clone(), self.live.clone()).await;
-        let mut info = self.live.reload.lock().map(|g| g.clone()).unwrap_or_default();
+        let old = self.shared.load_full();
+        let result = load_blocking(self.path.clone(), Some(old.clone())).await;
+        let mut info = self.rt.reload_info();
         info.last_at = Some(SystemTime::now());
         let outcome = match result {
             Ok(snapshot) => {
-                let old = self.shared.load();
-                let (o, n) = (&old.config.server, &snapshot.config.server);
+                let (o, n) = (&old.server, &snapshot.server);
                 if (&o.listen, o.udp_workers, o.tcp_max_connections, o.tcp_idle_timeout)
                     != (&n.listen, n.udp_workers, n.tcp_max_connections, n.tcp_idle_timeout)
-                    || old.config.admin != snapshot.config.admin
+                    || old.admin != snapshot.admin
                 {
                     warn!(
                         "listen addresses, workers, TCP limits and the admin API apply after a restart"
@@ -330,9 +364,13 @@ impl Reloader {
                 }
                 let (zones, profiles) =
                     (snapshot.zones.zones().len(), snapshot.policies.profiles.len());
+                let retired = snapshot.retired_from(&old);
+                // Endpoints the new snapshot shares with the old one hold the same live
+                // objects: every write made while it was built is already in it.
                 self.shared.store(snapshot);
+                self.rt.retire(retired);
                 self.generation.send_modify(|g| *g += 1);
-                self.live.metrics.reloads.fetch_add(1, Relaxed);
+                self.rt.metrics.reloads.fetch_add(1, Relaxed);
                 info.last_error = None;
                 info!(zones, profiles, "configuration reloaded");
                 Ok(())
@@ -345,32 +383,24 @@ impl Reloader {
                     problems = diags.len(),
                     "reload failed; still serving the previous configuration"
                 );
-                self.live.metrics.reload_failures.fetch_add(1, Relaxed);
+                self.rt.metrics.reload_failures.fetch_add(1, Relaxed);
                 info.last_error = Some(diags.to_string());
                 Err(diags)
             }
         };
-        if let Ok(mut g) = self.live.reload.lock() {
-            *g = info;
-        }
+        self.rt.set_reload_info(info);
         outcome
     }
 }
 
-/// The modification times of the configuration, zone files and GeoIP database.
-fn watched_files(snap: &Snapshot) -> Vec<Option<SystemTime>> {
-    let c = &snap.config;
-    std::iter::once(c.path.as_path())
-        .chain(c.zones.iter().map(|z| z.file.as_path()))
-        .chain(c.geoip.iter().map(|g| g.database.as_path()))
-        .map(|p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
-}
-
 /// Builds a snapshot on the blocking pool: zone files can be large, and parsing them must not
-/// stall the runtime's workers (TCP connections are served there).
-async fn load_blocking(path: PathBuf, live: Arc<Live>) -> Result<Snapshot, Diagnostics> {
-    match tokio::task::spawn_blocking(move || state::load_with(&path, &live)).await {
+/// stall the runtime's workers (TCP connections are served there). Live objects are taken
+/// from `prev` by key.
+async fn load_blocking(
+    path: PathBuf,
+    prev: Option<Arc<Snapshot>>,
+) -> Result<Snapshot, Diagnostics> {
+    match tokio::task::spawn_blocking(move || state::load_with(&path, prev.as_deref())).await {
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

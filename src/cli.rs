@@ -155,7 +155,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             if let Some(g) = &snap.geo {
                 outln!("  geoip {}", g.description());
             }
-            for addr in &snap.config.server.listen {
+            for addr in &snap.server.listen {
                 outln!("  listen {addr} (udp, tcp)");
             }
             Ok(())

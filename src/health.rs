@@ -3,15 +3,17 @@
 //!
 //! Each endpoint's task owns its probe counters and status machine (CheckingEndpoint → Online
 //! or Degraded after `tolerated_failures + 1` consecutive failures → Online after
-//! `recover_after` successes), so nothing is shared but the results it publishes: the status
-//! atomic in the current snapshot's signals, and the detail (`state::Live::health`) the admin
-//! API shows. Probes run concurrently and each is cut at its timeout, so a target that hangs
+//! `recover_after` successes), so nothing is shared but the results it publishes into the
+//! endpoint's one live object (`live::EndpointLive`): the status atomic routing reads and the
+//! detail the admin API shows, together. Probes run concurrently and each is cut at its timeout, so a target that hangs
 //! delays nobody. The supervisor reconciles the tasks with each new snapshot: new endpoints get
 //! a task, removed ones lose theirs, unchanged ones keep probing with their state.
 
 use crate::config::{MonitorConfig, Protocol};
-use crate::policy::{Status, Target};
-use crate::state::{EndpointHealth, Live, ProbeResult, Shared, Snapshot};
+use crate::live::{EndpointKey, EndpointLive, ProbeResult, Status};
+use crate::policy::Target;
+use crate::state::{Shared, Snapshot};
+use crate::supervise::Bound;
 use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -37,13 +39,12 @@ pub struct ProbeSpec {
     pub monitor: MonitorConfig,
 }
 
-/// The probe specs a snapshot asks for, by endpoint key.
-pub fn specs(snap: &Snapshot) -> HashMap<String, ProbeSpec> {
+/// The probe specs a snapshot asks for, by endpoint key, each with the live object its results
+/// go to.
+pub fn specs(snap: &Snapshot) -> HashMap<EndpointKey, Bound<ProbeSpec, EndpointLive>> {
     let mut out = HashMap::new();
-    let monitors =
-        snap.config.profiles.iter().flat_map(|p| p.endpoints.iter().map(|e| e.monitor.clone()));
-    for (e, monitor) in snap.policies.endpoints.iter().zip(monitors) {
-        let Some(monitor) = monitor else { continue };
+    for (id, e) in snap.policies.endpoints.iter().enumerate() {
+        let Some(monitor) = &e.monitor else { continue };
         let target = match &e.target {
             Target::Addresses { v4, v6 } => match (v4.first(), v6.first()) {
                 (Some(a), _) => ProbeTarget::Ip(IpAddr::V4(*a)),
@@ -53,7 +54,8 @@ pub fn specs(snap: &Snapshot) -> HashMap<String, ProbeSpec> {
             Target::Cname(n) => ProbeTarget::Host(n.to_string().trim_end_matches('.').to_string()),
             Target::Profile(_) => continue,
         };
-        out.insert(e.key.clone(), ProbeSpec { target, monitor });
+        let spec = ProbeSpec { target, monitor: monitor.clone() };
+        out.insert(e.key.clone(), Bound { spec, live: snap.signals.endpoint(id as u32).clone() });
     }
     out
 }
@@ -61,20 +63,26 @@ pub fn specs(snap: &Snapshot) -> HashMap<String, ProbeSpec> {
 /// Keeps one probe task per monitored endpoint of the current snapshot, until `stop`.
 pub async fn supervise(
     shared: Arc<Shared>,
-    live: Arc<Live>,
     reloaded: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 ) {
+    // Endpoints probed in the last plan: one that is no longer probed forgets its results
+    // and reads Unmonitored (served), so a monitor added back later starts afresh.
+    let mut probed: HashMap<EndpointKey, Arc<EndpointLive>> = HashMap::new();
     let plan = |snap: &Snapshot| {
         let want = specs(snap);
-        // Removed endpoints: forget their state, so a later endpoint of that name starts fresh.
-        live.health.retain(|k, _| want.contains_key(k));
+        for (key, live) in probed.drain() {
+            if want.get(&key).is_none_or(|b| !Arc::ptr_eq(&b.live, &live)) {
+                live.reset_health(Status::Unmonitored);
+            }
+        }
+        probed = want.iter().map(|(k, b)| (k.clone(), b.live.clone())).collect();
         want
     };
-    let start = |key: &str, spec: &ProbeSpec| {
-        Some(tokio::spawn(probe_loop(key.to_string(), spec.clone(), shared.clone(), live.clone())))
+    let start = |key: &EndpointKey, b: &Bound<ProbeSpec, EndpointLive>| {
+        Some(tokio::spawn(probe_loop(key.clone(), b.spec.clone(), b.live.clone())))
     };
-    crate::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
+    crate::supervise::supervise(shared, reloaded, stop, plan, start).await;
 }
 
 /// The consecutive-result counters and status of one endpoint.
@@ -114,18 +122,14 @@ impl Machine {
     }
 }
 
-async fn probe_loop(key: String, spec: ProbeSpec, shared: Arc<Shared>, live: Arc<Live>) {
-    let initial = live.health.get(&key).map_or(Status::CheckingEndpoint, |h| h.status);
-    let mut machine = Machine::new(initial);
-    live.health.entry(key.clone()).or_insert_with(|| EndpointHealth {
-        status: initial,
-        since: SystemTime::now(),
-        last_probe: None,
-        probes_ok: 0,
-        probes_failed: 0,
-        probe_seconds: 0.0,
-        transitions: 0,
-    });
+async fn probe_loop(key: EndpointKey, spec: ProbeSpec, live: Arc<EndpointLive>) {
+    // Status carries over when only the probe task restarts (a reload that changed nothing
+    // of this endpoint's monitor keeps the task itself).
+    if live.status() == Status::Unmonitored {
+        // A monitor added by a reload to an endpoint that had none.
+        live.reset_health(Status::CheckingEndpoint);
+    }
+    let mut machine = Machine::new(live.status());
     let mut ticker = tokio::time::interval(spec.monitor.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -152,20 +156,9 @@ async fn probe_loop(key: String, spec: ProbeSpec, shared: Arc<Shared>, live: Arc
         let changed = machine.step(ok, &spec.monitor);
         let result =
             ProbeResult { at: SystemTime::now(), ok, status_code, error: error.clone(), latency };
-        if let Some(mut h) = live.health.get_mut(&key) {
-            h.last_probe = Some(result);
-            if ok {
-                h.probes_ok += 1
-            } else {
-                h.probes_failed += 1
-            }
-            h.probe_seconds += latency.as_secs_f64();
-            if let Some(to) = changed {
-                h.status = to;
-                h.since = SystemTime::now();
-                h.transitions += 1;
-            }
-        }
+        // The one object every snapshot holding this endpoint reads: nothing to look up, and
+        // nothing a reload could lose.
+        live.record_probe(result, changed);
         if let Some(to) = changed {
             let reason = match &error {
                 None => format!("{} consecutive successful probe(s)", machine.successes),
@@ -175,11 +168,6 @@ async fn probe_loop(key: String, spec: ProbeSpec, shared: Arc<Shared>, live: Arc
                 warn!(endpoint = %key, status = to.as_str(), %reason, "endpoint status changed");
             } else {
                 info!(endpoint = %key, status = to.as_str(), %reason, "endpoint status changed");
-            }
-            // Publish into whatever snapshot is current (endpoint ids may differ across reloads).
-            let snap = shared.load();
-            if let Some(id) = snap.policies.endpoint_by_key(&key) {
-                snap.signals.set_status(id, to);
             }
         }
     }

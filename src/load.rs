@@ -7,13 +7,22 @@
 //! transition (failing / recovered) and counted; nothing here touches the query path.
 
 use crate::config::{LoadConfig, LoadSource};
-use crate::state::{Live, LoadState, Shared};
+use crate::live::{EndpointKey, EndpointLive, ProfileLive};
+use crate::policy::ProfileBurst;
+use crate::runtime::Runtime;
+use crate::state::{Shared, Snapshot};
+use crate::supervise::Bound;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+/// A sample above this many times the endpoint's capacity is refused: no real endpoint runs
+/// at 100× what it can take, so such a value is a unit mistake or a broken exporter, and
+/// taking it would pin a burst on for hours while the smoothed value decays.
+pub const MAX_TIMES_CAPACITY: f64 = 100.0;
 
 /// Exponential smoothing with a half-life: after `half_life` of silence a new sample counts
 /// for half. Irregular sample times are fine.
@@ -28,63 +37,112 @@ pub fn ewma(prev: Option<(f64, Instant)>, sample: f64, now: Instant, half_life: 
     }
 }
 
-/// Records one raw sample for endpoint `key`.
-pub fn record(live: &Live, key: &str, cfg: &LoadConfig, raw: f64) {
-    let now = Instant::now();
-    let mut e = live.loads.entry(key.to_string()).or_insert_with(|| LoadState::new(cfg));
-    let prev = e.smoothed.zip(e.sampled_at);
-    e.smoothed = Some(ewma(prev, raw, now, cfg.half_life));
-    e.raw = Some(raw);
-    e.sampled_at = Some(now);
-    e.updated = Some(SystemTime::now());
-    e.samples += 1;
-    e.capacity = cfg.capacity;
-    e.stale_after = cfg.stale_after;
-    if e.failing {
-        e.failing = false;
-        info!(endpoint = %key, "load source recovered");
+/// Why a sample was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejected {
+    #[error("the value {0} is not a finite number")]
+    NotFinite(f64),
+    #[error("the value {0} is negative; load is a count or a rate, never below 0")]
+    Negative(f64),
+    #[error("the value {value} is more than {MAX_TIMES_CAPACITY}× the capacity {capacity}")]
+    TooLarge { value: f64, capacity: f64 },
+}
+
+/// The one check every sample passes, whatever its source (push, JSON pointer, Prometheus
+/// text, PromQL): finite, not negative, at most [`MAX_TIMES_CAPACITY`] × capacity.
+pub fn validate(raw: f64, capacity: f64) -> Result<f64, Rejected> {
+    if !raw.is_finite() {
+        Err(Rejected::NotFinite(raw))
+    } else if raw < 0.0 {
+        Err(Rejected::Negative(raw))
+    } else if raw > capacity * MAX_TIMES_CAPACITY {
+        Err(Rejected::TooLarge { value: raw, capacity })
+    } else {
+        Ok(raw)
     }
 }
 
-fn record_failure(live: &Live, key: &str, cfg: &LoadConfig, error: String) {
-    let mut e = live.loads.entry(key.to_string()).or_insert_with(|| LoadState::new(cfg));
-    e.failures += 1;
-    if !e.failing {
-        e.failing = true;
+/// Records one raw sample for endpoint `key`: validated, then smoothed. A refused sample is
+/// counted, logged on the transition to refusing, and leaves the smoothed value untouched.
+/// After a silence longer than `stale_after` the average starts again from this sample, so an
+/// old spike can never pin a state.
+pub fn record(
+    live: &EndpointLive,
+    key: &EndpointKey,
+    cfg: &LoadConfig,
+    raw: f64,
+) -> Result<(), Rejected> {
+    let mut d = live.detail();
+    let l = &mut d.load;
+    let raw = match validate(raw, cfg.capacity) {
+        Ok(v) => v,
+        Err(e) => {
+            l.rejected += 1;
+            if !l.failing {
+                l.failing = true;
+                warn!(endpoint = %key, error = %e, "load sample rejected; the last good value stands until it is stale");
+            }
+            l.error = Some(e.to_string());
+            return Err(e);
+        }
+    };
+    let now = Instant::now();
+    let prev =
+        l.smoothed.zip(l.sampled_at).filter(|(_, at)| now.duration_since(*at) <= cfg.stale_after);
+    l.smoothed = Some(ewma(prev, raw, now, cfg.half_life));
+    l.raw = Some(raw);
+    l.sampled_at = Some(now);
+    l.updated = Some(SystemTime::now());
+    l.samples += 1;
+    if l.failing {
+        l.failing = false;
+        l.error = None;
+        info!(endpoint = %key, "load source recovered");
+    }
+    Ok(())
+}
+
+fn record_failure(live: &EndpointLive, key: &EndpointKey, error: String) {
+    let mut d = live.detail();
+    let l = &mut d.load;
+    l.failures += 1;
+    if !l.failing {
+        l.failing = true;
         warn!(endpoint = %key, %error, "load source failing; its value will read as unknown once stale");
     }
-    e.error = Some(error);
+    l.error = Some(error);
+}
+
+/// An endpoint's utilisation: its smoothed load over capacity while fresh, else `None`.
+pub fn utilisation(live: &EndpointLive, cfg: &LoadConfig) -> Option<f64> {
+    live.detail().load.fresh(cfg.stale_after).map(|v| v / cfg.capacity)
 }
 
 /// One load task per polled source of the current snapshot, re-planned after every reload.
 pub async fn supervise(
     shared: Arc<Shared>,
-    live: Arc<Live>,
     reloaded: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 ) {
-    let plan = |snap: &crate::state::Snapshot| {
-        let cfgs =
-            snap.config.profiles.iter().flat_map(|p| p.endpoints.iter().map(|e| e.load.clone()));
-        let want: HashMap<String, LoadConfig> = snap
-            .policies
-            .endpoints
-            .iter()
-            .zip(cfgs)
-            .filter_map(|(e, l)| Some((e.key.clone(), l?)))
-            .collect();
-        live.loads.retain(|k, _| want.contains_key(k));
+    let plan = |snap: &Snapshot| {
+        let mut want = HashMap::new();
+        for (id, e) in snap.policies.endpoints.iter().enumerate() {
+            if let Some(cfg) = &e.load {
+                let live = snap.signals.endpoint(id as u32).clone();
+                want.insert(e.key.clone(), Bound { spec: cfg.clone(), live });
+            }
+        }
         want
     };
     // Push sources have no task: their values arrive through the admin API.
-    let start = |key: &str, cfg: &LoadConfig| {
-        (cfg.source != LoadSource::Push)
-            .then(|| tokio::spawn(poll(key.to_string(), cfg.clone(), live.clone())))
+    let start = |key: &EndpointKey, b: &Bound<LoadConfig, EndpointLive>| {
+        (b.spec.source != LoadSource::Push)
+            .then(|| tokio::spawn(poll(key.clone(), b.spec.clone(), b.live.clone())))
     };
-    crate::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
+    crate::supervise::supervise(shared, reloaded, stop, plan, start).await;
 }
 
-async fn poll(key: String, cfg: LoadConfig, live: Arc<Live>) {
+async fn poll(key: EndpointKey, cfg: LoadConfig, live: Arc<EndpointLive>) {
     let mut tick = tokio::time::interval(cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A poll must finish well within its interval (and never past 10 s).
@@ -96,8 +154,9 @@ async fn poll(key: String, cfg: LoadConfig, live: Arc<Live>) {
             Err(_) => Err(format!("no answer within {limit:?}")),
         };
         match value {
-            Ok(v) => record(&live, &key, &cfg, v),
-            Err(e) => record_failure(&live, &key, &cfg, e),
+            // A refused value is counted and logged inside `record`.
+            Ok(v) => _ = record(&live, &key, &cfg, v),
+            Err(e) => record_failure(&live, &key, e),
         }
     }
 }
@@ -213,48 +272,52 @@ pub async fn get(url: &str) -> Result<String, String> {
 }
 
 /// One burst task per profile with a burst rule, re-planned after every reload. The lifecycle
-/// (`burst::Machine`) carries over reloads by profile name.
+/// lives in the profile's live object, so it carries over reloads (and task restarts).
 pub async fn supervise_bursts(
     shared: Arc<Shared>,
-    live: Arc<Live>,
+    rt: Arc<Runtime>,
     reloaded: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 ) {
-    let plan = |snap: &crate::state::Snapshot| {
-        let want: HashMap<String, crate::config::BurstConfig> = snap
-            .config
-            .profiles
-            .iter()
-            .filter_map(|p| Some((p.name.to_string(), p.burst.clone()?)))
-            .collect();
-        live.bursts.retain(|k, _| want.contains_key(k));
+    let plan = |snap: &Snapshot| {
+        let mut want = HashMap::new();
+        for (pid, p) in snap.policies.profiles.iter().enumerate() {
+            if let Some(b) = &p.burst {
+                let live = snap.signals.profile(pid as u32).clone();
+                want.insert(p.name.clone(), Bound { spec: b.clone(), live });
+            }
+        }
         want
     };
-    let start = |name: &str, cfg: &crate::config::BurstConfig| {
-        Some(tokio::spawn(drive(name.to_string(), cfg.clone(), shared.clone(), live.clone())))
+    let start = |name: &crate::name::Name, b: &Bound<ProfileBurst, ProfileLive>| {
+        let task = drive(name.clone(), b.spec.clone(), b.live.clone(), shared.clone(), rt.clone());
+        Some(tokio::spawn(task))
     };
     crate::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
 }
 
 async fn drive(
-    name: String,
-    cfg: crate::config::BurstConfig,
+    name: crate::name::Name,
+    cfg: ProfileBurst,
+    profile: Arc<ProfileLive>,
     shared: Arc<Shared>,
-    live: Arc<Live>,
+    rt: Arc<Runtime>,
 ) {
     use crate::burst::{Event, Inputs, Machine};
+    use crate::live::BurstDetail;
     use crate::policy::available;
-    let mut machine = live
-        .bursts
-        .get(&name)
+    let mut machine = profile
+        .burst()
+        .as_ref()
         .map(|b| b.machine.clone())
         .unwrap_or_else(|| Machine::new(Instant::now()));
     let mut tick = tokio::time::interval(cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // Read-only: which endpoints are primary and overflow now, and their live state.
         let snap = shared.load();
-        let Some(pid) = snap.policies.profile_by_name(&name) else { continue };
+        let Some(pid) = snap.policies.profile_id(&name) else { continue };
         let Some(b) = &snap.policies.profiles[pid as usize].burst else { continue };
         let (p, sig) = (&snap.policies, &snap.signals);
         // The primary group's utilisation: the mean of the primaries whose load is known.
@@ -262,7 +325,8 @@ async fn drive(
             .primary
             .iter()
             .filter_map(|&id| {
-                live.loads.get(&p.endpoints[id as usize].key).and_then(|l| l.utilisation())
+                let cfg = p.endpoints[id as usize].load.as_ref()?;
+                utilisation(sig.endpoint(id), cfg)
             })
             .collect();
         let utilisation =
@@ -272,10 +336,10 @@ async fn drive(
             primary_down: !b.primary.iter().any(|&id| available(p, id, sig, 0)),
             overflow_online: b.overflow.iter().any(|&id| available(p, id, sig, 0)),
         };
-        let step = machine.step(Instant::now(), inputs, &cfg.rule);
-        sig.set_burst(pid, machine.state, machine.share);
-        let mut entry =
-            live.bursts.entry(name.clone()).or_insert_with(|| crate::state::BurstStatus {
+        let step = machine.step(Instant::now(), inputs, &b.rule);
+        {
+            let mut detail = profile.burst();
+            let d = detail.get_or_insert_with(|| BurstDetail {
                 machine: machine.clone(),
                 utilisation,
                 last_transition: None,
@@ -283,36 +347,38 @@ async fn drive(
                 webhooks_ok: 0,
                 webhooks_failed: 0,
             });
-        entry.machine = machine.clone();
-        entry.utilisation = utilisation;
-        if let Some((from, to)) = step.transition {
-            entry.last_transition = Some(SystemTime::now());
-            entry.transitions += 1;
-            info!(profile = %name, from = from.as_str(), to = to.as_str(), utilisation = ?utilisation, share = machine.share, "burst state changed");
+            d.machine = machine.clone();
+            d.utilisation = utilisation;
+            if let Some((from, to)) = step.transition {
+                d.last_transition = Some(SystemTime::now());
+                d.transitions += 1;
+                info!(profile = %name, from = from.as_str(), to = to.as_str(), utilisation = ?utilisation, share = machine.share, "burst state changed");
+            }
+            // Published under the lock, so `/v1/status` shows the lifecycle the answers follow.
+            profile.set_burst(machine.state, machine.share);
         }
-        drop(entry);
         let Some(event) = step.event else { continue };
         let hook = match event {
-            Event::Warm => cfg.on_warm.clone(),
-            Event::Idle => cfg.on_idle.clone(),
+            Event::Warm => b.on_warm.clone(),
+            Event::Idle => b.on_idle.clone(),
         };
         let names = |ids: &[u32]| {
             ids.iter().map(|&i| p.endpoints[i as usize].name.clone()).collect::<Vec<_>>()
         };
         let body = serde_json::json!({
             "event": match event { Event::Warm => "warm", Event::Idle => "idle" },
-            "profile": name,
+            "profile": name.to_string(),
             "state": machine.state.as_str(),
             "primary": names(&b.primary),
             "overflow": names(&b.overflow),
             "utilisation": utilisation,
             "share": machine.share,
-            "timestamp": crate::admin::rfc3339(SystemTime::now()),
+            "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         })
         .to_string();
         info!(profile = %name, event = ?event, "burst event");
         if let Some(hook) = hook {
-            tokio::spawn(fire(hook, body, live.clone(), name.clone()));
+            tokio::spawn(fire(hook, body, profile.clone(), rt.clone(), name.to_string()));
         }
     }
 }
@@ -322,7 +388,13 @@ const HOOK_ATTEMPTS: u32 = 5;
 const HOOK_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Runs one webhook with retries; never awaited by anything on the query path.
-pub async fn fire(hook: crate::config::Hook, body: String, live: Arc<Live>, profile: String) {
+pub async fn fire(
+    hook: crate::config::Hook,
+    body: String,
+    live: Arc<ProfileLive>,
+    rt: Arc<Runtime>,
+    profile: String,
+) {
     use crate::config::Hook;
     let mut delay = HOOK_BACKOFF;
     for attempt in 1..=HOOK_ATTEMPTS {
@@ -346,10 +418,10 @@ pub async fn fire(hook: crate::config::Hook, body: String, live: Arc<Live>, prof
         match outcome {
             Ok(()) => {
                 info!(%profile, attempt, "webhook delivered");
-                if let Some(mut b) = live.bursts.get_mut(&profile) {
+                if let Some(b) = live.burst().as_mut() {
                     b.webhooks_ok += 1;
                 }
-                live.metrics.webhooks_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                rt.metrics.webhooks_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
             Err(e) if attempt < HOOK_ATTEMPTS => {
@@ -359,10 +431,10 @@ pub async fn fire(hook: crate::config::Hook, body: String, live: Arc<Live>, prof
             }
             Err(e) => {
                 tracing::error!(%profile, attempts = attempt, error = %e, "webhook failed; giving up");
-                if let Some(mut b) = live.bursts.get_mut(&profile) {
+                if let Some(b) = live.burst().as_mut() {
                     b.webhooks_failed += 1;
                 }
-                live.metrics.webhooks_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                rt.metrics.webhooks_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

@@ -11,7 +11,8 @@
 
 use crate::policy::Rng;
 use crate::resolve::{Request, Transport, resolve};
-use crate::state::{Live, Shared};
+use crate::runtime::Runtime;
+use crate::state::Shared;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -114,7 +115,7 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves UDP on `sock` until `stop` is set. Runs on its own OS thread.
-pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, live: Arc<Live>, stop: Arc<AtomicBool>) {
+pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, rt: Arc<Runtime>, stop: Arc<AtomicBool>) {
     let mut query = vec![0u8; MAX_MESSAGE];
     let mut out = vec![0u8; MAX_MESSAGE];
     let mut rng = Rng::from_entropy();
@@ -139,10 +140,10 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, live: Arc<Live>, stop: A
         let req = Request { src: peer.ip(), transport: Transport::Udp };
         let started = Instant::now();
         let answer = resolve(&snap, &query[..n], req, &mut rng, &mut out);
-        live.metrics.record(Transport::Udp, answer, started.elapsed());
+        rt.metrics.record(Transport::Udp, answer, started.elapsed());
         let Some(answer) = answer else { continue };
         let mut len = answer.len;
-        if let Some(cfg) = snap.config.server.rrl {
+        if let Some(cfg) = snap.server.rrl {
             if limiter.as_ref().is_none_or(|l| l.config() != cfg) {
                 limiter = Some(crate::rrl::Limiter::new(cfg));
             }
@@ -150,17 +151,17 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, live: Arc<Live>, stop: A
             let second = epoch.elapsed().as_secs() as u32;
             match limiter.as_mut().map(|l| l.check(peer.ip(), question, answer.rcode, second)) {
                 Some(crate::rrl::Verdict::Drop) => {
-                    live.metrics.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                    rt.metrics.rrl_dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 Some(crate::rrl::Verdict::Slip) => {
-                    live.metrics.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                    rt.metrics.rrl_slipped.fetch_add(1, Ordering::Relaxed);
                     len = crate::rrl::slip(&mut out, answer.question_len);
                 }
                 _ => {}
             }
         }
-        if snap.config.server.query_log > 0.0 && rng.unit() < snap.config.server.query_log {
+        if snap.server.query_log > 0.0 && rng.unit() < snap.server.query_log {
             log_query(peer, Transport::Udp, &out[..len], started.elapsed());
         }
         if let Err(e) = sock.send_to(&out[..len], peer) {
@@ -181,7 +182,7 @@ pub struct TcpLimits {
 pub async fn tcp_acceptor(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    live: Arc<Live>,
+    rt: Arc<Runtime>,
     limits: TcpLimits,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -195,9 +196,9 @@ pub async fn tcp_acceptor(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let (shared, live, stop) = (shared.clone(), live.clone(), stop.clone());
+                        let (shared, rt, stop) = (shared.clone(), rt.clone(), stop.clone());
                         conns.spawn(async move {
-                            connection(stream, &shared, &live, limits.idle_timeout, stop).await;
+                            connection(stream, &shared, &rt, limits.idle_timeout, stop).await;
                             drop(permit);
                         });
                     }
@@ -221,7 +222,7 @@ pub async fn tcp_acceptor(
 async fn connection(
     stream: tokio::net::TcpStream,
     shared: &Shared,
-    live: &Live,
+    rt: &Runtime,
     idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -261,12 +262,12 @@ async fn connection(
             let started = Instant::now();
             let answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
             let took = started.elapsed();
-            live.metrics.record(Transport::Tcp, answer, took);
+            rt.metrics.record(Transport::Tcp, answer, took);
             answer.map(|a| (a, took))
         };
         let Some((answer, took)) = answer else { continue };
         out[..2].copy_from_slice(&(answer.len as u16).to_be_bytes());
-        let sample = shared.load().config.server.query_log;
+        let sample = shared.load().server.query_log;
         if sample > 0.0 && rng.unit() < sample {
             log_query(peer, Transport::Tcp, &out[2..2 + answer.len], took);
         }

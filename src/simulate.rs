@@ -59,26 +59,19 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
         .profile_by_name(&sc.profile)
         .ok_or_else(|| format!("no profile {:?} in the configuration", sc.profile))?;
     let profile = &p.profiles[pid as usize];
-    let pc = &snap.config.profiles[pid as usize];
-    let burst = pc.burst.as_ref();
+    let burst = profile.burst.as_ref();
     let step = sc
         .step
         .or(burst.map(|b| b.interval))
         .unwrap_or(Duration::from_secs(5))
         .max(Duration::from_millis(100));
     // Primary capacity and smoothing come from the primaries' load sources.
-    let primaries: Vec<(u32, f64)> = match (burst, &profile.burst) {
-        (Some(bc), Some(pb)) => bc
-            .primary
-            .iter()
-            .zip(pb.primary.iter())
-            .map(|(&i, &id)| (id, pc.endpoints[i].load.as_ref().map_or(1.0, |l| l.capacity)))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let half_life = burst
-        .and_then(|b| pc.endpoints[b.primary[0]].load.as_ref())
-        .map_or(Duration::ZERO, |l| l.half_life);
+    let load = |id: u32| p.endpoints[id as usize].load.as_ref();
+    let primaries: Vec<(u32, f64)> = burst
+        .map(|b| b.primary.iter().map(|&id| (id, load(id).map_or(1.0, |l| l.capacity))).collect())
+        .unwrap_or_default();
+    let half_life =
+        burst.and_then(|b| load(*b.primary.first()?)).map_or(Duration::ZERO, |l| l.half_life);
     for (id, _) in p.endpoints.iter().enumerate() {
         if p.endpoints[id].enabled {
             snap.signals.set_status(id as u32, Status::Online);
@@ -167,7 +160,7 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
             smoothed = Some((v, now));
             Some(v)
         };
-        if let (Some(bc), Some(pb)) = (burst, &profile.burst) {
+        if let Some(pb) = burst {
             let inputs = Inputs {
                 utilisation,
                 primary_down: !pb
@@ -179,7 +172,7 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
                     .iter()
                     .any(|&id| policy::available(p, id, &snap.signals, 0)),
             };
-            let s = machine.step(now, inputs, &bc.rule);
+            let s = machine.step(now, inputs, &pb.rule);
             if let Some((from, to)) = s.transition {
                 out.transitions.push((t, from, to));
             }

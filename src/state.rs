@@ -4,167 +4,15 @@
 //! builds and validates a complete new snapshot off the hot path and swaps it in. Queries in
 //! flight keep the snapshot they started with until they finish.
 
-use crate::config::{self, Config};
+use crate::config::{self, AdminConfig, Config};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::geo::GeoDb;
-use crate::metrics::Metrics;
-use crate::policy::{self, Override, Policies, Signals, Status};
+use crate::live::{EndpointLive, ProfileLive, Status};
+use crate::policy::{self, Policies, Signals};
 use crate::zone::{self, ZoneSet};
 use arc_swap::ArcSwap;
-use dashmap::DashMap;
-use std::path::Path;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
-
-/// Control-plane state that outlives snapshots, keyed by endpoint key (`profile/endpoint`) so
-/// that it carries over reloads: probe health, operators' overrides, counters. Written by the
-/// health tasks and the admin API; the hot path never reads it (it reads the snapshot's
-/// signals and counters, which are built from it).
-#[derive(Debug, Default)]
-pub struct Live {
-    pub health: DashMap<String, EndpointHealth>,
-    pub overrides: DashMap<String, AdminOverride>,
-    /// Load by endpoint key.
-    pub loads: DashMap<String, LoadState>,
-    /// Burst lifecycle by profile name.
-    pub bursts: DashMap<String, BurstStatus>,
-    pub metrics: Metrics,
-    /// Monotonic counters by name (`profile:NAME`, `endpoint:KEY`), shared by every snapshot.
-    counters: DashMap<String, Arc<AtomicU64>>,
-    pub reload: Mutex<ReloadInfo>,
-    /// Each endpoint's answer count, sampled every few seconds, for the status page's chart.
-    pub history: Mutex<std::collections::VecDeque<HistoryPoint>>,
-}
-
-/// One sample of every endpoint's answer counter.
-#[derive(Debug, Clone)]
-pub struct HistoryPoint {
-    pub at: SystemTime,
-    /// (endpoint key, answers so far), sorted by key.
-    pub answers: Vec<(String, u64)>,
-}
-
-/// What the health task knows about one monitored endpoint.
-#[derive(Debug, Clone)]
-pub struct EndpointHealth {
-    pub status: Status,
-    pub since: SystemTime,
-    pub last_probe: Option<ProbeResult>,
-    pub probes_ok: u64,
-    pub probes_failed: u64,
-    pub probe_seconds: f64,
-    pub transitions: u64,
-}
-
-/// One probe's outcome.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProbeResult {
-    pub at: SystemTime,
-    pub ok: bool,
-    pub status_code: Option<u16>,
-    pub error: Option<String>,
-    pub latency: Duration,
-}
-
-/// What is known of one endpoint's load.
-#[derive(Debug, Clone)]
-pub struct LoadState {
-    pub raw: Option<f64>,
-    pub smoothed: Option<f64>,
-    pub capacity: f64,
-    pub sampled_at: Option<std::time::Instant>,
-    pub updated: Option<SystemTime>,
-    pub stale_after: Duration,
-    pub samples: u64,
-    pub failures: u64,
-    pub failing: bool,
-    pub error: Option<String>,
-}
-
-impl LoadState {
-    pub fn new(cfg: &crate::config::LoadConfig) -> LoadState {
-        LoadState {
-            raw: None,
-            smoothed: None,
-            capacity: cfg.capacity,
-            sampled_at: None,
-            updated: None,
-            stale_after: cfg.stale_after,
-            samples: 0,
-            failures: 0,
-            failing: false,
-            error: None,
-        }
-    }
-
-    /// How long ago the last sample came, if any did.
-    pub fn age(&self) -> Option<Duration> {
-        self.sampled_at.map(|t| t.elapsed())
-    }
-
-    /// Smoothed load over capacity; `None` when unknown or older than `stale_after` (a stale
-    /// value is unknown, never zero).
-    pub fn utilisation(&self) -> Option<f64> {
-        let fresh = self.age().is_some_and(|a| a <= self.stale_after);
-        if fresh { self.smoothed.map(|v| v / self.capacity) } else { None }
-    }
-}
-
-/// A profile's burst lifecycle, as the burst task last published it.
-#[derive(Debug, Clone)]
-pub struct BurstStatus {
-    pub machine: crate::burst::Machine,
-    pub utilisation: Option<f64>,
-    pub last_transition: Option<SystemTime>,
-    pub transitions: u64,
-    pub webhooks_ok: u64,
-    pub webhooks_failed: u64,
-}
-
-/// An operator's override of an endpoint, from the admin API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AdminOverride {
-    pub enabled: bool,
-    pub reason: Option<String>,
-    pub set_at: SystemTime,
-    pub expires_at: Option<SystemTime>,
-}
-
-/// The outcome of the last reload.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadInfo {
-    pub last_at: Option<SystemTime>,
-    pub last_error: Option<String>,
-}
-
-impl Live {
-    /// The shared counter called `name`, created at zero.
-    pub fn counter(&self, name: String) -> Arc<AtomicU64> {
-        self.counters.entry(name).or_default().clone()
-    }
-
-    /// Every counter whose name starts with `prefix`, with the rest of its name.
-    pub fn counters_with(&self, prefix: &str) -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = self
-            .counters
-            .iter()
-            .filter_map(|e| {
-                let rest = e.key().strip_prefix(prefix)?;
-                Some((rest.to_string(), e.value().load(std::sync::atomic::Ordering::Relaxed)))
-            })
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-/// Per-snapshot handles on the shared counters the hot path bumps, indexed by id.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub profile_queries: Box<[Arc<AtomicU64>]>,
-    pub endpoint_answers: Box<[Arc<AtomicU64>]>,
-}
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Protocol settings the hot path reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,30 +23,78 @@ pub struct Settings {
     pub ecs: bool,
 }
 
-/// One immutable, validated view of everything served.
+/// One immutable, validated view of everything served: what serving and the control plane
+/// need, compiled from the configuration (the raw `Config` is not kept).
 #[derive(Debug)]
 pub struct Snapshot {
-    pub config: Config,
+    /// The configuration file this was built from.
+    pub path: PathBuf,
+    /// Every file it was built from (configuration, zone files, GeoIP database): what
+    /// `watch = true` watches.
+    pub sources: Box<[PathBuf]>,
+    pub server: config::Server,
+    pub admin: AdminConfig,
     pub zones: ZoneSet,
     pub settings: Settings,
     /// Every profile and endpoint, by dense id.
     pub policies: Policies,
-    /// Live per-endpoint state, indexed like `policies.endpoints`.
+    /// Each endpoint's and profile's live state, indexed like `policies`: the same objects
+    /// as in the snapshot before, for every endpoint the two share.
     pub signals: Signals,
     pub geo: Option<GeoDb>,
-    pub counters: Counters,
 }
 
-/// Reads the configuration at `path` and every file it names, and builds a snapshot. Problems
-/// in the configuration and in every zone file are all reported together.
+impl Snapshot {
+    /// The profile id of every profile whose live object `prev` holds and this snapshot does
+    /// not, and the same for endpoints: what a reload retired.
+    pub fn retired_from(&self, prev: &Snapshot) -> Retired {
+        let endpoints = (0..prev.policies.endpoints.len() as u32)
+            .filter(|&id| {
+                let key = &prev.policies.endpoints[id as usize].key;
+                self.policies.endpoint_by_key(key).is_none_or(|now| {
+                    !Arc::ptr_eq(self.signals.endpoint(now), prev.signals.endpoint(id))
+                })
+            })
+            .map(|id| {
+                (
+                    prev.policies.endpoints[id as usize].key.clone(),
+                    prev.signals.endpoint(id).clone(),
+                )
+            })
+            .collect();
+        let profiles = (0..prev.policies.profiles.len() as u32)
+            .filter(|&pid| {
+                self.policies.profile_id(&prev.policies.profiles[pid as usize].name).is_none()
+            })
+            .map(|pid| {
+                (
+                    prev.policies.profiles[pid as usize].name.clone(),
+                    prev.signals.profile(pid).clone(),
+                )
+            })
+            .collect();
+        Retired { endpoints, profiles }
+    }
+}
+
+/// The live objects of endpoints and profiles that a reload removed, by key.
+#[derive(Debug, Default)]
+pub struct Retired {
+    pub endpoints: Vec<(crate::live::EndpointKey, Arc<EndpointLive>)>,
+    pub profiles: Vec<(crate::name::Name, Arc<ProfileLive>)>,
+}
+
+/// Reads the configuration at `path` and every file it names, and builds a snapshot with
+/// fresh live state. Problems in the configuration and in every zone file are all reported
+/// together.
 pub fn load(path: &Path) -> Result<Snapshot, Diagnostics> {
-    load_with(path, &Live::default())
+    load_with(path, None)
 }
 
-/// [`load`], with signals and counters carried over from `live` by endpoint key.
-pub fn load_with(path: &Path, live: &Live) -> Result<Snapshot, Diagnostics> {
+/// [`load`], taking each endpoint's and profile's live object from `prev` by key.
+pub fn load_with(path: &Path, prev: Option<&Snapshot>) -> Result<Snapshot, Diagnostics> {
     let (config, mut diags) = config::load_lenient(path)?;
-    match build(config, live) {
+    match build(config, prev) {
         Ok(snapshot) => diags.into_result(snapshot),
         Err(zone_diags) => {
             diags.extend(zone_diags);
@@ -208,8 +104,9 @@ pub fn load_with(path: &Path, live: &Live) -> Result<Snapshot, Diagnostics> {
 }
 
 /// Builds a snapshot from a validated configuration, reading its zone files. Every problem in
-/// every zone file is reported, not just the first file's.
-pub fn build(config: Config, live: &Live) -> Result<Snapshot, Diagnostics> {
+/// every zone file is reported, not just the first file's. Endpoints and profiles that `prev`
+/// also has keep their live objects (the same `Arc`s); new ones get fresh objects.
+pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut zones = Vec::with_capacity(config.zones.len());
     for zc in &config.zones {
@@ -261,56 +158,52 @@ pub fn build(config: Config, live: &Live) -> Result<Snapshot, Diagnostics> {
             }
         },
     };
-    // Status carries over by endpoint key; a new monitored endpoint starts CheckingEndpoint.
-    let monitored: Vec<bool> = config
+    // One home for live state: an endpoint the previous snapshot had keeps its object.
+    let endpoints: Box<[Arc<EndpointLive>]> = policies
+        .endpoints
+        .iter()
+        .map(|e| {
+            let kept = prev.and_then(|s| {
+                Some(s.signals.endpoint(s.policies.endpoint_by_key(&e.key)?).clone())
+            });
+            // A new endpoint starts CheckingEndpoint (served until its first probe) or, with
+            // no monitor, Unmonitored. A kept one keeps its status; the health supervisor
+            // settles a monitor added or removed by this reload.
+            let fresh = || {
+                let s = if e.monitor.is_some() {
+                    Status::CheckingEndpoint
+                } else {
+                    Status::Unmonitored
+                };
+                Arc::new(EndpointLive::new(s))
+            };
+            kept.unwrap_or_else(fresh)
+        })
+        .collect();
+    let profiles: Box<[Arc<ProfileLive>]> = policies
         .profiles
         .iter()
-        .flat_map(|p| p.endpoints.iter().map(|e| e.monitor.is_some()))
+        .map(|p| {
+            prev.and_then(|s| Some(s.signals.profile(s.policies.profile_id(&p.name)?).clone()))
+                .unwrap_or_default()
+        })
         .collect();
-    let signals = Signals::new(
-        policies.profiles.len(),
-        policies.endpoints.iter().zip(&monitored).map(|(e, &m)| {
-            if m {
-                live.health.get(&e.key).map_or(Status::CheckingEndpoint, |h| h.status)
-            } else {
-                Status::Unmonitored
-            }
-        }),
-    );
-    for (pid, p) in policies.profiles.iter().enumerate() {
-        if let Some(b) = live.bursts.get(&p.name.to_string()) {
-            signals.set_burst(pid as u32, b.machine.state, b.machine.share);
-        }
-    }
-    for (id, e) in policies.endpoints.iter().enumerate() {
-        if let Some(o) = live.overrides.get(&e.key) {
-            signals.set_admin(
-                id as u32,
-                if o.enabled { Override::Enabled } else { Override::Disabled },
-            );
-        }
-    }
-    let counters = Counters {
-        profile_queries: policies
-            .profiles
-            .iter()
-            .map(|p| live.counter(format!("profile:{}", p.name)))
-            .collect(),
-        endpoint_answers: policies
-            .endpoints
-            .iter()
-            .map(|e| live.counter(format!("endpoint:{}", e.key)))
-            .collect(),
-    };
+    let signals = Signals::from_parts(endpoints, profiles);
     let settings = Settings { udp_payload: config.server.udp_payload, ecs: config.server.ecs };
+    let sources = std::iter::once(config.path.clone())
+        .chain(config.zones.iter().map(|z| z.file.clone()))
+        .chain(config.geoip.iter().map(|g| g.database.clone()))
+        .collect();
     diags.into_result(()).map(|()| Snapshot {
+        path: config.path,
+        sources,
+        server: config.server,
+        admin: config.admin,
         zones: ZoneSet::new(zones),
         settings,
-        config,
         policies,
         signals,
         geo,
-        counters,
     })
 }
 
@@ -330,6 +223,12 @@ impl Shared {
     #[inline]
     pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.current.load()
+    }
+
+    /// The current snapshot as an owned `Arc`, for holding beyond one request (a reload
+    /// builds the next snapshot from it).
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
     }
 
     /// Replaces the snapshot; requests already holding the old one finish with it.

@@ -4,6 +4,7 @@
 
 use super::{Cidr, Endpoint, Policies, Profile, Target, stable_hash};
 use crate::config::{Config, TargetConfig};
+use crate::live::EndpointKey;
 use std::net::IpAddr;
 
 /// Compiles every profile of a validated configuration. Profile ids are their positions in
@@ -69,7 +70,10 @@ pub fn compile(config: &Config) -> Policies {
                         (*v as u8, v4, v6)
                     })
                     .collect(),
-                key: format!("{}/{}", pc.name, ec.name),
+                monitor: ec.monitor.clone(),
+                load: ec.load.clone(),
+                key: EndpointKey::new(pc.name.clone(), &ec.name),
+                // The same bytes on every instance and version: sticky choices depend on it.
                 key_hash: stable_hash(format!("{}/{}", pc.name, ec.name).as_bytes()),
             });
         }
@@ -92,6 +96,10 @@ pub fn compile(config: &Config) -> Policies {
             overflow: b.overflow.iter().map(|&i| first + i as u32).collect(),
             sticky: b.sticky,
             transition_ttl: b.transition_ttl,
+            rule: b.rule,
+            interval: b.interval,
+            on_warm: b.on_warm.clone(),
+            on_idle: b.on_idle.clone(),
         });
         profiles.push(Profile {
             name: pc.name.clone(),
@@ -126,5 +134,7 @@ pub fn compile(config: &Config) -> Policies {
         }
     }
     let by_key = endpoints.iter().enumerate().map(|(i, e)| (e.key.clone(), i as u32)).collect();
-    Policies { profiles: profiles.into(), endpoints: endpoints.into(), by_key }
+    let by_name =
+        profiles.iter().enumerate().map(|(i, p)| (p.name.to_lowercase(), i as u32)).collect();
+    Policies { profiles: profiles.into(), endpoints: endpoints.into(), by_key, by_name }
 }

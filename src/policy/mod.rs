@@ -15,9 +15,11 @@ mod tests;
 pub use compile::compile;
 
 use crate::geo::{self, GeoInfo, Location, Region};
+use crate::live::{EndpointKey, EndpointLive, ProfileLive};
 use crate::name::Name;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub type ProfileId = u32;
 pub type EndpointId = u32;
@@ -75,127 +77,87 @@ pub enum AllDown {
     ServFail,
 }
 
-/// An endpoint's monitoring status (Traffic Manager's vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Status {
-    /// No probe result yet: served.
-    CheckingEndpoint = 0,
-    Online = 1,
-    Degraded = 2,
-    Disabled = 3,
-    Stopped = 4,
-    /// Not monitored: always served.
-    Unmonitored = 5,
-}
+pub use crate::live::{Override, Status};
 
-impl Status {
-    fn from_u8(v: u8) -> Status {
-        match v {
-            0 => Status::CheckingEndpoint,
-            1 => Status::Online,
-            2 => Status::Degraded,
-            3 => Status::Disabled,
-            4 => Status::Stopped,
-            _ => Status::Unmonitored,
-        }
-    }
-
-    /// Available to be answered with.
-    pub fn serves(self) -> bool {
-        matches!(self, Status::Online | Status::CheckingEndpoint | Status::Unmonitored)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::CheckingEndpoint => "CheckingEndpoint",
-            Status::Online => "Online",
-            Status::Degraded => "Degraded",
-            Status::Disabled => "Disabled",
-            Status::Stopped => "Stopped",
-            Status::Unmonitored => "Unmonitored",
-        }
-    }
-}
-
-/// Live per-endpoint state, indexed by endpoint id. Writers (health probes, the admin API)
-/// store; every query loads. Relaxed ordering is enough: each value stands alone, and a query
-/// seeing a change one query late is fine.
+/// The live state a snapshot's decisions read: for each endpoint (by id) and each profile (by
+/// id), the one shared object that holds it (see [`crate::live`]). Writers (health probes, the
+/// admin API, burst tasks) store into those objects; every query loads. Relaxed ordering is
+/// enough: each value stands alone, and a query seeing a change one query late is fine.
 #[derive(Debug)]
 pub struct Signals {
-    status: Box<[AtomicU8]>,
-    /// An operator's override: [`Override`] as u8.
-    admin: Box<[AtomicU8]>,
-    /// Per profile: the burst state (`burst::State` as u8) and spill share (parts per million).
-    burst_state: Box<[AtomicU8]>,
-    burst_share: Box<[std::sync::atomic::AtomicU32]>,
-}
-
-/// An operator's override of an endpoint (admin API), above the configuration's `enabled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Override {
-    None = 0,
-    Disabled = 1,
-    Enabled = 2,
+    endpoints: Box<[Arc<EndpointLive>]>,
+    profiles: Box<[Arc<ProfileLive>]>,
 }
 
 impl Signals {
-    /// Signals for `profiles` profiles and one endpoint per `initial` status.
+    /// Fresh signals for `profiles` profiles and one endpoint per `initial` status (tests and
+    /// offline tools; serving snapshots use [`Signals::from_parts`]).
     pub fn new(profiles: usize, initial: impl IntoIterator<Item = Status>) -> Signals {
-        let status: Box<[AtomicU8]> = initial.into_iter().map(|s| AtomicU8::new(s as u8)).collect();
-        let admin = status.iter().map(|_| AtomicU8::new(Override::None as u8)).collect();
-        let burst_state = (0..profiles).map(|_| AtomicU8::new(0)).collect();
-        let burst_share = (0..profiles).map(|_| std::sync::atomic::AtomicU32::new(0)).collect();
-        Signals { status, admin, burst_state, burst_share }
+        let endpoints = initial.into_iter().map(|s| Arc::new(EndpointLive::new(s))).collect();
+        let profiles = (0..profiles).map(|_| Arc::default()).collect();
+        Signals { endpoints, profiles }
+    }
+
+    /// Signals over existing live objects, indexed like the snapshot's endpoints and profiles.
+    pub fn from_parts(
+        endpoints: Box<[Arc<EndpointLive>]>,
+        profiles: Box<[Arc<ProfileLive>]>,
+    ) -> Signals {
+        Signals { endpoints, profiles }
+    }
+
+    /// The live object of endpoint `id`.
+    #[inline]
+    pub fn endpoint(&self, id: EndpointId) -> &Arc<EndpointLive> {
+        &self.endpoints[id as usize]
+    }
+
+    /// The live object of profile `pid`.
+    #[inline]
+    pub fn profile(&self, pid: ProfileId) -> &Arc<ProfileLive> {
+        &self.profiles[pid as usize]
     }
 
     /// Publishes a profile's burst state and share.
     pub fn set_burst(&self, profile: ProfileId, state: crate::burst::State, share: f64) {
-        let ppm = (share.clamp(0.0, 1.0) * 1e6).round() as u32;
-        self.burst_share[profile as usize].store(ppm, Ordering::Relaxed);
-        self.burst_state[profile as usize].store(state as u8, Ordering::Relaxed);
+        self.profile(profile).set_burst(state, share);
     }
 
     #[inline]
     pub fn burst_state(&self, profile: ProfileId) -> crate::burst::State {
-        crate::burst::State::from_u8(self.burst_state[profile as usize].load(Ordering::Relaxed))
+        self.profile(profile).burst_state()
     }
 
     /// The share of answers spilled to overflow, 0.0–1.0.
     #[inline]
     pub fn burst_share(&self, profile: ProfileId) -> f64 {
-        self.burst_share[profile as usize].load(Ordering::Relaxed) as f64 / 1e6
+        self.profile(profile).burst_share()
     }
 
     #[inline]
     pub fn admin(&self, id: EndpointId) -> Override {
-        match self.admin[id as usize].load(Ordering::Relaxed) {
-            1 => Override::Disabled,
-            2 => Override::Enabled,
-            _ => Override::None,
-        }
+        self.endpoint(id).admin()
     }
 
     pub fn set_admin(&self, id: EndpointId, o: Override) {
-        self.admin[id as usize].store(o as u8, Ordering::Relaxed);
+        self.endpoint(id).set_admin(o);
     }
 
     #[inline]
     pub fn status(&self, id: EndpointId) -> Status {
-        Status::from_u8(self.status[id as usize].load(Ordering::Relaxed))
+        self.endpoint(id).status()
     }
 
     pub fn set_status(&self, id: EndpointId, status: Status) {
-        self.status[id as usize].store(status as u8, Ordering::Relaxed);
+        self.endpoint(id).set_status(status);
     }
 
     pub fn len(&self) -> usize {
-        self.status.len()
+        self.endpoints.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.status.is_empty()
+        self.endpoints.is_empty()
     }
 }
 
@@ -260,8 +222,12 @@ pub struct Endpoint {
     pub min_child_ipv6: u32,
     /// Per view (index in the profile's views): the addresses answered to that view's clients.
     pub view_targets: Box<[ViewTarget]>,
-    /// `profile/endpoint`: the endpoint's identity across reloads (health, overrides, metrics).
-    pub key: String,
+    /// How the endpoint is probed; `None`: not monitored (always served).
+    pub monitor: Option<crate::config::MonitorConfig>,
+    /// Where its load comes from, if anywhere.
+    pub load: Option<crate::config::LoadConfig>,
+    /// The endpoint's identity across reloads (health, overrides, loads, counters).
+    pub key: EndpointKey,
     /// A stable hash of `key`, the same on every instance, for sticky choices.
     pub key_hash: u64,
 }
@@ -289,14 +255,19 @@ pub struct Profile {
     pub views: Box<[Box<[Cidr]>]>,
 }
 
-/// A profile's burst rule, as `select` needs it.
-#[derive(Debug, Clone)]
+/// A profile's burst rule: what `select` needs, and what the burst task runs.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProfileBurst {
     pub primary: Box<[EndpointId]>,
     pub overflow: Box<[EndpointId]>,
     /// Which clients spill is chosen by client-prefix hash (the same clients on every instance).
     pub sticky: bool,
     pub transition_ttl: Option<u32>,
+    /// The lifecycle's thresholds and timings, and how often the burst task ticks.
+    pub rule: crate::burst::Rule,
+    pub interval: std::time::Duration,
+    pub on_warm: Option<crate::config::Hook>,
+    pub on_idle: Option<crate::config::Hook>,
 }
 
 /// Every profile and endpoint of a snapshot, by dense id.
@@ -304,19 +275,34 @@ pub struct ProfileBurst {
 pub struct Policies {
     pub profiles: Box<[Profile]>,
     pub endpoints: Box<[Endpoint]>,
-    pub(crate) by_key: std::collections::HashMap<String, EndpointId>,
+    pub(crate) by_key: std::collections::HashMap<EndpointKey, EndpointId>,
+    pub(crate) by_name: std::collections::HashMap<Name, ProfileId>,
 }
 
 impl Policies {
-    /// The endpoint with key `profile/endpoint` (profile name lowercased, absolute).
-    pub fn endpoint_by_key(&self, key: &str) -> Option<EndpointId> {
+    /// The endpoint with this key, in this snapshot.
+    pub fn endpoint_by_key(&self, key: &EndpointKey) -> Option<EndpointId> {
         self.by_key.get(key).copied()
     }
 
-    /// A profile by name (absolute, any case, trailing dot optional).
-    pub fn profile_by_name(&self, name: &str) -> Option<u32> {
-        let want = name.trim_end_matches('.').to_ascii_lowercase() + ".";
-        self.profiles.iter().position(|p| p.name.to_string() == want).map(|i| i as u32)
+    /// A profile by its (lowercased, absolute) name.
+    pub fn profile_id(&self, name: &Name) -> Option<ProfileId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// A profile by name as people write it (absolute, any case, trailing dot optional).
+    pub fn profile_by_name(&self, name: &str) -> Option<ProfileId> {
+        let n = Name::parse(&format!("{}.", name.trim_end_matches('.')), None).ok()?;
+        self.profile_id(&n.to_lowercase())
+    }
+
+    /// An endpoint of profile `pid` by name.
+    pub fn endpoint_in(&self, pid: ProfileId, name: &str) -> Option<EndpointId> {
+        self.profiles[pid as usize]
+            .endpoints
+            .iter()
+            .copied()
+            .find(|&id| self.endpoints[id as usize].name == name)
     }
 }
 

@@ -16,7 +16,6 @@ use crate::zone::rdata::{T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS
 use crate::zone::{Found, Labels, Node, RRset, Zone};
 use decode::{Ecs, Edns, HEADER_LEN, OPT_ECS, Query, Reject};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 
 /// Response codes Meridian sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
 pub mod rcode {
@@ -390,9 +389,9 @@ fn managed<'s, T: Trace>(
         Outcome::Answer => {}
     }
     if T::COUNTS {
-        snap.counters.profile_queries[pid as usize].fetch_add(1, Ordering::Relaxed);
+        snap.signals.profile(pid).count_query();
         for &id in sel.chosen() {
-            snap.counters.endpoint_answers[id as usize].fetch_add(1, Ordering::Relaxed);
+            snap.signals.endpoint(id).count_answer();
         }
     }
     let endpoints = &snap.policies.endpoints;

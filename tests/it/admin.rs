@@ -101,8 +101,10 @@ async fn status_overrides_and_expiry() {
     let (_, m) = http(api, "GET", "/metrics", None, None).await;
     assert_eq!(metric(&m, "meridian_admin_overrides"), Some(1.0));
     // It lapses by itself.
-    until("override expired", 4, || srv.running.as_ref().unwrap().live().overrides.is_empty())
-        .await;
+    until("override expired", 4, || {
+        srv.endpoint("app.hc.test./stack-hub").unwrap().detail().admin.is_none()
+    })
+    .await;
     assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.61");
     let (_, body) = http(api, "GET", "/v1/status", None, None).await;
     assert!(json(&body)["profiles"][0]["endpoints"][0]["override"].is_null());
@@ -144,7 +146,7 @@ async fn status_overrides_and_expiry() {
     )
     .await;
     assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.61");
-    assert!(!srv.running.as_ref().unwrap().live().overrides.contains_key("app.hc.test./stack-hub"));
+    assert!(srv.endpoint("app.hc.test./stack-hub").unwrap().detail().admin.is_none());
 
     // Bad requests get 4xx and a JSON error naming the problem.
     let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
@@ -288,7 +290,7 @@ async fn reload_explain_and_metrics() {
 
     // Explain through the API uses the live status.
     let snap = srv.running.as_ref().unwrap().shared().load();
-    let a = snap.policies.endpoint_by_key("prio.tm.test./a").unwrap();
+    let a = snap.policies.endpoint_by_key(&"prio.tm.test./a".parse().unwrap()).unwrap();
     snap.signals.set_status(a, Status::Degraded);
     let (code, body) =
         http(api, "GET", "/v1/explain?name=prio.tm.test&type=A&client=10.1.2.3%2F24", None, None)
@@ -364,7 +366,8 @@ async fn reload_explain_and_metrics() {
 async fn status_page_shows_profiles_and_a_chart() {
     let srv = TestServer::start().await;
     let api = admin(&srv);
-    let live = srv.running.as_ref().unwrap().live().clone();
+    let rt = srv.runtime().clone();
+    let sample = || rt.sample_history(&srv.running.as_ref().unwrap().shared().load());
     let (code, page) = http(api, "GET", "/", None, None).await;
     assert_eq!(code, 200);
     assert!(
@@ -374,11 +377,11 @@ async fn status_page_shows_profiles_and_a_chart() {
     assert!(page.contains("after two samples"), "no chart before two samples");
     // Two samples around some traffic: the chart appears, with a line for the endpoint that
     // answered.
-    meridian::admin::sample_history(&live);
+    sample();
     for _ in 0..20 {
         srv.udp(&bytes(&query("prio.tm.test.", "A", None))).await.unwrap();
     }
-    meridian::admin::sample_history(&live);
+    sample();
     let (_, page) = http(api, "GET", "/", None, None).await;
     assert!(page.contains("<svg") && page.contains("answers per second"), "{page}");
     assert_eq!(page.matches("<polyline").count(), 1, "one endpoint answered");

@@ -275,8 +275,7 @@ interval = "200ms"
 "#
     );
     let srv = server_with(&profile).await;
-    let live = srv.running.as_ref().unwrap().live().clone();
-    let util = |k: &str| live.loads.get(k).and_then(|l| l.utilisation());
+    let util = |k: &str| srv.utilisation(k);
     until("JSON load read", 5, || util("app.hc.test./by-json").is_some()).await;
     until("metric load read", 5, || util("app.hc.test./by-metric").is_some()).await;
     assert!((util("app.hc.test./by-json").unwrap() - 0.5).abs() < 1e-9);
@@ -286,7 +285,7 @@ interval = "200ms"
     // failures are counted.
     json_srv.abort();
     until("JSON load stale", 5, || util("app.hc.test./by-json").is_none()).await;
-    let l = live.loads.get("app.hc.test./by-json").unwrap().clone();
+    let l = srv.load("app.hc.test./by-json").unwrap();
     assert!(l.failing && l.failures > 0 && l.smoothed == Some(250.0), "{l:?}");
     let api = srv.running.as_ref().unwrap().admin_addr().unwrap();
     let (_, body) = http(api, "GET", "/v1/status", None, None).await;
@@ -378,21 +377,13 @@ async fn prometheus_load_source_against_a_real_prometheus() {
         prom.port
     );
     let srv = server_with(&profile).await;
-    let live = srv.running.as_ref().unwrap().live().clone();
-    until("load from Prometheus", 10, || {
-        live.loads.get("app.hc.test./onprem").and_then(|l| l.utilisation()).is_some()
-    })
-    .await;
-    assert!(
-        (live.loads.get("app.hc.test./onprem").unwrap().utilisation().unwrap() - 0.7).abs() < 1e-9
-    );
+    until("load from Prometheus", 10, || srv.utilisation("app.hc.test./onprem").is_some()).await;
+    assert!((srv.utilisation("app.hc.test./onprem").unwrap() - 0.7).abs() < 1e-9);
 
     // Prometheus goes down: the load turns unknown after stale_after, never zero.
     drop(prom);
-    until("load stale without Prometheus", 10, || {
-        live.loads.get("app.hc.test./onprem").unwrap().utilisation().is_none()
-    })
-    .await;
-    assert!(live.loads.get("app.hc.test./onprem").unwrap().failing);
+    until("load stale without Prometheus", 10, || srv.utilisation("app.hc.test./onprem").is_none())
+        .await;
+    assert!(srv.load("app.hc.test./onprem").unwrap().failing);
     srv.stop().await;
 }

@@ -312,7 +312,7 @@ async fn response_rate_limiting() {
     let m = render(&srv.tcp(&q).await.unwrap());
     assert_eq!(m, "NOERROR aa\nan: api.app.example.com. 300 A 192.0.2.10");
     // Counted.
-    let metrics = &srv.running.as_ref().unwrap().live().metrics;
+    let metrics = &srv.runtime().metrics;
     let text = {
         let mut t = String::new();
         metrics.render(&mut t);

@@ -309,6 +309,37 @@ impl TestServer {
         tcp_exchange(self.addr, msg).await
     }
 
+    pub fn runtime(&self) -> &std::sync::Arc<meridian::runtime::Runtime> {
+        self.running.as_ref().unwrap().runtime()
+    }
+
+    /// The live object of endpoint `key` (`profile/endpoint`) in the current snapshot.
+    pub fn endpoint(&self, key: &str) -> Option<std::sync::Arc<meridian::live::EndpointLive>> {
+        let snap = self.running.as_ref().unwrap().shared().load();
+        let id = snap.policies.endpoint_by_key(&key.parse().unwrap())?;
+        Some(snap.signals.endpoint(id).clone())
+    }
+
+    /// Endpoint `key`'s status as routing reads it in the current snapshot.
+    pub fn status(&self, key: &str) -> Option<meridian::policy::Status> {
+        let snap = self.running.as_ref().unwrap().shared().load();
+        let id = snap.policies.endpoint_by_key(&key.parse().unwrap())?;
+        Some(snap.signals.status(id))
+    }
+
+    /// Endpoint `key`'s load as the burst task reads it: utilisation while fresh.
+    pub fn utilisation(&self, key: &str) -> Option<f64> {
+        let snap = self.running.as_ref().unwrap().shared().load();
+        let id = snap.policies.endpoint_by_key(&key.parse().unwrap())?;
+        let cfg = snap.policies.endpoints[id as usize].load.as_ref()?;
+        meridian::load::utilisation(snap.signals.endpoint(id), cfg)
+    }
+
+    /// Endpoint `key`'s load detail.
+    pub fn load(&self, key: &str) -> Option<meridian::live::Load> {
+        Some(self.endpoint(key)?.detail().load.clone())
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;

@@ -155,21 +155,12 @@ async fn health_and_overrides_carry_over_reloads() {
     a.stop();
     until("a Degraded", 5, || status(&srv, "app.hc.test./a") == Some(Status::Degraded)).await;
     until("b Online", 5, || status(&srv, "app.hc.test./b") == Some(Status::Online)).await;
-    let snap = running.shared().load();
-    running.live().overrides.insert(
-        "app.hc.test./b".into(),
-        meridian::state::AdminOverride {
-            enabled: false,
-            reason: Some("test".into()),
-            set_at: std::time::SystemTime::now(),
-            expires_at: None,
-        },
-    );
-    snap.signals.set_admin(
-        snap.policies.endpoint_by_key("app.hc.test./b").unwrap(),
-        meridian::policy::Override::Disabled,
-    );
-    drop(snap);
+    srv.endpoint("app.hc.test./b").unwrap().set_override(Some(meridian::live::AdminOverride {
+        enabled: false,
+        reason: Some("test".into()),
+        set_at: std::time::SystemTime::now(),
+        expires_at: None,
+    }));
 
     // Reload with a changed TTL, b kept, and c new: a stays Degraded and b stays disabled
     // straight away (no re-probing from scratch); c starts CheckingEndpoint (served).
@@ -189,7 +180,7 @@ async fn health_and_overrides_carry_over_reloads() {
     .unwrap();
     running.reload().await.unwrap();
     let snap = running.shared().load();
-    let id = |k: &str| snap.policies.endpoint_by_key(k).unwrap();
+    let id = |k: &str| snap.policies.endpoint_by_key(&k.parse().unwrap()).unwrap();
     assert_eq!(snap.signals.status(id("app.hc.test./a")), Status::Degraded);
     assert_eq!(snap.signals.admin(id("app.hc.test./b")), meridian::policy::Override::Disabled);
     assert!(matches!(

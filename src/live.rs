@@ -1,0 +1,409 @@
+//! The one home of each endpoint's and each profile's live state.
+//!
+//! An [`EndpointLive`] holds everything that changes about an endpoint while it is served:
+//! the probe status and the last probe's detail, an operator's override, the load sample and
+//! its smoothed value, and the answer counter. A [`ProfileLive`] holds a profile's burst state,
+//! spill share and lifecycle, and its query counter. Each object is created once, when its
+//! endpoint (or profile) first appears in a snapshot, and every later snapshot that still
+//! contains that endpoint holds the *same* `Arc` (taken from the previous snapshot by key when
+//! it is built). Writers (probe tasks, the admin API, load sources, burst tasks) write the
+//! object; nothing is copied at reload, so no write can fall between a snapshot's build and its
+//! swap, whatever its timing.
+//!
+//! The hot path reads only the atomics, with relaxed loads. Everything else sits behind one
+//! small mutex per object, taken by the control plane only; writers that change an atomic
+//! together with its detail (a status and the probe that set it, an override and its reason)
+//! do both under that mutex, so the admin API never shows a detail the signals disagree with.
+
+use crate::burst::{self, Machine};
+use crate::name::Name;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// An endpoint's monitoring status (Traffic Manager's vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// No probe result yet: served.
+    CheckingEndpoint = 0,
+    Online = 1,
+    Degraded = 2,
+    Disabled = 3,
+    Stopped = 4,
+    /// Not monitored: always served.
+    Unmonitored = 5,
+}
+
+impl Status {
+    fn from_u8(v: u8) -> Status {
+        match v {
+            0 => Status::CheckingEndpoint,
+            1 => Status::Online,
+            2 => Status::Degraded,
+            3 => Status::Disabled,
+            4 => Status::Stopped,
+            _ => Status::Unmonitored,
+        }
+    }
+
+    /// Available to be answered with.
+    pub fn serves(self) -> bool {
+        matches!(self, Status::Online | Status::CheckingEndpoint | Status::Unmonitored)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::CheckingEndpoint => "CheckingEndpoint",
+            Status::Online => "Online",
+            Status::Degraded => "Degraded",
+            Status::Disabled => "Disabled",
+            Status::Stopped => "Stopped",
+            Status::Unmonitored => "Unmonitored",
+        }
+    }
+}
+
+/// An operator's override of an endpoint (admin API), above the configuration's `enabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Override {
+    None = 0,
+    Disabled = 1,
+    Enabled = 2,
+}
+
+/// An endpoint's identity across reloads: its profile's name and its own name. Health,
+/// overrides, loads and counters follow an endpoint by this key, never by its dense id (ids
+/// are positions in one snapshot and change when the configuration does).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    /// Lowercased, absolute.
+    pub profile: Name,
+    pub endpoint: Box<str>,
+}
+
+impl EndpointKey {
+    pub fn new(profile: Name, endpoint: &str) -> EndpointKey {
+        EndpointKey { profile: profile.to_lowercase(), endpoint: endpoint.into() }
+    }
+}
+
+/// `profile/endpoint` with an absolute profile name, as [`fmt::Display`] writes it.
+impl std::str::FromStr for EndpointKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<EndpointKey, String> {
+        let (profile, endpoint) =
+            s.rsplit_once('/').ok_or_else(|| format!("{s:?} is not profile/endpoint"))?;
+        let profile = Name::parse(profile, None).map_err(|e| format!("{profile:?}: {e}"))?;
+        Ok(EndpointKey::new(profile, endpoint))
+    }
+}
+
+/// `profile/endpoint`, as logs and the admin API show it.
+impl fmt::Display for EndpointKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.profile, self.endpoint)
+    }
+}
+
+/// One probe's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    pub at: SystemTime,
+    pub ok: bool,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub latency: Duration,
+}
+
+/// What the probes have found about one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// When the status last changed (or the endpoint appeared).
+    pub since: SystemTime,
+    pub last_probe: Option<ProbeResult>,
+    pub probes_ok: u64,
+    pub probes_failed: u64,
+    pub probe_seconds: f64,
+    pub transitions: u64,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            since: SystemTime::now(),
+            last_probe: None,
+            probes_ok: 0,
+            probes_failed: 0,
+            probe_seconds: 0.0,
+            transitions: 0,
+        }
+    }
+}
+
+/// An operator's override of an endpoint, with its reason and expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminOverride {
+    pub enabled: bool,
+    pub reason: Option<String>,
+    pub set_at: SystemTime,
+    pub expires_at: Option<SystemTime>,
+}
+
+/// What is known of one endpoint's load. Only samples that passed validation reach `raw` and
+/// `smoothed`; rejected ones are counted and leave both untouched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Load {
+    pub raw: Option<f64>,
+    pub smoothed: Option<f64>,
+    pub sampled_at: Option<Instant>,
+    pub updated: Option<SystemTime>,
+    pub samples: u64,
+    /// Reads of the source that failed (no answer, not a number).
+    pub failures: u64,
+    /// Samples refused by validation (not finite, negative, absurdly above capacity).
+    pub rejected: u64,
+    /// The source is failing or its values are being rejected: logged once on each change.
+    pub failing: bool,
+    pub error: Option<String>,
+}
+
+impl Load {
+    /// How long ago the last accepted sample came, if any did.
+    pub fn age(&self) -> Option<Duration> {
+        self.sampled_at.map(|t| t.elapsed())
+    }
+
+    /// The smoothed value while it is younger than `stale_after`; `None` when unknown or stale
+    /// (a stale value is unknown, never zero).
+    pub fn fresh(&self, stale_after: Duration) -> Option<f64> {
+        let fresh = self.age().is_some_and(|a| a <= stale_after);
+        if fresh { self.smoothed } else { None }
+    }
+}
+
+/// Everything about an endpoint that the hot path does not read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointDetail {
+    pub health: Health,
+    pub admin: Option<AdminOverride>,
+    pub load: Load,
+}
+
+/// One endpoint's live state: the signals `policy::select` reads, and their detail.
+#[derive(Debug)]
+pub struct EndpointLive {
+    status: AtomicU8,
+    admin: AtomicU8,
+    answers: AtomicU64,
+    detail: Mutex<EndpointDetail>,
+}
+
+impl Default for EndpointLive {
+    fn default() -> EndpointLive {
+        EndpointLive::new(Status::CheckingEndpoint)
+    }
+}
+
+impl EndpointLive {
+    pub fn new(status: Status) -> EndpointLive {
+        EndpointLive {
+            status: AtomicU8::new(status as u8),
+            admin: AtomicU8::new(Override::None as u8),
+            answers: AtomicU64::new(0),
+            detail: Mutex::new(EndpointDetail::default()),
+        }
+    }
+
+    /// The probes' verdict, or Unmonitored.
+    #[inline]
+    pub fn status(&self) -> Status {
+        Status::from_u8(self.status.load(Ordering::Relaxed))
+    }
+
+    #[inline]
+    pub fn admin(&self) -> Override {
+        match self.admin.load(Ordering::Relaxed) {
+            1 => Override::Disabled,
+            2 => Override::Enabled,
+            _ => Override::None,
+        }
+    }
+
+    #[inline]
+    pub fn count_answer(&self) {
+        self.answers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn answers(&self) -> u64 {
+        self.answers.load(Ordering::Relaxed)
+    }
+
+    /// Sets the status alone (tests, `simulate`, and a monitor that was removed).
+    pub fn set_status(&self, status: Status) {
+        self.status.store(status as u8, Ordering::Relaxed);
+    }
+
+    /// Sets the override signal alone (tests and `simulate`; the admin API uses
+    /// [`EndpointLive::set_override`], which keeps the detail with it).
+    pub fn set_admin(&self, o: Override) {
+        self.admin.store(o as u8, Ordering::Relaxed);
+    }
+
+    /// The detail, locked. Never held across an `.await`.
+    pub fn detail(&self) -> MutexGuard<'_, EndpointDetail> {
+        // A panic while holding this lock cannot leave the plain data inconsistent in a way
+        // that matters more than losing the endpoint's state, so a poisoned lock is used as is.
+        self.detail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies an operator's override (or clears it with `None`): the signal and its detail
+    /// change together.
+    pub fn set_override(&self, o: Option<AdminOverride>) {
+        let mut d = self.detail();
+        let signal = match &o {
+            None => Override::None,
+            Some(o) if o.enabled => Override::Enabled,
+            Some(_) => Override::Disabled,
+        };
+        d.admin = o;
+        self.set_admin(signal);
+    }
+
+    /// Clears the override if its time is up at `now`; returns whether it did.
+    pub fn expire_override(&self, now: SystemTime) -> bool {
+        let mut d = self.detail();
+        if d.admin.as_ref().and_then(|o| o.expires_at).is_some_and(|t| t <= now) {
+            d.admin = None;
+            self.set_admin(Override::None);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Records one probe result and, when it changed, the new status: both under the lock, so
+    /// the signal and `/v1/status` never disagree.
+    pub fn record_probe(&self, result: ProbeResult, new_status: Option<Status>) {
+        let mut d = self.detail();
+        if result.ok {
+            d.health.probes_ok += 1;
+        } else {
+            d.health.probes_failed += 1;
+        }
+        d.health.probe_seconds += result.latency.as_secs_f64();
+        d.health.last_probe = Some(result);
+        if let Some(to) = new_status {
+            d.health.since = SystemTime::now();
+            d.health.transitions += 1;
+            self.set_status(to);
+        }
+    }
+
+    /// Forgets what the probes found and sets `status`: Unmonitored when the endpoint's
+    /// monitor was removed, CheckingEndpoint when one is added.
+    pub fn reset_health(&self, status: Status) {
+        let mut d = self.detail();
+        d.health = Health::default();
+        self.set_status(status);
+    }
+}
+
+/// A profile's burst lifecycle, as the burst task last published it.
+#[derive(Debug, Clone)]
+pub struct BurstDetail {
+    pub machine: Machine,
+    pub utilisation: Option<f64>,
+    pub last_transition: Option<SystemTime>,
+    pub transitions: u64,
+    pub webhooks_ok: u64,
+    pub webhooks_failed: u64,
+}
+
+/// One profile's live state: the burst signals `select` reads, the lifecycle behind them, and
+/// the query counter.
+#[derive(Debug, Default)]
+pub struct ProfileLive {
+    burst_state: AtomicU8,
+    /// Parts per million.
+    burst_share: AtomicU32,
+    queries: AtomicU64,
+    burst: Mutex<Option<BurstDetail>>,
+}
+
+impl ProfileLive {
+    /// Publishes the burst state and share.
+    pub fn set_burst(&self, state: burst::State, share: f64) {
+        let ppm = (share.clamp(0.0, 1.0) * 1e6).round() as u32;
+        self.burst_share.store(ppm, Ordering::Relaxed);
+        self.burst_state.store(state as u8, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn burst_state(&self) -> burst::State {
+        burst::State::from_u8(self.burst_state.load(Ordering::Relaxed))
+    }
+
+    /// The share of answers spilled to overflow, 0.0–1.0.
+    #[inline]
+    pub fn burst_share(&self) -> f64 {
+        self.burst_share.load(Ordering::Relaxed) as f64 / 1e6
+    }
+
+    #[inline]
+    pub fn count_query(&self) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// The lifecycle detail, locked. Never held across an `.await`.
+    pub fn burst(&self) -> MutexGuard<'_, Option<BurstDetail>> {
+        self.burst.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_and_detail_change_together() {
+        let e = EndpointLive::default();
+        let now = SystemTime::now();
+        e.set_override(Some(AdminOverride {
+            enabled: false,
+            reason: Some("maintenance".into()),
+            set_at: now,
+            expires_at: Some(now + Duration::from_secs(5)),
+        }));
+        assert_eq!(e.admin(), Override::Disabled);
+        assert!(!e.expire_override(now));
+        assert_eq!(e.admin(), Override::Disabled);
+        assert!(e.expire_override(now + Duration::from_secs(5)));
+        assert_eq!(e.admin(), Override::None);
+        assert_eq!(e.detail().admin, None);
+    }
+
+    #[test]
+    fn probe_and_status_change_together() {
+        let e = EndpointLive::default();
+        let r = ProbeResult {
+            at: SystemTime::now(),
+            ok: false,
+            status_code: None,
+            error: Some("connect: refused".into()),
+            latency: Duration::from_millis(3),
+        };
+        e.record_probe(r.clone(), Some(Status::Degraded));
+        assert_eq!(e.status(), Status::Degraded);
+        let d = e.detail();
+        assert_eq!((d.health.probes_failed, d.health.transitions), (1, 1));
+        assert_eq!(d.health.last_probe.as_ref(), Some(&r));
+    }
+}

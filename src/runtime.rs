@@ -1,0 +1,115 @@
+//! Process-wide records that outlive snapshots but are not any one endpoint's state: the
+//! server's counters, the outcome of the last reload, the status page's answer history, and
+//! the live objects of endpoints and profiles a reload removed, kept for a grace period so
+//! that a last scrape still sees their final counts.
+
+use crate::live::{EndpointKey, EndpointLive, ProfileLive};
+use crate::metrics::Metrics;
+use crate::name::Name;
+use crate::state::{Retired, Snapshot};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long the counters of a removed endpoint or profile are still exported.
+pub const RETIRED_GRACE: Duration = Duration::from_secs(60);
+
+/// How many history samples the status page keeps (an hour at the app's 10-second sampling).
+pub const HISTORY_POINTS: usize = 360;
+
+/// One per running server.
+#[derive(Debug, Default)]
+pub struct Runtime {
+    pub metrics: Metrics,
+    reload: Mutex<ReloadInfo>,
+    history: Mutex<VecDeque<HistoryPoint>>,
+    retired: Mutex<VecDeque<(Instant, Retired)>>,
+}
+
+/// The outcome of the last reload.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadInfo {
+    pub last_at: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+/// One sample of every endpoint's answer counter.
+#[derive(Debug, Clone)]
+pub struct HistoryPoint {
+    pub at: SystemTime,
+    /// (endpoint key, answers so far), sorted by key.
+    pub answers: Vec<(EndpointKey, u64)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain records: a panic elsewhere while one was held leaves nothing worth refusing.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Runtime {
+    pub fn reload_info(&self) -> ReloadInfo {
+        lock(&self.reload).clone()
+    }
+
+    pub fn set_reload_info(&self, info: ReloadInfo) {
+        *lock(&self.reload) = info;
+    }
+
+    /// Keeps what a reload removed for [`RETIRED_GRACE`], and drops what has waited longer.
+    pub fn retire(&self, retired: Retired) {
+        let mut r = lock(&self.retired);
+        if !retired.endpoints.is_empty() || !retired.profiles.is_empty() {
+            r.push_back((Instant::now(), retired));
+        }
+        while r.front().is_some_and(|(at, _)| at.elapsed() > RETIRED_GRACE) {
+            r.pop_front();
+        }
+    }
+
+    /// Removed endpoints still in their grace period (a key removed twice appears once, with
+    /// its most recent object).
+    pub fn retired_endpoints(&self) -> Vec<(EndpointKey, Arc<EndpointLive>)> {
+        self.retire(Retired::default());
+        let r = lock(&self.retired);
+        let mut v: Vec<_> = r.iter().rev().flat_map(|(_, x)| x.endpoints.iter().cloned()).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
+    }
+
+    /// Removed profiles still in their grace period.
+    pub fn retired_profiles(&self) -> Vec<(Name, Arc<ProfileLive>)> {
+        self.retire(Retired::default());
+        let r = lock(&self.retired);
+        let mut v: Vec<_> = r.iter().rev().flat_map(|(_, x)| x.profiles.iter().cloned()).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
+    }
+
+    /// Records every current endpoint's answer count for the status page's chart. Endpoints
+    /// the snapshot no longer has drop out of the history with this sample.
+    pub fn sample_history(&self, snap: &Snapshot) {
+        let mut answers: Vec<(EndpointKey, u64)> = snap
+            .policies
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(id, e)| (e.key.clone(), snap.signals.endpoint(id as u32).answers()))
+            .collect();
+        answers.sort();
+        let mut h = lock(&self.history);
+        for p in h.iter_mut() {
+            p.answers.retain(|(k, _)| snap.policies.endpoint_by_key(k).is_some());
+        }
+        h.push_back(HistoryPoint { at: SystemTime::now(), answers });
+        while h.len() > HISTORY_POINTS {
+            h.pop_front();
+        }
+    }
+
+    /// The sampled history, oldest first.
+    pub fn history(&self) -> Vec<HistoryPoint> {
+        lock(&self.history).iter().cloned().collect()
+    }
+}
