@@ -6,9 +6,9 @@
 //! is collected and reported together.
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::geo::Cidr;
 use crate::geo::{self, Location, Region};
 use crate::name::Name;
-use crate::policy::{AllDown, Cidr, MAX_DEPTH, Method};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -217,6 +217,55 @@ pub struct ZoneConfig {
     pub file_loc: Loc,
 }
 
+/// The deepest chain of nested profiles.
+pub const MAX_DEPTH: usize = 10;
+
+/// How a profile picks its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Priority,
+    Weighted,
+    Geographic,
+    Performance,
+    MultiValue,
+    Subnet,
+}
+
+impl Method {
+    pub const NAMES: [&'static str; 6] =
+        ["priority", "weighted", "geographic", "performance", "multivalue", "subnet"];
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "priority" => Method::Priority,
+            "weighted" => Method::Weighted,
+            "geographic" => Method::Geographic,
+            "performance" => Method::Performance,
+            "multivalue" => Method::MultiValue,
+            "subnet" => Method::Subnet,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Whether the decision depends on where the client is (GeoIP).
+    pub fn uses_geo(self) -> bool {
+        matches!(self, Method::Geographic | Method::Performance)
+    }
+}
+
+/// What a profile answers when none of its endpoints is available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDown {
+    /// Traffic Manager's rule: act as if every enabled endpoint were available.
+    ServeAll,
+    NoData,
+    ServFail,
+}
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
 
@@ -256,8 +305,8 @@ struct RawProfile {
     max_answers: Option<Spanned<i64>>,
     sticky: Option<Spanned<String>>,
     when_all_down: Option<Spanned<String>>,
-    monitor: Option<Spanned<toml::Value>>,
-    burst: Option<Spanned<toml::Value>>,
+    monitor: Option<Spanned<RawMonitor>>,
+    burst: Option<Spanned<RawBurst>>,
     #[serde(default, rename = "view")]
     views: Vec<RawView>,
     #[serde(default, rename = "endpoint")]
@@ -280,9 +329,152 @@ struct RawEndpoint {
     min_child_endpoints: Option<Spanned<i64>>,
     min_child_ipv4: Option<Spanned<i64>>,
     min_child_ipv6: Option<Spanned<i64>>,
-    monitor: Option<Spanned<toml::Value>>,
-    load: Option<Spanned<toml::Value>>,
+    monitor: Option<Spanned<EndpointMonitor>>,
+    load: Option<Spanned<RawLoad>>,
     views: Option<Spanned<toml::Table>>,
+}
+
+/// `[profile.monitor]`, or an endpoint's table of keys overriding it.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawMonitor {
+    protocol: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    path: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    tolerated_failures: Option<Spanned<i64>>,
+    recover_after: Option<Spanned<i64>>,
+    expected_status: Option<Spanned<Vec<Spanned<String>>>>,
+    headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    verify_tls: Option<Spanned<bool>>,
+}
+
+impl RawMonitor {
+    /// The endpoint's keys over the profile's.
+    fn over(self, base: RawMonitor) -> RawMonitor {
+        RawMonitor {
+            protocol: self.protocol.or(base.protocol),
+            port: self.port.or(base.port),
+            path: self.path.or(base.path),
+            interval: self.interval.or(base.interval),
+            timeout: self.timeout.or(base.timeout),
+            tolerated_failures: self.tolerated_failures.or(base.tolerated_failures),
+            recover_after: self.recover_after.or(base.recover_after),
+            expected_status: self.expected_status.or(base.expected_status),
+            headers: self.headers.or(base.headers),
+            verify_tls: self.verify_tls.or(base.verify_tls),
+        }
+    }
+}
+
+/// An endpoint's `monitor`: `false` (not probed), `true` (the profile's), or a table of keys
+/// overriding the profile's. A hand-written `Deserialize`: an untagged enum would lose the
+/// positions `Spanned` keeps for the table's keys.
+#[derive(Clone)]
+enum EndpointMonitor {
+    Off,
+    Inherit,
+    Table(Box<RawMonitor>),
+}
+
+impl<'de> Deserialize<'de> for EndpointMonitor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EndpointMonitor;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("false, true, or a table of monitor keys")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<EndpointMonitor, E> {
+                Ok(if b { EndpointMonitor::Inherit } else { EndpointMonitor::Off })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<EndpointMonitor, A::Error> {
+                RawMonitor::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|m| EndpointMonitor::Table(Box::new(m)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[profile.endpoint.load]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    source: Spanned<String>,
+    capacity: Option<Spanned<f64>>,
+    url: Option<Spanned<String>>,
+    json_pointer: Option<Spanned<String>>,
+    metric: Option<Spanned<String>>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    query: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    half_life: Option<Spanned<String>>,
+    stale_after: Option<Spanned<String>>,
+}
+
+/// `[profile.burst]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBurst {
+    primary: Spanned<OneOrMany>,
+    overflow: Spanned<OneOrMany>,
+    warm_at: Spanned<f64>,
+    burst_at: Spanned<f64>,
+    release_at: Spanned<f64>,
+    target: Option<Spanned<f64>>,
+    sustain: Option<Spanned<String>>,
+    cooldown: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    max_step: Option<Spanned<f64>>,
+    max_share: Option<Spanned<f64>>,
+    sticky: Option<Spanned<String>>,
+    transition_ttl: Option<Spanned<i64>>,
+    on_warm: Option<Spanned<RawHook>>,
+    on_idle: Option<Spanned<RawHook>>,
+}
+
+/// `on_warm` / `on_idle`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    url: Option<Spanned<String>>,
+    exec: Option<Spanned<Vec<String>>>,
+    secret: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
+}
+
+/// An endpoint name or a list of them.
+struct OneOrMany(Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an endpoint name or a list of endpoint names")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![s.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    v.push(s);
+                }
+                Ok(OneOrMany(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -347,17 +539,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
 
 fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagnostics> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
+        let span = e.span().unwrap_or(0..0);
         let message = e.message().trim_end().replace('\n', " ");
-        let mut d = Diagnostic::new(Loc::from_offset(path, text, offset), message.clone());
-        if message.contains("unknown field") {
-            d = d.with_hint(
-                "check the spelling; the keys each section accepts are listed in README.md",
-            );
+        let mut d = Diagnostic::new(Loc::from_offset(path, text, span.start), message.clone());
+        if let Some(hint) = syntax_hint(&message, text, span) {
+            d = d.with_hint(hint);
         }
         Diagnostics::from(d)
     })?;
-    let mut v = Validator { path, text, diags: Diagnostics::default() };
+    let mut v = Validator {
+        path,
+        text,
+        lines: crate::diag::Lines::new(text),
+        diags: Diagnostics::default(),
+    };
     let server = v.server(raw.server);
     let zones = v.zones(raw.zones);
     let geoip = raw.geoip.map(|g| GeoIpConfig {
@@ -373,12 +568,13 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
 struct Validator<'a> {
     path: &'a Path,
     text: &'a str,
+    lines: crate::diag::Lines,
     diags: Diagnostics,
 }
 
 impl Validator<'_> {
     fn loc<T>(&self, s: &Spanned<T>) -> Loc {
-        Loc::from_offset(self.path, self.text, s.span().start)
+        self.lines.loc(self.path, self.text, s.span().start)
     }
 
     fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>, hint: Option<&str>) {
@@ -720,6 +916,7 @@ impl Validator<'_> {
             views.push(ViewConfig { name: rv.name.get_ref().clone(), networks });
         }
         let mut endpoints = Vec::with_capacity(rp.endpoints.len());
+        let mut load_rejected: Vec<String> = Vec::new();
         let mut kids = Vec::new();
         let mut endpoint_names: HashMap<String, ()> = HashMap::new();
         let mut priorities: HashMap<u32, String> = HashMap::new();
@@ -879,7 +1076,15 @@ impl Validator<'_> {
                 }
                 _ => self.monitor(rp.monitor.as_ref(), re.monitor.as_ref()),
             };
-            let load = re.load.as_ref().and_then(|l| self.load(l));
+            // A load table that was rejected is remembered, so that the burst rule does not
+            // report the same endpoint again as having no load source.
+            let load = re.load.as_ref().and_then(|l| {
+                let got = self.load(l);
+                if got.is_none() {
+                    load_rejected.push(re.name.get_ref().clone());
+                }
+                got
+            });
             let mut view_addresses = Vec::new();
             if let Some(t) = &re.views {
                 for (view, value) in t.get_ref() {
@@ -926,7 +1131,7 @@ impl Validator<'_> {
                 view_addresses,
             });
         }
-        let burst = rp.burst.as_ref().and_then(|b| self.burst(b, &endpoints, ttl));
+        let burst = rp.burst.as_ref().and_then(|b| self.burst(b, &endpoints, &load_rejected, ttl));
         let profile = ProfileConfig {
             views,
             burst,
@@ -1124,138 +1329,79 @@ impl Validator<'_> {
     /// top, `None` when neither gives one or the endpoint says `monitor = false`.
     fn monitor(
         &mut self,
-        profile: Option<&Spanned<toml::Value>>,
-        endpoint: Option<&Spanned<toml::Value>>,
+        profile: Option<&Spanned<RawMonitor>>,
+        endpoint: Option<&Spanned<EndpointMonitor>>,
     ) -> Option<MonitorConfig> {
-        let mut table = toml::Table::new();
-        let mut at = profile;
-        if let Some(p) = profile {
-            match p.get_ref() {
-                toml::Value::Table(t) => table.extend(t.clone()),
-                _ => {
-                    self.error(
-                        p,
-                        "monitor must be a table",
-                        Some("[profile.monitor] with protocol, port, path..."),
-                    );
-                    return None;
-                }
+        let base = profile.map(|p| p.get_ref().clone());
+        let m = match (endpoint.map(|e| (e, e.get_ref())), base) {
+            (Some((_, EndpointMonitor::Off)), _) => return None,
+            (Some((e, EndpointMonitor::Inherit)), None) => {
+                self.error(
+                    e,
+                    "monitor = true, but the profile has no monitor to inherit",
+                    Some("add a [profile.monitor] table"),
+                );
+                return None;
             }
-        }
-        if let Some(e) = endpoint {
-            match e.get_ref() {
-                toml::Value::Boolean(false) => return None,
-                toml::Value::Boolean(true) if profile.is_none() => {
-                    self.error(
-                        e,
-                        "monitor = true, but the profile has no monitor to inherit",
-                        Some("add a [profile.monitor] table"),
-                    );
-                    return None;
-                }
-                toml::Value::Boolean(true) => {}
-                toml::Value::Table(t) => {
-                    table.extend(t.clone());
-                    at = Some(e);
-                }
-                _ => {
-                    self.error(e, "an endpoint's monitor is false, true, or a table of keys overriding the profile's", None);
-                    return None;
-                }
-            }
-        }
-        let at = at?;
-        let fail = |v: &mut Self, msg: String, hint: Option<&str>| v.error(at, msg, hint);
-        const KEYS: [&str; 10] = [
-            "protocol",
-            "port",
-            "path",
-            "interval",
-            "timeout",
-            "tolerated_failures",
-            "recover_after",
-            "expected_status",
-            "headers",
-            "verify_tls",
-        ];
-        for k in table.keys() {
-            if !KEYS.contains(&k.as_str()) {
-                let hint = format!("monitor keys: {}", KEYS.join(", "));
-                fail(self, format!("unknown monitor key `{k}`"), Some(&hint));
-            }
-        }
-        let protocol = match table.get("protocol").map(|v| v.as_str().map(str::to_ascii_lowercase))
-        {
-            None => Protocol::Http,
-            Some(Some(p)) if p == "http" => Protocol::Http,
-            Some(Some(p)) if p == "https" => Protocol::Https,
-            Some(Some(p)) if p == "tcp" => Protocol::Tcp,
-            _ => {
-                fail(self, "monitor protocol must be \"http\", \"https\" or \"tcp\"".into(), None);
-                Protocol::Http
-            }
+            (Some((_, EndpointMonitor::Inherit)), Some(b)) | (None, Some(b)) => b,
+            (Some((_, EndpointMonitor::Table(t))), b) => (**t).clone().over(b.unwrap_or_default()),
+            (None, None) => return None,
         };
-        let int = |v: &mut Self, key: &str, range: (i64, i64), default: i64| -> i64 {
-            match table.get(key) {
-                None => default,
-                Some(toml::Value::Integer(i)) if (range.0..=range.1).contains(i) => *i,
-                Some(other) => {
-                    v.error(
-                        at,
-                        format!("monitor {key} = {} is invalid", show(other)),
-                        Some(&format!("a whole number from {} to {}", range.0, range.1)),
-                    );
-                    default
+        let protocol = match &m.protocol {
+            None => Protocol::Http,
+            Some(p) => match p.get_ref().to_ascii_lowercase().as_str() {
+                "http" => Protocol::Http,
+                "https" => Protocol::Https,
+                "tcp" => Protocol::Tcp,
+                _ => {
+                    self.error(p, "monitor protocol must be \"http\", \"https\" or \"tcp\"", None);
+                    Protocol::Http
                 }
-            }
+            },
         };
         let default_port = if protocol == Protocol::Https { 443 } else { 80 };
-        let port = int(self, "port", (1, 65535), default_port) as u16;
-        let tolerated_failures = int(self, "tolerated_failures", (0, 9), 3) as u32;
-        let recover_after = int(self, "recover_after", (1, 10), 1) as u32;
-        let dur = |v: &mut Self, key: &str| -> Option<Duration> {
-            let t = table.get(key)?;
-            match t.as_str().and_then(parse_duration) {
-                Some(d) => Some(d),
-                None => {
-                    v.error(
-                        at,
-                        format!("monitor {key} = {} is not a duration", show(t)),
-                        Some("e.g. \"30s\", \"500ms\""),
-                    );
-                    None
-                }
-            }
-        };
-        let interval = dur(self, "interval").unwrap_or(Duration::from_secs(30));
-        if interval < Duration::from_secs(1) {
-            fail(self, format!("monitor interval {interval:?} is below 1s"), None);
+        let port = self.int_in(m.port, "monitor port", (1, 65535), default_port) as u16;
+        let tolerated_failures =
+            self.int_in(m.tolerated_failures, "monitor tolerated_failures", (0, 9), 3) as u32;
+        let recover_after =
+            self.int_in(m.recover_after, "monitor recover_after", (1, 10), 1) as u32;
+        let interval = self
+            .duration(m.interval.as_ref(), "monitor interval")
+            .unwrap_or(Duration::from_secs(30));
+        if interval < Duration::from_secs(1)
+            && let Some(at) = &m.interval
+        {
+            self.error(at, format!("monitor interval {interval:?} is below 1s"), None);
         }
         // The default timeout is 10 s, or half the interval when that is shorter.
-        let timeout =
-            dur(self, "timeout").unwrap_or_else(|| Duration::from_secs(10).min(interval / 2));
-        if timeout >= interval || timeout < Duration::from_millis(100) {
-            fail(
-                self,
+        let timeout = self
+            .duration(m.timeout.as_ref(), "monitor timeout")
+            .unwrap_or_else(|| Duration::from_secs(10).min(interval / 2));
+        if (timeout >= interval || timeout < Duration::from_millis(100))
+            && let Some(at) = m.timeout.as_ref().or(m.interval.as_ref())
+        {
+            self.error(
+                at,
                 format!(
                     "monitor timeout {timeout:?} must be at least 100ms and below the interval ({interval:?})"
                 ),
                 None,
             );
         }
-        let path = match table.get("path") {
+        let path = match &m.path {
             None => "/".to_string(),
-            Some(toml::Value::String(p))
-                if p.starts_with('/') && !p.contains(|c: char| c.is_control() || c == ' ') =>
+            Some(p)
+                if p.get_ref().starts_with('/')
+                    && !p.get_ref().contains(|c: char| c.is_control() || c == ' ') =>
             {
-                p.clone()
+                p.get_ref().clone()
             }
             Some(p) => {
-                fail(
-                    self,
+                self.error(
+                    p,
                     format!(
-                        "monitor path {} must start with / and contain no spaces or control characters",
-                        show(p)
+                        "monitor path {:?} must start with / and contain no spaces or control characters",
+                        p.get_ref()
                     ),
                     None,
                 );
@@ -1263,62 +1409,54 @@ impl Validator<'_> {
             }
         };
         let mut expected_status = Vec::new();
-        match table.get("expected_status") {
+        match &m.expected_status {
             None => expected_status.push((200, 299)),
-            Some(toml::Value::Array(list)) if (1..=8).contains(&list.len()) => {
-                for item in list {
-                    let range = item.as_str().and_then(|r| {
+            Some(list) if (1..=8).contains(&list.get_ref().len()) => {
+                for item in list.get_ref() {
+                    let r = item.get_ref();
+                    let range = {
                         let (a, b) = r.split_once('-').unwrap_or((r, r));
-                        let (a, b) = (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?);
-                        ((100..=599).contains(&a) && (a..=599).contains(&b)).then_some((a, b))
-                    });
+                        match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                            (Ok(a), Ok(b))
+                                if (100..=599).contains(&a) && (a..=599).contains(&b) =>
+                            {
+                                Some((a, b))
+                            }
+                            _ => None,
+                        }
+                    };
                     match range {
                         Some(r) => expected_status.push(r),
-                        None => fail(
-                            self,
-                            format!("expected_status entry {} is not a status range", show(item)),
+                        None => self.error(
+                            item,
+                            format!("expected_status entry {r:?} is not a status range"),
                             Some("e.g. \"200-299\" or \"301\""),
                         ),
                     }
                 }
             }
-            Some(_) => fail(
-                self,
-                "expected_status must be a list of 1 to 8 ranges".into(),
+            Some(list) => self.error(
+                list,
+                "expected_status must be a list of 1 to 8 ranges",
                 Some("e.g. [\"200-299\", \"301-302\"]"),
             ),
         }
         let mut headers = Vec::new();
-        match table.get("headers") {
-            None => {}
-            Some(toml::Value::Table(h)) if h.len() <= 8 => {
-                for (k, v) in h {
-                    let ok_name = !k.is_empty()
-                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-                    match v.as_str() {
-                        Some(val) if ok_name && !val.contains(['\r', '\n']) => {
-                            headers.push((k.clone(), val.to_string()))
-                        }
-                        _ => {
-                            fail(self, format!("monitor header {k:?} is not a valid header"), None)
-                        }
-                    }
+        if let Some(h) = &m.headers {
+            if h.get_ref().len() > 8 {
+                self.error(h, "a monitor sends at most 8 headers", None);
+            }
+            for (k, v) in h.get_ref() {
+                let ok_name = !k.is_empty()
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if ok_name && !v.get_ref().contains(['\r', '\n']) {
+                    headers.push((k.clone(), v.get_ref().clone()));
+                } else {
+                    self.error(v, format!("monitor header {k:?} is not a valid header"), None);
                 }
             }
-            Some(_) => fail(
-                self,
-                "monitor headers must be a table of up to 8 name = \"value\" pairs".into(),
-                None,
-            ),
         }
-        let verify_tls = match table.get("verify_tls") {
-            None => false,
-            Some(toml::Value::Boolean(b)) => *b,
-            Some(_) => {
-                fail(self, "verify_tls must be true or false".into(), None);
-                false
-            }
-        };
+        let verify_tls = m.verify_tls.as_ref().is_some_and(|b| *b.get_ref());
         Some(MonitorConfig {
             protocol,
             port,
@@ -1332,104 +1470,105 @@ impl Validator<'_> {
             verify_tls,
         })
     }
+
+    /// A duration-valued key, reported at its value when it is not one.
+    fn duration(&mut self, v: Option<&Spanned<String>>, key: &str) -> Option<Duration> {
+        let v = v?;
+        match parse_duration(v.get_ref()) {
+            Some(d) => Some(d),
+            None => {
+                self.error(
+                    v,
+                    format!("{key} = {:?} is not a duration", v.get_ref()),
+                    Some("a number and a unit: \"500ms\", \"30s\", \"5m\", \"1h\""),
+                );
+                None
+            }
+        }
+    }
 }
 
 impl Validator<'_> {
-    fn load(&mut self, at: &Spanned<toml::Value>) -> Option<LoadConfig> {
-        let Some(t) = at.get_ref().as_table() else {
-            self.error(
-                at,
-                "load must be a table",
-                Some("[profile.endpoint.load] with source and capacity"),
-            );
-            return None;
-        };
-        let keys = [
-            "source",
-            "capacity",
-            "url",
-            "json_pointer",
-            "metric",
-            "labels",
-            "query",
-            "interval",
-            "half_life",
-            "stale_after",
-        ];
-        if let Some(k) = t.keys().find(|k| !keys.contains(&k.as_str())) {
-            let hint = format!("load keys: {}", keys.join(", "));
-            self.error(at, format!("unknown load key `{k}`"), Some(&hint));
-            return None;
-        }
-        let string = |k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let capacity = match t
-            .get("capacity")
-            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-        {
-            Some(c) if c > 0.0 && c.is_finite() => c,
-            _ => {
+    fn load(&mut self, at: &Spanned<RawLoad>) -> Option<LoadConfig> {
+        let t = at.get_ref();
+        let capacity = match &t.capacity {
+            Some(c) if *c.get_ref() > 0.0 && c.get_ref().is_finite() => *c.get_ref(),
+            Some(c) => {
+                self.error(c, "load capacity must be a positive number", None);
+                return None;
+            }
+            None => {
                 self.error(at, "load needs a capacity: the raw value that means 100% utilisation (a positive number)", None);
                 return None;
             }
         };
         // A half-life may be anything (0 = no smoothing); polling faster than 10 times a
         // second, or calling a value stale sooner, is a mistake.
-        let mut dur = |k: &str, default: u64| -> Duration {
+        let dur = |v: &mut Self, at: &Option<Spanned<String>>, k: &str, default: u64| {
             let min = if k == "half_life" { Duration::ZERO } else { Duration::from_millis(100) };
-            match t.get(k) {
+            match v.duration(at.as_ref(), &format!("load {k}")) {
                 None => Duration::from_secs(default),
-                Some(v) => match v.as_str().and_then(parse_duration) {
-                    Some(d) if d >= min => d,
-                    _ => {
-                        self.error(
-                            at,
-                            format!("load {k} = {} is not a duration of at least {min:?}", show(v)),
-                            None,
-                        );
-                        Duration::from_secs(default)
+                Some(d) if d >= min => d,
+                Some(d) => {
+                    if let Some(at) = at {
+                        v.error(at, format!("load {k} = {d:?} is below {min:?}"), None);
                     }
-                },
+                    Duration::from_secs(default)
+                }
             }
         };
-        let (interval, half_life, stale_after) =
-            (dur("interval", 10), dur("half_life", 30), dur("stale_after", 60));
-        let url_ok = |u: &Option<String>| u.as_deref().is_some_and(|u| u.starts_with("http://"));
-        let source = match string("source").as_deref() {
-            Some("push") => LoadSource::Push,
-            Some("http") => {
-                let url = string("url");
-                let (pointer, metric) = (string("json_pointer"), string("metric"));
-                if !url_ok(&url) || pointer.is_some() == metric.is_some() {
-                    self.error(at, "an http load source needs url = \"http://...\" and one of json_pointer or metric", Some("json_pointer = \"/load/rps\" or metric = \"http_requests_per_second\""));
-                    return None;
-                }
-                let labels = t
-                    .get("labels")
-                    .and_then(|l| l.as_table())
-                    .map(|l| {
-                        l.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                LoadSource::Http {
-                    url: url.unwrap_or_default(),
-                    json_pointer: pointer,
-                    metric,
-                    labels,
-                }
+        let interval = dur(self, &t.interval, "interval", 10);
+        let half_life = dur(self, &t.half_life, "half_life", 30);
+        let stale_after = dur(self, &t.stale_after, "stale_after", 60);
+        let url = |v: &mut Self, example: &str| -> Option<String> {
+            let Some(u) = &t.url else {
+                v.error(&t.source, format!("this load source needs url = \"{example}\""), None);
+                return None;
+            };
+            if u.get_ref().starts_with("http://") {
+                Some(u.get_ref().clone())
+            } else {
+                v.error(
+                    u,
+                    format!("load url {:?} must start with http://", u.get_ref()),
+                    Some("HTTPS load sources are not supported yet"),
+                );
+                None
             }
-            Some("prometheus") => match (string("url"), string("query")) {
-                (url @ Some(_), Some(query)) if url_ok(&url) => {
-                    LoadSource::Prometheus { url: url.unwrap_or_default(), query }
-                }
-                _ => {
-                    self.error(at, "a prometheus load source needs url = \"http://prometheus:9090\" and query = \"...\"", None);
+        };
+        let source = match t.source.get_ref().as_str() {
+            "push" => LoadSource::Push,
+            "http" => {
+                let url = url(self, "http://app:8080/stats");
+                let pointer = t.json_pointer.as_ref().map(|p| p.get_ref().clone());
+                let metric = t.metric.as_ref().map(|m| m.get_ref().clone());
+                if pointer.is_some() == metric.is_some() {
+                    self.error(
+                        &t.source,
+                        "an http load source needs exactly one of json_pointer or metric",
+                        Some(
+                            "json_pointer = \"/load/rps\" or metric = \"http_requests_per_second\"",
+                        ),
+                    );
                     return None;
                 }
-            },
+                let labels = t.labels.clone().unwrap_or_default().into_iter().collect();
+                LoadSource::Http { url: url?, json_pointer: pointer, metric, labels }
+            }
+            "prometheus" => {
+                let url = url(self, "http://prometheus:9090");
+                let Some(query) = &t.query else {
+                    self.error(&t.source, "a prometheus load source needs query = \"...\"", None);
+                    return None;
+                };
+                LoadSource::Prometheus { url: url?, query: query.get_ref().clone() }
+            }
             _ => {
-                self.error(at, "load source must be \"push\", \"http\" or \"prometheus\"", None);
+                self.error(
+                    &t.source,
+                    "load source must be \"push\", \"http\" or \"prometheus\"",
+                    None,
+                );
                 return None;
             }
         };
@@ -1441,59 +1580,26 @@ impl Validator<'_> {
 
     fn burst(
         &mut self,
-        at: &Spanned<toml::Value>,
+        at: &Spanned<RawBurst>,
         endpoints: &[EndpointConfig],
+        load_rejected: &[String],
         ttl: u32,
     ) -> Option<BurstConfig> {
-        let Some(t) = at.get_ref().as_table() else {
-            self.error(
-                at,
-                "burst must be a table",
-                Some("[profile.burst] with primary, overflow and thresholds"),
-            );
-            return None;
-        };
-        let keys = [
-            "primary",
-            "overflow",
-            "warm_at",
-            "burst_at",
-            "release_at",
-            "target",
-            "sustain",
-            "cooldown",
-            "interval",
-            "max_step",
-            "max_share",
-            "sticky",
-            "transition_ttl",
-            "on_warm",
-            "on_idle",
-        ];
-        if let Some(k) = t.keys().find(|k| !keys.contains(&k.as_str())) {
-            let hint = format!("burst keys: {}", keys.join(", "));
-            self.error(at, format!("unknown burst key `{k}`"), Some(&hint));
-            return None;
-        }
-        let group = |v: &mut Self, key: &str| -> Vec<usize> {
-            let names: Vec<String> = match t.get(key) {
-                Some(toml::Value::String(s)) => vec![s.clone()],
-                Some(toml::Value::Array(a)) => {
-                    a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
-                }
-                _ => Vec::new(),
-            };
-            if names.is_empty() {
-                v.error(at, format!("burst {key} must name one or more endpoints"), None);
+        let t = at.get_ref();
+        let group = |v: &mut Self, names: &Spanned<OneOrMany>, key: &str| -> Vec<usize> {
+            if names.get_ref().0.is_empty() {
+                v.error(names, format!("burst {key} must name one or more endpoints"), None);
             }
             names
+                .get_ref()
+                .0
                 .iter()
                 .filter_map(|n| match endpoints.iter().position(|e| &e.name == n) {
                     Some(i) => Some(i),
                     None => {
                         let known: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
                         v.error(
-                            at,
+                            names,
                             format!("burst {key}: no endpoint {n:?}"),
                             Some(&format!("endpoints: {}", known.join(", "))),
                         );
@@ -1502,37 +1608,41 @@ impl Validator<'_> {
                 })
                 .collect()
         };
-        let primary = group(self, "primary");
-        let overflow = group(self, "overflow");
+        let primary = group(self, &t.primary, "primary");
+        let overflow = group(self, &t.overflow, "overflow");
         if primary.iter().any(|p| overflow.contains(p)) {
-            self.error(at, "an endpoint cannot be both primary and overflow", None);
+            self.error(&t.overflow, "an endpoint cannot be both primary and overflow", None);
         }
-        if primary.iter().any(|&i| endpoints[i].load.is_none()) {
+        // An endpoint whose load table was already reported is not reported again here.
+        if primary
+            .iter()
+            .any(|&i| endpoints[i].load.is_none() && !load_rejected.contains(&endpoints[i].name))
+        {
             self.error(
-                at,
+                &t.primary,
                 "every primary endpoint needs a load source",
                 Some("add [profile.endpoint.load] to it"),
             );
         }
-        let num = |v: &mut Self, key: &str, default: Option<f64>| -> f64 {
-            match t.get(key).and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
-            {
-                Some(n) if (0.0..=10.0).contains(&n) => n,
-                None if default.is_some() => default.unwrap_or(0.0),
-                _ => {
-                    v.error(at, format!("burst {key} must be a utilisation such as 0.8"), None);
-                    0.0
-                }
+        let num = |v: &mut Self, x: &Spanned<f64>, key: &str| -> f64 {
+            if (0.0..=10.0).contains(x.get_ref()) {
+                *x.get_ref()
+            } else {
+                v.error(x, format!("burst {key} must be a utilisation such as 0.8"), None);
+                0.0
             }
         };
         let (warm_at, burst_at, release_at) = (
-            num(self, "warm_at", None),
-            num(self, "burst_at", None),
-            num(self, "release_at", None),
+            num(self, &t.warm_at, "warm_at"),
+            num(self, &t.burst_at, "burst_at"),
+            num(self, &t.release_at, "release_at"),
         );
-        let target = num(self, "target", Some((burst_at + release_at) / 2.0));
-        let (max_step, max_share) =
-            (num(self, "max_step", Some(0.1)), num(self, "max_share", Some(1.0)));
+        let opt = |v: &mut Self, x: &Option<Spanned<f64>>, key: &str, default: f64| {
+            x.as_ref().map_or(default, |x| num(v, x, key))
+        };
+        let target = opt(self, &t.target, "target", (burst_at + release_at) / 2.0);
+        let max_step = opt(self, &t.max_step, "max_step", 0.1);
+        let max_share = opt(self, &t.max_share, "max_share", 1.0);
         if !(warm_at < burst_at
             && release_at < burst_at
             && release_at < target
@@ -1557,72 +1667,76 @@ impl Validator<'_> {
         if !(max_step > 0.0 && max_step <= 1.0 && max_share > 0.0 && max_share <= 1.0) {
             self.error(at, "burst max_step and max_share must be in (0, 1]", None);
         }
-        let dur = |v: &mut Self, key: &str, default: u64| -> Duration {
-            match t.get(key) {
-                None => Duration::from_secs(default),
-                Some(x) => x.as_str().and_then(parse_duration).unwrap_or_else(|| {
-                    v.error(at, format!("burst {key} = {} is not a duration", show(x)), None);
-                    Duration::from_secs(default)
-                }),
-            }
-        };
-        let (sustain, cooldown, interval) =
-            (dur(self, "sustain", 30), dur(self, "cooldown", 120), dur(self, "interval", 5));
-        if interval < Duration::from_millis(100) {
-            self.error(at, "burst interval must be at least 100ms", None);
+        let sustain =
+            self.duration(t.sustain.as_ref(), "burst sustain").unwrap_or(Duration::from_secs(30));
+        let cooldown = self
+            .duration(t.cooldown.as_ref(), "burst cooldown")
+            .unwrap_or(Duration::from_secs(120));
+        let interval =
+            self.duration(t.interval.as_ref(), "burst interval").unwrap_or(Duration::from_secs(5));
+        if interval < Duration::from_millis(100)
+            && let Some(i) = &t.interval
+        {
+            self.error(i, "burst interval must be at least 100ms", None);
         }
-        let sticky = match t.get("sticky").and_then(|x| x.as_str()) {
+        let sticky = match &t.sticky {
             None => false,
-            Some("client-subnet") => true,
-            Some(o) => {
+            Some(s) if s.get_ref() == "client-subnet" => true,
+            Some(s) => {
                 self.error(
-                    at,
-                    format!("unknown burst sticky mode {o:?}"),
+                    s,
+                    format!("unknown burst sticky mode {:?}", s.get_ref()),
                     Some("the only mode is \"client-subnet\""),
                 );
                 false
             }
         };
         let transition_ttl = t
-            .get("transition_ttl")
-            .and_then(|x| x.as_integer())
-            .map(|x| x.clamp(0, i32::MAX as i64) as u32);
-        let hook = |v: &mut Self, key: &str| -> Option<Hook> {
-            let h = t.get(key)?.as_table();
-            let Some(h) = h else {
-                v.error(at, format!("burst {key} must be a table with url or exec"), None);
-                return None;
-            };
-            let secret = match (
-                h.get("secret").and_then(|x| x.as_str()),
-                h.get("secret_env").and_then(|x| x.as_str()),
-            ) {
-                (Some(s), _) => Some(s.to_string()),
-                (None, Some(var)) => match std::env::var(var) {
+            .transition_ttl
+            .clone()
+            .map(|x| self.int_in(Some(x), "burst transition_ttl", (0, i32::MAX as i64), 0) as u32);
+        let hook = |v: &mut Self, h: &Option<Spanned<RawHook>>, key: &str| -> Option<Hook> {
+            let at = h.as_ref()?;
+            let h = at.get_ref();
+            let secret = match (&h.secret, &h.secret_env) {
+                (Some(s), None) => Some(s.get_ref().clone()),
+                (None, Some(var)) => match std::env::var(var.get_ref()) {
                     Ok(s) => Some(s),
                     Err(_) => {
                         v.error(
-                            at,
-                            format!("burst {key}: environment variable {var} is not set"),
+                            var,
+                            format!(
+                                "burst {key}: environment variable {} is not set",
+                                var.get_ref()
+                            ),
                             None,
                         );
                         None
                     }
                 },
+                (Some(s), Some(_)) => {
+                    v.error(s, format!("burst {key}: secret and secret_env are exclusive"), None);
+                    None
+                }
                 (None, None) => None,
             };
-            match (h.get("url").and_then(|x| x.as_str()), h.get("exec").and_then(|x| x.as_array()))
-            {
-                (Some(url), None) if url.starts_with("http://") => {
-                    Some(Hook::Http { url: url.to_string(), secret })
+            match (&h.url, &h.exec) {
+                (Some(url), None) if url.get_ref().starts_with("http://") => {
+                    Some(Hook::Http { url: url.get_ref().clone(), secret })
                 }
-                (None, Some(cmd)) if !cmd.is_empty() && cmd.iter().all(|c| c.is_str()) => {
-                    Some(Hook::Exec {
-                        command: cmd
-                            .iter()
-                            .filter_map(|c| c.as_str().map(str::to_string))
-                            .collect(),
-                    })
+                (Some(url), None) => {
+                    v.error(
+                        url,
+                        format!("burst {key} url {:?} must start with http://", url.get_ref()),
+                        Some("HTTPS webhooks are not supported yet; an exec hook can call curl"),
+                    );
+                    None
+                }
+                (None, Some(cmd)) if !cmd.get_ref().is_empty() => {
+                    if let Some(s) = &h.secret {
+                        v.error(s, format!("burst {key}: an exec hook is not signed; secret applies to url hooks"), None);
+                    }
+                    Some(Hook::Exec { command: cmd.get_ref().clone() })
                 }
                 _ => {
                     v.error(at, format!("burst {key} needs url = \"http://...\" or exec = [\"command\", \"arg\"]"), None);
@@ -1630,7 +1744,8 @@ impl Validator<'_> {
                 }
             }
         };
-        let (on_warm, on_idle) = (hook(self, "on_warm"), hook(self, "on_idle"));
+        let on_warm = hook(self, &t.on_warm, "on_warm");
+        let on_idle = hook(self, &t.on_idle, "on_idle");
         // Resolvers may cache an answer for the longest TTL the profile hands out.
         let drain_wait = Duration::from_secs(ttl.max(transition_ttl.unwrap_or(0)) as u64);
         let rule = crate::burst::Rule {
@@ -1657,21 +1772,43 @@ impl Validator<'_> {
     }
 }
 
-/// A TOML value as written, for messages (the `toml` crate's printer is not compiled in).
-fn show(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => format!("{s:?}"),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Datetime(d) => d.to_string(),
-        toml::Value::Array(_) => "an array".into(),
-        toml::Value::Table(_) => "a table".into(),
+/// A hint for the mistakes new users make most, from the TOML parser's message and the text
+/// at the span it points to: a number or a list written as a string, a misspelt key or table.
+fn syntax_hint(message: &str, text: &str, span: std::ops::Range<usize>) -> Option<String> {
+    let line_start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string());
+    let value = text.get(span.clone()).unwrap_or("").trim();
+    let unquoted = value.trim_matches(|c| c == '"' || c == '\'');
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let valid = rest.split_once("expected ").map_or("", |x| x.1);
+        return Some(format!(
+            "check the spelling; valid keys and tables here: {}",
+            valid.trim_start_matches("one of ").replace('`', "")
+        ));
     }
+    let key = key?;
+    if message.starts_with("invalid type: string") {
+        if message.contains("expected i64") || message.contains("expected an integer") {
+            let unit = if key == "ttl" || key.ends_with("_ttl") { " of seconds" } else { "" };
+            return Some(format!("{key} is a number{unit}, without quotes: {key} = {unquoted}"));
+        }
+        if message.contains("expected f64") || message.contains("expected a float") {
+            return Some(format!("{key} is a number, without quotes: {key} = {unquoted}"));
+        }
+        if message.contains("expected a sequence") {
+            return Some(format!("{key} is a list: {key} = [\"{unquoted}\"]"));
+        }
+        if message.contains("expected a boolean") {
+            return Some(format!("{key} is true or false, without quotes"));
+        }
+    }
+    if message.starts_with("invalid type: integer") && message.contains("expected a string") {
+        return Some(format!("{key} is a string; durations carry a unit: {key} = \"{unquoted}s\""));
+    }
+    None
 }
 
-/// A name from the configuration: absolute with a trailing dot; without one, absolute if that
-/// lies inside a served zone, else relative to the only zone. Errors are (message, hint).
 fn resolve_name(text: &str, zones: &[ZoneConfig]) -> Result<Name, (String, Option<String>)> {
     let bad = |e: crate::name::NameError| (format!("invalid name {text:?}: {e}"), None);
     if text.ends_with('.') {
@@ -1747,6 +1884,80 @@ mod tests {
         assert!(e.starts_with("error: m.toml:2:15: invalid type"), "{e}");
     }
 
+    /// The mistakes a new user makes, each with a message that says how to write it.
+    #[test]
+    fn friendly_messages_for_common_mistakes() {
+        let profile = "[[profile]]\nname = \"www.example.com.\"\nmethod = \"priority\"\n";
+        let cases: &[(String, &str)] = &[
+            (
+                format!("{ZONE}{profile}ttl = \"30\"\n"),
+                "ttl is a number of seconds, without quotes: ttl = 30",
+            ),
+            (
+                format!("[server]\nlisten = \"127.0.0.1:5353\"\n{ZONE}"),
+                "listen is a list: listen = [\"127.0.0.1:5353\"]",
+            ),
+            (
+                format!("{ZONE}{profile}[[profile.endpont]]\nname = \"a\"\n"),
+                "valid keys and tables here: name, method, ttl",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = errors(text);
+            assert!(e.contains(want), "{text}\n---\n{e}");
+        }
+    }
+
+    /// Keys inside monitor, load, burst and hook tables are checked like every other key,
+    /// and reported at the key: a misspelt `secrt` is an error, not an unsigned webhook.
+    #[test]
+    fn typed_tables_reject_unknown_and_mistyped_keys() {
+        let base = "[[profile]]\nname = \"www.example.com.\"\nmethod = \"priority\"\n\
+                    [[profile.endpoint]]\nname = \"a\"\naddress = \"192.0.2.1\"\npriority = 1\n\
+                    [profile.endpoint.load]\nsource = \"push\"\ncapacity = 10\n\
+                    [[profile.endpoint]]\nname = \"b\"\naddress = \"192.0.2.2\"\npriority = 2\n";
+        let burst = "[profile.burst]\nprimary = \"a\"\noverflow = \"b\"\nwarm_at = 0.6\nburst_at = 0.8\nrelease_at = 0.5\n";
+        let cases: &[(String, &str)] = &[
+            (
+                format!(
+                    "{ZONE}{base}{burst}[profile.burst.on_warm]\nurl = \"http://127.0.0.1:9/\"\nsecrt = \"x\"\n"
+                ),
+                "unknown field `secrt`",
+            ),
+            (
+                format!("{ZONE}{base}{burst}transition_ttl = \"5\"\n"),
+                "transition_ttl is a number of seconds",
+            ),
+            (
+                format!("{ZONE}{base}{burst}sustain = 30\n"),
+                "sustain is a string; durations carry a unit: sustain = \"30s\"",
+            ),
+            (
+                format!("{ZONE}{base}[profile.monitor]\nintervall = \"5s\"\n"),
+                "unknown field `intervall`",
+            ),
+            (
+                format!("{ZONE}{base}[profile.monitor]\nport = \"80\"\n"),
+                "port is a number, without quotes: port = 80",
+            ),
+            (
+                format!("{ZONE}{base}{burst}")
+                    .replace("capacity = 10", "capacity = 10\ncapacty = 5"),
+                "unknown field `capacty`",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = errors(text);
+            assert!(e.contains(want), "{text}\n---\n{e}");
+        }
+        // The key's own line is named, not the table's.
+        let text = format!(
+            "{ZONE}{base}{burst}[profile.burst.on_warm]\nurl = \"http://127.0.0.1:9/\"\nsecrt = \"x\"\n"
+        );
+        let line = text.lines().position(|l| l.starts_with("secrt")).unwrap() + 1;
+        assert!(errors(&text).contains(&format!("m.toml:{line}:")), "{}", errors(&text));
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
@@ -1777,7 +1988,7 @@ pub struct Scenario {
 pub struct ScenarioEvent {
     pub at: Duration,
     pub endpoint: String,
-    pub status: crate::policy::Status,
+    pub status: crate::live::Status,
 }
 
 #[derive(Deserialize)]
@@ -1832,9 +2043,9 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, Diagnostics> {
     let mut events = Vec::new();
     for e in &raw.events {
         let status = match e.status.as_str() {
-            "Online" => crate::policy::Status::Online,
-            "Degraded" => crate::policy::Status::Degraded,
-            "Disabled" => crate::policy::Status::Disabled,
+            "Online" => crate::live::Status::Online,
+            "Degraded" => crate::live::Status::Degraded,
+            "Disabled" => crate::live::Status::Disabled,
             other => {
                 return Err(at(
                     1,

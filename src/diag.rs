@@ -35,6 +35,31 @@ impl Loc {
     }
 }
 
+/// Where each line of a text starts, so that many offsets turn into line:col in O(log n)
+/// each ([`Loc::from_offset`] scans from the start: fine once, quadratic for every profile of
+/// a large configuration).
+#[derive(Debug, Clone)]
+pub struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    pub fn new(text: &str) -> Lines {
+        let starts =
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Lines { starts }
+    }
+
+    /// The same as `Loc::from_offset(file, text, offset)`, for the `text` this was made from.
+    pub fn loc(&self, file: &Path, text: &str, offset: usize) -> Loc {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let col = text[start..offset].chars().count() as u32 + 1;
+        Loc { file: file.to_path_buf(), line: line as u32, col }
+    }
+}
+
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
@@ -126,6 +151,18 @@ impl From<Diagnostic> for Diagnostics {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn line_index_agrees_with_the_scan() {
+        let text = "a = 1\n\nb = \"é\"\nc";
+        let lines = super::Lines::new(text);
+        let p = std::path::Path::new("t");
+        for offset in 0..=text.len() + 2 {
+            if text.is_char_boundary(offset.min(text.len())) {
+                assert_eq!(lines.loc(p, text, offset), super::Loc::from_offset(p, text, offset));
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

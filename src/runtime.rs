@@ -8,19 +8,23 @@ use crate::metrics::Metrics;
 use crate::name::Name;
 use crate::state::{Retired, Snapshot};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How long the counters of a removed endpoint or profile are still exported.
+/// How long the counters of a removed endpoint or profile are still exported by default:
+/// long enough for any usual scrape interval to see their final values.
 pub const RETIRED_GRACE: Duration = Duration::from_secs(60);
 
 /// How many history samples the status page keeps (an hour at the app's 10-second sampling).
 pub const HISTORY_POINTS: usize = 360;
 
 /// One per running server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Runtime {
     pub metrics: Metrics,
+    /// [`RETIRED_GRACE`] unless changed, in milliseconds.
+    retired_grace_ms: AtomicU64,
     reload: Mutex<ReloadInfo>,
     history: Mutex<VecDeque<HistoryPoint>>,
     retired: Mutex<VecDeque<(Instant, Retired)>>,
@@ -41,6 +45,18 @@ pub struct HistoryPoint {
     pub answers: Vec<(EndpointKey, u64)>,
 }
 
+impl Default for Runtime {
+    fn default() -> Runtime {
+        Runtime {
+            metrics: Metrics::default(),
+            retired_grace_ms: AtomicU64::new(RETIRED_GRACE.as_millis() as u64),
+            reload: Mutex::default(),
+            history: Mutex::default(),
+            retired: Mutex::default(),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain records: a panic elsewhere while one was held leaves nothing worth refusing.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -55,13 +71,19 @@ impl Runtime {
         *lock(&self.reload) = info;
     }
 
-    /// Keeps what a reload removed for [`RETIRED_GRACE`], and drops what has waited longer.
+    /// Changes how long removed endpoints' counters stay exported (tests shorten it).
+    pub fn set_retired_grace(&self, grace: Duration) {
+        self.retired_grace_ms.store(grace.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Keeps what a reload removed for the grace period, and drops what has waited longer.
     pub fn retire(&self, retired: Retired) {
+        let grace = Duration::from_millis(self.retired_grace_ms.load(Ordering::Relaxed));
         let mut r = lock(&self.retired);
         if !retired.endpoints.is_empty() || !retired.profiles.is_empty() {
             r.push_back((Instant::now(), retired));
         }
-        while r.front().is_some_and(|(at, _)| at.elapsed() > RETIRED_GRACE) {
+        while r.front().is_some_and(|(at, _)| at.elapsed() > grace) {
             r.pop_front();
         }
     }

@@ -423,3 +423,35 @@ mod tests {
         assert!(known_location("DE").is_some() && known_location("nowhere").is_none());
     }
 }
+
+/// A network in CIDR form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    #[inline]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        common_prefix(self.addr, ip).is_some_and(|c| c >= self.prefix)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The number of leading bits two addresses of the same family share.
+#[inline]
+pub fn common_prefix(a: IpAddr, b: IpAddr) -> Option<u8> {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => Some((u32::from(a) ^ u32::from(b)).leading_zeros() as u8),
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            Some((u128::from(a) ^ u128::from(b)).leading_zeros() as u8)
+        }
+        _ => None,
+    }
+}

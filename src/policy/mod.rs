@@ -26,57 +26,11 @@ pub type EndpointId = u32;
 
 /// The most endpoints one answer can carry (multivalue's `max_answers` ceiling).
 pub const MAX_SELECTED: usize = 10;
-/// The deepest chain of nested profiles.
-pub const MAX_DEPTH: usize = 10;
 /// `Selection::views` for an endpoint answered without a view.
 pub const NO_VIEW: u8 = u8::MAX;
 
-/// How a profile picks its endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Priority,
-    Weighted,
-    Geographic,
-    Performance,
-    MultiValue,
-    Subnet,
-}
-
-impl Method {
-    pub const NAMES: [&'static str; 6] =
-        ["priority", "weighted", "geographic", "performance", "multivalue", "subnet"];
-
-    pub fn parse(s: &str) -> Option<Method> {
-        Some(match s {
-            "priority" => Method::Priority,
-            "weighted" => Method::Weighted,
-            "geographic" => Method::Geographic,
-            "performance" => Method::Performance,
-            "multivalue" => Method::MultiValue,
-            "subnet" => Method::Subnet,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// Whether the decision depends on where the client is (GeoIP).
-    pub fn uses_geo(self) -> bool {
-        matches!(self, Method::Geographic | Method::Performance)
-    }
-}
-
-/// What a profile answers when none of its endpoints is available.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AllDown {
-    /// Traffic Manager's rule: act as if every enabled endpoint were available.
-    ServeAll,
-    NoData,
-    ServFail,
-}
-
+pub use crate::config::{AllDown, MAX_DEPTH, Method};
+pub use crate::geo::{Cidr, common_prefix};
 pub use crate::live::{Override, Status};
 
 /// The live state a snapshot's decisions read: for each endpoint (by id) and each profile (by
@@ -167,38 +121,6 @@ pub enum Target {
     Addresses { v4: Box<[Ipv4Addr]>, v6: Box<[Ipv6Addr]> },
     Cname(Name),
     Profile(ProfileId),
-}
-
-/// A network in CIDR form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    #[inline]
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        common_prefix(self.addr, ip).is_some_and(|c| c >= self.prefix)
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-/// The number of leading bits two addresses of the same family share.
-#[inline]
-fn common_prefix(a: IpAddr, b: IpAddr) -> Option<u8> {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => Some((u32::from(a) ^ u32::from(b)).leading_zeros() as u8),
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            Some((u128::from(a) ^ u128::from(b)).leading_zeros() as u8)
-        }
-        _ => None,
-    }
 }
 
 /// A view's index and the IPv4 and IPv6 addresses an endpoint answers to that view's clients.

@@ -10,6 +10,8 @@ mod dns;
 mod fake;
 mod harness;
 mod health;
+mod layers;
+mod live_state;
 mod managed;
 mod reload;
 mod tcp;

@@ -1,0 +1,124 @@
+//! The layering ARCHITECTURE.md documents, checked against the code: every `crate::` path in
+//! `src/` must name a module in a lower layer than the module it is written in (or the module
+//! itself). A new import against the order fails here, with the line that did it.
+
+use crate::harness::repo;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The layers, top first, from the `layers` block in ARCHITECTURE.md.
+fn layers() -> HashMap<String, usize> {
+    let doc = std::fs::read_to_string(repo().join("ARCHITECTURE.md")).unwrap();
+    let block = doc
+        .split("```layers\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("ARCHITECTURE.md has a ```layers block");
+    let mut rank = HashMap::new();
+    for (i, line) in block.lines().enumerate() {
+        for m in line.split_whitespace() {
+            assert!(rank.insert(m.to_string(), i).is_none(), "{m} is listed twice");
+        }
+    }
+    rank
+}
+
+/// The first path segment of every `crate::` path in `code` (comments skipped), with its line.
+fn imports(code: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        let line = line.trim_start();
+        if line.starts_with("//") {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // `crate::{a, b::c, d}`: the first segment of each item at the top level.
+                let mut depth = 0;
+                let mut item_start = true;
+                for (j, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            rest = &group[j..];
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => item_start = true,
+                        c if item_start && (c.is_alphanumeric() || c == '_') => {
+                            let word: String = group[j..]
+                                .chars()
+                                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                                .collect();
+                            out.push((n + 1, word));
+                            item_start = false;
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                let word: String =
+                    rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                out.push((n + 1, word));
+            }
+        }
+    }
+    out
+}
+
+fn visit(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            visit(&p, files);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            files.push(p);
+        }
+    }
+}
+
+#[test]
+fn modules_import_only_downwards() {
+    let rank = layers();
+    let src = repo().join("src");
+    let mut files = Vec::new();
+    visit(&src, &mut files);
+    let mut wrong = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let module = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let module = module.trim_end_matches(".rs").to_string();
+        if module == "lib" {
+            continue;
+        }
+        let Some(&mine) = rank.get(&module) else {
+            wrong
+                .push(format!("src/{}: module {module} is not in the layers block", rel.display()));
+            continue;
+        };
+        for (line, to) in imports(&std::fs::read_to_string(f).unwrap()) {
+            if to == module || to == "self" {
+                continue;
+            }
+            match rank.get(&to) {
+                Some(&theirs) if theirs > mine => {}
+                Some(_) => wrong.push(format!(
+                    "src/{}:{line}: {module} imports {to}, which is not below it",
+                    rel.display()
+                )),
+                None => wrong
+                    .push(format!("src/{}:{line}: {to} is not in the layers block", rel.display())),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports against ARCHITECTURE.md's layers:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_import_scanner_reads_groups() {
+    let got = imports("use crate::{a, b::{c, d}, e};\nlet x = crate::f::g();\n// crate::h\n");
+    let got: Vec<&str> = got.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(got, ["a", "b", "e", "f"]);
+}
