@@ -4,6 +4,7 @@
 use crate::harness::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 const ZONE: &str =
     "$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\napi A 192.0.2.10\n";
@@ -228,6 +229,91 @@ async fn watch_reloads_on_file_change() {
         }
         assert!(std::time::Instant::now() < deadline, "the change was not picked up");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    srv.stop().await;
+}
+
+fn watched_config(dir: &TempDir) -> std::path::PathBuf {
+    dir.write(
+        "meridian.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nwatch = true\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [[zone]]\nname = \"reload.test\"\nfile = \"z.zone\"\n\
+         [[zone]]\nname = \"slow.test\"\nfile = \"slow.zone\"\n",
+    )
+}
+
+/// A zone large enough that reading it takes a noticeable time, so that a write can land
+/// while a reload is under way.
+fn slow_zone(records: usize) -> String {
+    let mut z =
+        String::from("$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n");
+    for i in 0..records {
+        z.push_str(&format!("h{i} A 198.51.{}.{}\n", i / 250 % 250, i % 250));
+    }
+    z
+}
+
+/// A writer that writes a zone in pieces, pausing between them (not write-then-rename): the
+/// watcher waits for the file to settle, so no partial zone is ever served or even loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_waits_for_a_slow_writer() {
+    let dir = TempDir::new();
+    dir.write("z.zone", ZONE);
+    dir.write("slow.zone", &slow_zone(10));
+    let cfg = watched_config(&dir);
+    let srv = TestServer::start_config(dir, cfg).await;
+    let rt = srv.runtime().clone();
+    let reloads = || rt.metrics.reloads.load(Ordering::Relaxed);
+    let before = reloads();
+    let path = srv.dir.path().join("z.zone");
+    let new = ZONE.replace("192.0.2.10", "192.0.2.77");
+    let (a, b) = new.split_at(new.find("api").unwrap());
+    // Truncate and write the first half: the file now has an SOA and NS but no `api`.
+    std::fs::write(&path, a).unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Meanwhile the old data keeps serving: never the half-written zone's NXDOMAIN.
+        assert_eq!(api(&srv).await, "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.10");
+    }
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut f, b.as_bytes()).unwrap();
+    drop(f);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while api(&srv).await != "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.77" {
+        assert!(std::time::Instant::now() < deadline, "the finished file was never loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reloads() - before, 1, "one reload, for the finished file only");
+    srv.stop().await;
+}
+
+/// A write that lands while a reload is reading the files is not missed: the watcher's
+/// stamps were taken before the reload read anything, so the change shows afterwards and is
+/// loaded by another reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_a_write_that_lands_during_a_reload() {
+    let dir = TempDir::new();
+    dir.write("z.zone", ZONE);
+    dir.write("slow.zone", &slow_zone(60_000));
+    let cfg = watched_config(&dir);
+    let srv = TestServer::start_config(dir, cfg).await;
+    let running = srv.running.as_ref().unwrap();
+    // Time one reload, to write in the middle of the next one: z.zone is read first, then
+    // the slow zone.
+    let t = std::time::Instant::now();
+    running.reload().await.unwrap();
+    let took = t.elapsed();
+    let path = srv.dir.path().join("z.zone");
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(took / 2).await;
+        std::fs::write(&path, ZONE.replace("192.0.2.10", "192.0.2.88")).unwrap();
+    });
+    running.reload().await.unwrap();
+    writer.await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while api(&srv).await != "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.88" {
+        assert!(std::time::Instant::now() < deadline, "the write during the reload was missed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     srv.stop().await;
 }

@@ -1,0 +1,259 @@
+//! The routing methods that need more than a line: weighted (plain and sticky), geographic,
+//! performance and subnet, and the views and regions a client is in.
+
+use super::rng::{mix, sticky_prefix};
+use super::spill::{at_weight, total_weight};
+use super::*;
+use crate::geo::{self, GeoInfo, Region};
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn weighted<T: Trace>(
+    p: &Policies,
+    profile: &Profile,
+    client: &Client,
+    rng: &mut Rng,
+    sel: &mut Selection,
+    trace: &mut T,
+    depth: usize,
+    ok: &impl Fn(EndpointId) -> bool,
+) -> Option<EndpointId> {
+    if profile.sticky {
+        // Weighted rendezvous hashing: each endpoint scores the client prefix; the best score
+        // wins. Every instance computes the same scores, and when an endpoint goes away only
+        // the clients it held move.
+        let (prefix, len) = sticky_prefix(client.addr);
+        sel.scope = sel.scope.max(len);
+        let mut best: Option<(f64, EndpointId)> = None;
+        for &id in profile.endpoints.iter().filter(|&&id| ok(id)) {
+            let e = &p.endpoints[id as usize];
+            let h = mix(prefix as u64 ^ mix((prefix >> 64) as u64 ^ e.key_hash));
+            let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let score = e.weight as f64 / -u.ln();
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, id));
+            }
+        }
+        trace.note(depth, || {
+            format!(
+                "weighted, sticky by client prefix /{len}: rendezvous hash picks {}",
+                best.map_or("nothing", |(_, id)| p.endpoints[id as usize].name.as_str())
+            )
+        });
+        return best.map(|(_, id)| id);
+    }
+    let candidates = || profile.endpoints.iter().copied().filter(|&id| ok(id));
+    let total = total_weight(p, candidates());
+    if total == 0 {
+        return None;
+    }
+    let draw = rng.below(total);
+    let pick = at_weight(p, candidates(), draw);
+    trace.note(depth, || {
+        format!(
+            "weighted: draw {draw} of total weight {total} picks {}",
+            pick.map_or("nothing", |id| p.endpoints[id as usize].name.as_str())
+        )
+    });
+    pick
+}
+
+pub(super) fn geo_info<T: Trace>(
+    client: &Client,
+    sel: &mut Selection,
+    trace: &mut T,
+    depth: usize,
+) -> Option<GeoInfo> {
+    let g = client.geo?;
+    sel.scope = sel.scope.max(g.prefix);
+    trace.note(depth, || {
+        if !g.found {
+            return format!("GeoIP: no record for {} (network /{})", client.addr, g.prefix);
+        }
+        let mut s = String::from("GeoIP:");
+        if let Some(c) = g.country {
+            s += &format!(" country {}", Region::Country(c));
+        }
+        if let Some(sd) = g.subdivision {
+            s += &format!(", subdivision {}", Region::Subdivision(sd));
+        }
+        if let Some(gr) = g.group {
+            s += &format!(", group {}", geo::GROUPS[gr as usize]);
+        }
+        if let Some(l) = g.location {
+            s += &format!(
+                ", location {:.2},{:.2}{}",
+                l.lat,
+                l.lon,
+                if g.location_is_centroid { " (country centroid)" } else { "" }
+            );
+        }
+        s + &format!(" (network /{})", g.prefix)
+    });
+    Some(g)
+}
+
+/// The view a client is in, if the profile has views; the decision's scope grows to the
+/// matched view network, or to the widest block around the client that is in no view.
+pub(super) fn client_view(profile: &Profile, addr: IpAddr, sel: &mut Selection) -> Option<u8> {
+    if profile.views.is_empty() {
+        return None;
+    }
+    let mut closest_miss = 0u8;
+    for (v, networks) in profile.views.iter().enumerate() {
+        for c in networks.iter() {
+            if c.contains(addr) {
+                sel.scope = sel.scope.max(c.prefix);
+                return Some(v as u8);
+            }
+            if let Some(common) = common_prefix(c.addr, addr) {
+                closest_miss = closest_miss.max(common + 1);
+            }
+        }
+    }
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    sel.scope = sel.scope.max(closest_miss.min(max));
+    None
+}
+
+/// The regions a client is in, most specific first: subdivision, country, region group, WORLD.
+pub(super) fn client_regions(g: &GeoInfo) -> [Option<Region>; 4] {
+    [
+        g.subdivision.map(Region::Subdivision),
+        g.country.map(Region::Country),
+        g.group.map(Region::Group),
+        Some(Region::World),
+    ]
+}
+
+pub(super) fn geographic<T: Trace>(
+    p: &Policies,
+    profile: &Profile,
+    client: &Client,
+    sel: &mut Selection,
+    trace: &mut T,
+    depth: usize,
+    ok: &impl Fn(EndpointId) -> bool,
+) -> Option<EndpointId> {
+    let g = geo_info(client, sel, trace, depth).unwrap_or_default();
+    let map = &profile.geo_map;
+    let matched = client_regions(&g)
+        .into_iter()
+        .flatten()
+        .find_map(|r| map.binary_search_by(|(k, _)| k.cmp(&r)).ok().map(|i| (r, map[i].1)));
+    let Some((region, id)) = matched else {
+        trace.note(depth, || {
+            "geographic: no endpoint is mapped to the client's regions: NODATA".into()
+        });
+        return None;
+    };
+    if ok(id) {
+        trace.note(depth, || {
+            format!("geographic: region {region} is mapped to {}", p.endpoints[id as usize].name)
+        });
+        Some(id)
+    } else {
+        // Geo-fencing: no failover to another region's endpoint (a nested profile is how a
+        // region gets failover).
+        trace.note(depth, || format!("geographic: region {region} is mapped to {}, which is unavailable: NODATA (no failover across regions)", p.endpoints[id as usize].name));
+        None
+    }
+}
+
+pub(super) fn performance<T: Trace>(
+    p: &Policies,
+    profile: &Profile,
+    client: &Client,
+    sel: &mut Selection,
+    trace: &mut T,
+    depth: usize,
+    ok: &impl Fn(EndpointId) -> bool,
+) -> Option<EndpointId> {
+    let Some(here) = geo_info(client, sel, trace, depth).and_then(|g| g.location) else {
+        trace.note(depth, || {
+            "performance: no location for the client; falling back to weights".into()
+        });
+        return None;
+    };
+    let mut best: Option<(f64, u32, EndpointId)> = None;
+    for &id in profile.endpoints.iter().filter(|&&id| ok(id)) {
+        let e = &p.endpoints[id as usize];
+        let Some(loc) = e.location else { continue };
+        let d = geo::distance_km(here, loc);
+        trace.note(depth + 1, || format!("{}: {d:.0} km", e.name));
+        // Ties (within a kilometre) go to the higher weight.
+        let better = match best {
+            None => true,
+            Some((bd, bw, _)) => d < bd - 1.0 || ((d - bd).abs() <= 1.0 && e.weight > bw),
+        };
+        if better {
+            best = Some((d, e.weight, id));
+        }
+    }
+    trace.note(depth, || {
+        format!(
+            "performance: nearest is {}",
+            best.map_or("nothing", |b| p.endpoints[b.2 as usize].name.as_str())
+        )
+    });
+    best.map(|b| b.2)
+}
+
+pub(super) fn subnet<T: Trace>(
+    p: &Policies,
+    profile: &Profile,
+    client: &Client,
+    sel: &mut Selection,
+    trace: &mut T,
+    depth: usize,
+    ok: &impl Fn(EndpointId) -> bool,
+) -> Option<EndpointId> {
+    let mut best: Option<(Cidr, EndpointId)> = None;
+    let mut closest_miss = 0u8;
+    for &(cidr, id) in profile.subnet_rules.iter() {
+        if cidr.contains(client.addr) {
+            if best.is_none_or(|(b, _)| cidr.prefix > b.prefix) {
+                best = Some((cidr, id));
+            }
+        } else if let Some(c) = common_prefix(cidr.addr, client.addr) {
+            closest_miss = closest_miss.max(c + 1);
+        }
+    }
+    match best {
+        Some((cidr, id)) => {
+            sel.scope = sel.scope.max(cidr.prefix);
+            if ok(id) {
+                trace.note(depth, || {
+                    format!(
+                        "subnet: {} matches {cidr} of {}",
+                        client.addr, p.endpoints[id as usize].name
+                    )
+                });
+                return Some(id);
+            }
+            trace.note(depth, || {
+                format!(
+                    "subnet: {cidr} of {} matches but it is unavailable",
+                    p.endpoints[id as usize].name
+                )
+            });
+        }
+        None => {
+            // The answer holds for the client's block that overlaps no rule.
+            let max = if client.addr.is_ipv4() { 32 } else { 128 };
+            sel.scope = sel.scope.max(closest_miss.min(max));
+            trace.note(depth, || format!("subnet: no rule matches {}", client.addr));
+        }
+    }
+    match profile.subnet_fallback.filter(|&id| ok(id)) {
+        Some(id) => {
+            trace.note(depth, || {
+                format!("subnet: using the fallback endpoint {}", p.endpoints[id as usize].name)
+            });
+            Some(id)
+        }
+        None => {
+            trace.note(depth, || "subnet: no available fallback endpoint: NODATA".into());
+            None
+        }
+    }
+}

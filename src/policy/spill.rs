@@ -1,0 +1,122 @@
+//! The burst rule applied to a method's pick: which answers spill to an overflow endpoint,
+//! within the geo-fence and the client's view.
+
+use super::methods::client_regions;
+use super::rng::{mix, sticky_prefix};
+use super::*;
+
+/// The client prefix's place in `[0, 1)`: the same on every instance, so with a sticky burst
+/// the same clients spill everywhere, and a client keeps its side while the share holds.
+#[inline]
+pub(super) fn sticky_unit(addr: IpAddr) -> f64 {
+    let (prefix, _) = sticky_prefix(addr);
+    let h = mix(prefix as u64 ^ mix((prefix >> 64) as u64 ^ 0x6d65_7269_6469_616e));
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Applies the burst rule to the method's pick `id`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn spill<T: Trace>(
+    p: &Policies,
+    pid: ProfileId,
+    profile: &Profile,
+    b: &ProfileBurst,
+    id: EndpointId,
+    signals: &Signals,
+    client: &Client,
+    rng: &mut Rng,
+    trace: &mut T,
+    depth: usize,
+    force: bool,
+    fits: &impl Fn(EndpointId) -> bool,
+) -> EndpointId {
+    if !b.primary.contains(&id) {
+        return id;
+    }
+    let primary_down = !force && !b.primary.iter().any(|&x| available(p, x, signals, depth));
+    let share = signals.burst_share(pid);
+    let draw = if b.sticky { sticky_unit(client.addr) } else { rng.unit() };
+    let go = primary_down || draw < share;
+    trace.note(depth, || {
+        format!(
+            "burst: state {}, share {:.3}, draw {draw:.3}{}{}",
+            signals.burst_state(pid).as_str(),
+            share,
+            if b.sticky { " (client-prefix hash)" } else { "" },
+            if primary_down {
+                ": the primary is down, everything to overflow"
+            } else if go {
+                ": spilled"
+            } else {
+                ": kept on the primary"
+            }
+        )
+    });
+    if !go {
+        return id;
+    }
+    match overflow_pick(p, profile, b, signals, client, rng, depth, b.sticky.then_some(draw), fits)
+    {
+        Some(o) => o,
+        None => {
+            trace.note(depth, || {
+                "burst: no overflow endpoint is available here; kept on the primary".into()
+            });
+            id
+        }
+    }
+}
+
+/// An available overflow endpoint the client may be sent to, weighted; `None` if there is none.
+/// In a geographic profile only overflow endpoints mapped to one of the client's regions
+/// qualify: a burst never crosses the geo-fence.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn overflow_pick(
+    p: &Policies,
+    profile: &Profile,
+    b: &ProfileBurst,
+    signals: &Signals,
+    client: &Client,
+    rng: &mut Rng,
+    depth: usize,
+    sticky_draw: Option<f64>,
+    fits: &impl Fn(EndpointId) -> bool,
+) -> Option<EndpointId> {
+    let regions = client_regions(&client.geo.unwrap_or_default());
+    // Neither the geo-fence nor the client's view may be crossed by a spill.
+    let allowed = |id: EndpointId| {
+        fits(id)
+            && available(p, id, signals, depth)
+            && (profile.method != Method::Geographic
+                || p.endpoints[id as usize].regions.iter().any(|r| regions.contains(&Some(*r))))
+    };
+    let candidates = || b.overflow.iter().copied().filter(|&o| allowed(o));
+    let total = total_weight(p, candidates());
+    if total == 0 {
+        return None;
+    }
+    // Sticky: the same draw picks the same overflow endpoint; otherwise a fresh draw.
+    let at = match sticky_draw {
+        Some(u) => ((u * total as f64) as u64).min(total - 1),
+        None => rng.below(total),
+    };
+    at_weight(p, candidates(), at)
+}
+
+/// The sum of the endpoints' weights.
+pub(super) fn total_weight(p: &Policies, ids: impl Iterator<Item = EndpointId>) -> u64 {
+    ids.map(|id| p.endpoints[id as usize].weight as u64).sum()
+}
+
+/// With the endpoints' weights laid end to end, the one covering position `at`.
+pub(super) fn at_weight(
+    p: &Policies,
+    mut ids: impl Iterator<Item = EndpointId>,
+    at: u64,
+) -> Option<EndpointId> {
+    let mut acc = 0;
+    ids.find(|&id| {
+        acc += p.endpoints[id as usize].weight as u64;
+        at < acc
+    })
+}
