@@ -9,13 +9,14 @@ use meridian::live::Health;
 use meridian::policy::Status;
 use std::time::{Duration, Instant};
 
+/// The zone `hc.test.` that health and live-state tests put their profiles in.
+pub const HC_ZONE: &str =
+    "$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n";
+
 /// A server for zone `hc.test.` with `profiles` (TOML).
 pub async fn server_with(profiles: &str) -> TestServer {
     let dir = TempDir::new();
-    dir.write(
-        "hc.zone",
-        "$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n",
-    );
+    dir.write("hc.zone", HC_ZONE);
     let cfg = dir.write(
         "meridian.toml",
         &format!(

@@ -5,7 +5,7 @@
 use crate::admin::http;
 use crate::fake::Fake;
 use crate::harness::*;
-use crate::health::{server_with, until};
+use crate::health::{HC_ZONE, server_with, until};
 use meridian::live::{AdminOverride, ProbeResult};
 use meridian::policy::Status;
 use serde_json::Value;
@@ -188,10 +188,7 @@ async fn probes_overrides_and_reloads_racing_lose_nothing() {
 #[test]
 fn a_write_between_build_and_swap_is_not_lost() {
     let dir = TempDir::new();
-    dir.write(
-        "hc.zone",
-        "$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n",
-    );
+    dir.write("hc.zone", HC_ZONE);
     let cfg = dir.write(
         "meridian.toml",
         "[[zone]]\nname = \"hc.test.\"\nfile = \"hc.zone\"\n\
