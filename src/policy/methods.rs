@@ -6,17 +6,14 @@ use super::spill::{at_weight, total_weight};
 use super::*;
 use crate::geo::{self, GeoInfo, Region};
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn weighted<T: Trace>(
-    p: &Policies,
+    d: &mut Decision<'_, T>,
     profile: &Profile,
-    client: &Client,
-    rng: &mut Rng,
-    sel: &mut Selection,
-    trace: &mut T,
     depth: usize,
     ok: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
+    let (p, client) = (d.p, d.client);
+    let (rng, sel, trace) = (&mut *d.rng, &mut *d.sel, &mut *d.trace);
     if profile.sticky {
         // Weighted rendezvous hashing: each endpoint scores the client prefix; the best score
         // wins. Every instance computes the same scores, and when an endpoint goes away only
@@ -126,14 +123,13 @@ pub(super) fn client_regions(g: &GeoInfo) -> [Option<Region>; 4] {
 }
 
 pub(super) fn geographic<T: Trace>(
-    p: &Policies,
+    d: &mut Decision<'_, T>,
     profile: &Profile,
-    client: &Client,
-    sel: &mut Selection,
-    trace: &mut T,
     depth: usize,
     ok: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
+    let (p, client) = (d.p, d.client);
+    let (sel, trace) = (&mut *d.sel, &mut *d.trace);
     let g = geo_info(client, sel, trace, depth).unwrap_or_default();
     let map = &profile.geo_map;
     let matched = client_regions(&g)
@@ -160,14 +156,13 @@ pub(super) fn geographic<T: Trace>(
 }
 
 pub(super) fn performance<T: Trace>(
-    p: &Policies,
+    d: &mut Decision<'_, T>,
     profile: &Profile,
-    client: &Client,
-    sel: &mut Selection,
-    trace: &mut T,
     depth: usize,
     ok: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
+    let (p, client) = (d.p, d.client);
+    let (sel, trace) = (&mut *d.sel, &mut *d.trace);
     let Some(here) = geo_info(client, sel, trace, depth).and_then(|g| g.location) else {
         trace.note(depth, || {
             "performance: no location for the client; falling back to weights".into()
@@ -199,14 +194,13 @@ pub(super) fn performance<T: Trace>(
 }
 
 pub(super) fn subnet<T: Trace>(
-    p: &Policies,
+    d: &mut Decision<'_, T>,
     profile: &Profile,
-    client: &Client,
-    sel: &mut Selection,
-    trace: &mut T,
     depth: usize,
     ok: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
+    let (p, client) = (d.p, d.client);
+    let (sel, trace) = (&mut *d.sel, &mut *d.trace);
     let mut best: Option<(Cidr, EndpointId)> = None;
     let mut closest_miss = 0u8;
     for &(cidr, id) in profile.subnet_rules.iter() {

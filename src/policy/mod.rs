@@ -249,7 +249,19 @@ pub fn select<T: Trace>(
     trace: &mut T,
 ) {
     *sel = Selection::default();
-    select_in(p, pid, signals, client, rng, sel, trace, 0);
+    select_in(&mut Decision { p, signals, client, rng, sel, trace }, pid, 0);
+}
+
+/// One decision in progress: what it reads (the compiled tables, the live signals, the client)
+/// and what it writes (the RNG, the selection, the trace). Handed by `&mut` down the chain of
+/// nested profiles, so each step takes it and its own few arguments.
+pub(super) struct Decision<'a, T> {
+    pub(super) p: &'a Policies,
+    pub(super) signals: &'a Signals,
+    pub(super) client: &'a Client,
+    pub(super) rng: &'a mut Rng,
+    pub(super) sel: &'a mut Selection,
+    pub(super) trace: &'a mut T,
 }
 
 /// Whether an endpoint can be answered with: enabled, its status serves, and for a nested
@@ -278,24 +290,15 @@ pub fn available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn select_in<T: Trace>(
-    p: &Policies,
-    pid: ProfileId,
-    signals: &Signals,
-    client: &Client,
-    rng: &mut Rng,
-    sel: &mut Selection,
-    trace: &mut T,
-    depth: usize,
-) {
+fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
+    let (p, signals, client) = (d.p, d.signals, d.client);
     let profile = &p.profiles[pid as usize];
-    trace.note(depth, || {
+    d.trace.note(depth, || {
         format!("profile {} ({}, ttl {})", profile.name, profile.method.as_str(), profile.ttl)
     });
 
     // Split horizon: a client in a view is only offered endpoints that answer for it.
-    let view = client_view(profile, client.addr, sel);
+    let view = client_view(profile, client.addr, d.sel);
     let fits = |id: EndpointId| {
         let e = &p.endpoints[id as usize];
         view.is_none_or(|v| {
@@ -303,7 +306,7 @@ fn select_in<T: Trace>(
         })
     };
     if let Some(v) = view {
-        trace.note(depth, || format!("client is in view {v} (split horizon)"));
+        d.trace.note(depth, || format!("client is in view {v} (split horizon)"));
     }
     let mut any_available = false;
     let mut any_enabled = false;
@@ -313,7 +316,7 @@ fn select_in<T: Trace>(
         let on = enabled(p, id, signals);
         any_available |= ok;
         any_enabled |= on;
-        trace.note(depth + 1, || {
+        d.trace.note(depth + 1, || {
             let why = if !on {
                 match signals.admin(id) {
                     Override::Disabled => "disabled by an operator".to_string(),
@@ -334,18 +337,18 @@ fn select_in<T: Trace>(
     if force {
         match profile.when_all_down {
             AllDown::ServeAll if any_enabled => {
-                trace.note(depth, || "no endpoint available: serving as if all enabled endpoints were (when_all_down = serve-all)".into());
+                d.trace.note(depth, || "no endpoint available: serving as if all enabled endpoints were (when_all_down = serve-all)".into());
             }
             AllDown::ServFail => {
-                trace.note(depth, || {
+                d.trace.note(depth, || {
                     "no endpoint available: SERVFAIL (when_all_down = servfail)".into()
                 });
-                sel.outcome = Outcome::ServFail;
+                d.sel.outcome = Outcome::ServFail;
                 return;
             }
             _ => {
-                trace.note(depth, || "no endpoint available: NODATA".into());
-                sel.outcome = Outcome::NoData;
+                d.trace.note(depth, || "no endpoint available: NODATA".into());
+                d.sel.outcome = Outcome::NoData;
                 return;
             }
         }
@@ -357,7 +360,7 @@ fn select_in<T: Trace>(
     let pick: Option<EndpointId> = match profile.method {
         Method::Priority => {
             let pick = profile.by_priority.iter().copied().find(|&id| ok(id));
-            trace.note(depth, || match pick {
+            d.trace.note(depth, || match pick {
                 Some(id) => format!(
                     "priority: lowest available priority is {} ({})",
                     p.endpoints[id as usize].priority, p.endpoints[id as usize].name
@@ -366,74 +369,62 @@ fn select_in<T: Trace>(
             });
             pick
         }
-        Method::Weighted => weighted(p, profile, client, rng, sel, trace, depth, &ok),
-        Method::Geographic => geographic(p, profile, client, sel, trace, depth, &ok),
+        Method::Weighted => weighted(d, profile, depth, &ok),
+        Method::Geographic => geographic(d, profile, depth, &ok),
         Method::Performance => {
-            let pick = performance(p, profile, client, sel, trace, depth, &ok);
+            let pick = performance(d, profile, depth, &ok);
             match pick {
                 Some(_) => pick,
                 // No location for the client: fall back to a weighted choice.
-                None => weighted(p, profile, client, rng, sel, trace, depth, &ok),
+                None => weighted(d, profile, depth, &ok),
             }
         }
-        Method::Subnet => subnet(p, profile, client, sel, trace, depth, &ok),
+        Method::Subnet => subnet(d, profile, depth, &ok),
         Method::MultiValue => {
             let n = profile.endpoints.len();
             // Rotate the starting point so that clients limited to fewer answers than there
             // are endpoints still spread over all of them.
-            let start = if n > 0 { rng.below(n as u64) as usize } else { 0 };
+            let start = if n > 0 { d.rng.below(n as u64) as usize } else { 0 };
             for k in 0..n {
                 let id = profile.endpoints[(start + k) % n];
-                if ok(id) && sel.len < profile.max_answers as usize {
-                    sel.push(id, view);
+                if ok(id) && d.sel.len < profile.max_answers as usize {
+                    d.sel.push(id, view);
                 }
             }
-            trace.note(depth, || {
+            d.trace.note(depth, || {
                 format!(
                     "multivalue: {} endpoint(s), starting at {}",
-                    sel.len, p.endpoints[profile.endpoints[start] as usize].name
+                    d.sel.len, p.endpoints[profile.endpoints[start] as usize].name
                 )
             });
-            if sel.len == 0 {
-                sel.outcome = Outcome::NoData;
+            if d.sel.len == 0 {
+                d.sel.outcome = Outcome::NoData;
             }
             return;
         }
     };
     let pick = match (&profile.burst, pick) {
-        (Some(b), Some(id)) => {
-            Some(spill(p, pid, profile, b, id, signals, client, rng, trace, depth, force, &fits))
-        }
+        (Some(b), Some(id)) => Some(spill(d, pid, b, id, depth, force, &fits)),
         (Some(b), None) => {
             // Nothing the method could pick; a Degraded primary still sends everything to an
             // available overflow endpoint, within the geo-fence.
-            overflow_pick(
-                p,
-                profile,
-                b,
-                signals,
-                client,
-                rng,
-                depth,
-                b.sticky.then(|| sticky_unit(client.addr)),
-                &fits,
-            )
+            overflow_pick(d, pid, b, depth, b.sticky.then(|| sticky_unit(client.addr)), &fits)
         }
         (None, pick) => pick,
     };
     let Some(id) = pick else {
-        sel.outcome = Outcome::NoData;
+        d.sel.outcome = Outcome::NoData;
         return;
     };
     let e = &p.endpoints[id as usize];
     match e.target {
         Target::Profile(child) => {
-            trace.note(depth, || format!("chose nested endpoint {}: descending", e.name));
-            select_in(p, child, signals, client, rng, sel, trace, depth + 1);
+            d.trace.note(depth, || format!("chose nested endpoint {}: descending", e.name));
+            select_in(d, child, depth + 1);
         }
         _ => {
-            trace.note(depth, || format!("chose {}", e.name));
-            sel.push(id, view);
+            d.trace.note(depth, || format!("chose {}", e.name));
+            d.sel.push(id, view);
         }
     }
 }

@@ -15,29 +15,24 @@ pub(super) fn sticky_unit(addr: IpAddr) -> f64 {
 }
 
 /// Applies the burst rule to the method's pick `id`.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn spill<T: Trace>(
-    p: &Policies,
+    d: &mut Decision<'_, T>,
     pid: ProfileId,
-    profile: &Profile,
     b: &ProfileBurst,
     id: EndpointId,
-    signals: &Signals,
-    client: &Client,
-    rng: &mut Rng,
-    trace: &mut T,
     depth: usize,
     force: bool,
     fits: &impl Fn(EndpointId) -> bool,
 ) -> EndpointId {
+    let (p, signals, client) = (d.p, d.signals, d.client);
     if !b.primary.contains(&id) {
         return id;
     }
     let primary_down = !force && !b.primary.iter().any(|&x| available(p, x, signals, depth));
     let share = signals.burst_share(pid);
-    let draw = if b.sticky { sticky_unit(client.addr) } else { rng.unit() };
+    let draw = if b.sticky { sticky_unit(client.addr) } else { d.rng.unit() };
     let go = primary_down || draw < share;
-    trace.note(depth, || {
+    d.trace.note(depth, || {
         format!(
             "burst: state {}, share {:.3}, draw {draw:.3}{}{}",
             signals.burst_state(pid).as_str(),
@@ -55,11 +50,10 @@ pub(super) fn spill<T: Trace>(
     if !go {
         return id;
     }
-    match overflow_pick(p, profile, b, signals, client, rng, depth, b.sticky.then_some(draw), fits)
-    {
+    match overflow_pick(d, pid, b, depth, b.sticky.then_some(draw), fits) {
         Some(o) => o,
         None => {
-            trace.note(depth, || {
+            d.trace.note(depth, || {
                 "burst: no overflow endpoint is available here; kept on the primary".into()
             });
             id
@@ -70,18 +64,16 @@ pub(super) fn spill<T: Trace>(
 /// An available overflow endpoint the client may be sent to, weighted; `None` if there is none.
 /// In a geographic profile only overflow endpoints mapped to one of the client's regions
 /// qualify: a burst never crosses the geo-fence.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn overflow_pick(
-    p: &Policies,
-    profile: &Profile,
+pub(super) fn overflow_pick<T>(
+    d: &mut Decision<'_, T>,
+    pid: ProfileId,
     b: &ProfileBurst,
-    signals: &Signals,
-    client: &Client,
-    rng: &mut Rng,
     depth: usize,
     sticky_draw: Option<f64>,
     fits: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
+    let (p, signals, client) = (d.p, d.signals, d.client);
+    let profile = &p.profiles[pid as usize];
     let regions = client_regions(&client.geo.unwrap_or_default());
     // Neither the geo-fence nor the client's view may be crossed by a spill.
     let allowed = |id: EndpointId| {
@@ -98,7 +90,7 @@ pub(super) fn overflow_pick(
     // Sticky: the same draw picks the same overflow endpoint; otherwise a fresh draw.
     let at = match sticky_draw {
         Some(u) => ((u * total as f64) as u64).min(total - 1),
-        None => rng.below(total),
+        None => d.rng.below(total),
     };
     at_weight(p, candidates(), at)
 }
