@@ -7,9 +7,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
-use meridian::policy::Rng;
-use meridian::resolve::{Request, Transport, resolve};
+use meridian::dns::resolve::{Request, Transport, resolve};
 use meridian::state::{Shared, load};
+use meridian::traffic::policy::Rng;
 use std::hint::black_box;
 use std::path::Path;
 use std::str::FromStr;
@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
         // A burst in progress: half of the client prefixes spill.
         let snap = more.load();
         let pid = snap.policies.profile_by_name("burst.b.test").unwrap();
-        snap.signals.set_burst(pid, meridian::burst::State::Bursting, 0.5);
+        snap.signals.set_burst(pid, meridian::traffic::burst::State::Bursting, 0.5);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let more_cases = [

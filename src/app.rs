@@ -1,10 +1,10 @@
 //! Wiring: the first snapshot, sockets, worker threads and tasks, reload, and shutdown order.
 //! No domain logic lives here.
 
-use crate::admin;
+use crate::control::admin;
+use crate::control::runtime::{ReloadInfo, Runtime};
 use crate::diag::Diagnostics;
-use crate::runtime::{ReloadInfo, Runtime};
-use crate::server::{self, BindError, TcpLimits};
+use crate::dns::server::{self, BindError, TcpLimits};
 use crate::state::{self, Shared, Snapshot};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ pub enum AppError {
     Runtime(#[from] std::io::Error),
     /// A command-line argument that does not make sense.
     #[error("error: {0}")]
-    Usage(#[from] crate::explain::ExplainError),
+    Usage(#[from] crate::tools::explain::ExplainError),
 }
 
 impl AppError {
@@ -122,9 +122,17 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
 
     // Each applied reload bumps this generation, so the health supervisor re-plans its probes.
     let (generation, generation_rx) = watch::channel(0u64);
-    tasks.spawn(crate::health::supervise(shared.clone(), generation_rx.clone(), stop_rx.clone()));
-    tasks.spawn(crate::load::supervise(shared.clone(), generation_rx.clone(), stop_rx.clone()));
-    tasks.spawn(crate::load::supervise_bursts(
+    tasks.spawn(crate::control::health::supervise(
+        shared.clone(),
+        generation_rx.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::control::load::supervise(
+        shared.clone(),
+        generation_rx.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(crate::control::load::supervise_bursts(
         shared.clone(),
         rt.clone(),
         generation_rx,

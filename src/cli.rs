@@ -2,8 +2,9 @@
 
 use crate::app::{self, AppError};
 use crate::diag::{Diagnostic, Diagnostics, Loc};
-use crate::geo::mmdb;
-use crate::{explain, state};
+use crate::state;
+use crate::tools::explain;
+use crate::traffic::geo::mmdb;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ pub struct Cli {
     #[arg(short, long, global = true, default_value = "meridian.toml")]
     pub config: PathBuf,
     /// Log filter: a level (error, warn, info, debug, trace) or per-target directives
-    /// such as "info,meridian::server=debug". Overridden by MERIDIAN_LOG.
+    /// such as "info,meridian::dns::server=debug". Overridden by MERIDIAN_LOG.
     #[arg(long, global = true, default_value = "info")]
     pub log: String,
     /// Log format: human (default) or json (one object per line, for log pipelines).
@@ -162,7 +163,8 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Explain { name, rtype, client, seed } => {
             let snap = state::load(&cli.config).map_err(AppError::Config)?;
-            let seed = seed.unwrap_or_else(|| crate::policy::Rng::from_entropy().next_u64());
+            let seed =
+                seed.unwrap_or_else(|| crate::traffic::policy::Rng::from_entropy().next_u64());
             let e =
                 explain::explain(&snap, &name, &rtype, &client, seed).map_err(AppError::Usage)?;
             out(&format!("{e}\n"));
@@ -171,11 +173,11 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Simulate { scenario, svg, rows } => {
             let snap = state::load(&cli.config).map_err(AppError::Config)?;
             let sc = crate::config::load_scenario(&scenario).map_err(AppError::Config)?;
-            let outcome = crate::simulate::run(&snap, &sc)
-                .map_err(|e| AppError::Usage(crate::explain::ExplainError(e)))?;
-            out(&crate::simulate::table(&outcome, rows));
+            let outcome = crate::tools::simulate::run(&snap, &sc)
+                .map_err(|e| AppError::Usage(crate::tools::explain::ExplainError(e)))?;
+            out(&crate::tools::simulate::table(&outcome, rows));
             if let Some(path) = svg {
-                std::fs::write(&path, crate::simulate::svg(&outcome))?;
+                std::fs::write(&path, crate::tools::simulate::svg(&outcome))?;
                 out(&format!("chart written to {}\n", path.display()));
             }
             Ok(())
@@ -190,7 +192,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                     .into(),
                 )
             })?;
-            let imported = crate::import::azure(&text)
+            let imported = crate::tools::import::azure(&text)
                 .map_err(|e| AppError::Config(Diagnostic::new(Loc::new(&file, 1, 1), e).into()))?;
             out(&imported.toml);
             for w in &imported.warnings {
@@ -199,26 +201,26 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::DemoLoad { name, server, port, ramp, report } => {
-            let usage = |e: String| AppError::Usage(crate::explain::ExplainError(e));
-            let ramp = crate::demo::parse_ramp(&ramp).map_err(usage)?;
+            let usage = |e: String| AppError::Usage(crate::tools::explain::ExplainError(e));
+            let ramp = crate::tools::demo::parse_ramp(&ramp).map_err(usage)?;
             let report = crate::config::parse_duration(&report)
                 .ok_or_else(|| usage(format!("{report:?} is not a duration")))?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(crate::demo::load(server, &name, port, ramp, report))?;
+            rt.block_on(crate::tools::demo::load(server, &name, port, ramp, report))?;
             Ok(())
         }
         Command::DemoEndpoints { names } => {
             let config = crate::config::load(&cli.config).map_err(AppError::Config)?;
-            let targets = crate::demo::targets(&config, &names);
+            let targets = crate::tools::demo::targets(&config, &names);
             if targets.is_empty() {
-                return Err(AppError::Usage(crate::explain::ExplainError(
+                return Err(AppError::Usage(crate::tools::explain::ExplainError(
                     "no HTTP-monitored address endpoint matches; see [profile.monitor] in the configuration".into(),
                 )));
             }
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
                 tokio::select! {
-                    r = crate::demo::serve(targets) => r,
+                    r = crate::tools::demo::serve(targets) => r,
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })?;

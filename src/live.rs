@@ -15,8 +15,8 @@
 //! together with its detail (a status and the probe that set it, an override and its reason)
 //! do both under that mutex, so the admin API never shows a detail the signals disagree with.
 
-use crate::burst::{self, Machine};
-use crate::name::Name;
+use crate::dns::name::Name;
+use crate::traffic::burst::{self, Machine};
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};

@@ -6,10 +6,10 @@
 
 use crate::config::{self, AdminConfig, Config};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::geo::GeoDb;
+use crate::dns::zone::{self, ZoneSet};
 use crate::live::{EndpointLive, ProfileLive, Status};
-use crate::policy::{self, Policies, Signals};
-use crate::zone::{self, ZoneSet};
+use crate::traffic::geo::GeoDb;
+use crate::traffic::policy::{self, Policies, Signals};
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,7 +81,7 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct Retired {
     pub endpoints: Vec<(crate::live::EndpointKey, Arc<EndpointLive>)>,
-    pub profiles: Vec<(crate::name::Name, Arc<ProfileLive>)>,
+    pub profiles: Vec<(crate::dns::name::Name, Arc<ProfileLive>)>,
 }
 
 /// Reads the configuration at `path` and every file it names, and builds a snapshot with

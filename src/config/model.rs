@@ -2,8 +2,8 @@
 //! leaves the `config` module; no TOML or serde type does.
 
 use crate::diag::Loc;
-use crate::geo::{Cidr, Location, Region};
-use crate::name::Name;
+use crate::dns::name::Name;
+use crate::traffic::geo::{Cidr, Location, Region};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -82,7 +82,7 @@ pub struct Server {
     /// Reload when the configuration, a zone file or the GeoIP database changes.
     pub watch: bool,
     /// Response rate limiting for UDP, when configured.
-    pub rrl: Option<crate::rrl::RrlConfig>,
+    pub rrl: Option<crate::dns::rrl::RrlConfig>,
     /// The fraction of queries logged (target `meridian::query`); 0 logs none.
     pub query_log: f64,
 }
@@ -175,7 +175,7 @@ pub struct BurstConfig {
     /// Indexes into the profile's endpoints.
     pub primary: Vec<usize>,
     pub overflow: Vec<usize>,
-    pub rule: crate::burst::Rule,
+    pub rule: crate::traffic::burst::Rule,
     pub interval: Duration,
     pub sticky: bool,
     pub transition_ttl: Option<u32>,

@@ -5,8 +5,8 @@ use super::model::*;
 use super::parse_duration;
 use super::schema::*;
 use crate::diag::{Diagnostic, Diagnostics, Loc};
-use crate::geo::{self, Cidr, Location, Region};
-use crate::name::Name;
+use crate::dns::name::Name;
+use crate::traffic::geo::{self, Cidr, Location, Region};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -122,7 +122,7 @@ impl Validator<'_> {
         };
         let rrl = raw.rrl.map(|r| {
             let r = r.into_inner();
-            crate::rrl::RrlConfig {
+            crate::dns::rrl::RrlConfig {
                 responses_per_second: self.int_in(
                     r.responses_per_second,
                     "responses_per_second",
@@ -1196,7 +1196,7 @@ impl Validator<'_> {
         let on_idle = hook(self, &t.on_idle, "on_idle");
         // Resolvers may cache an answer for the longest TTL the profile hands out.
         let drain_wait = Duration::from_secs(ttl.max(transition_ttl.unwrap_or(0)) as u64);
-        let rule = crate::burst::Rule {
+        let rule = crate::traffic::burst::Rule {
             warm_at,
             burst_at,
             release_at,
@@ -1221,7 +1221,7 @@ impl Validator<'_> {
 }
 
 fn resolve_name(text: &str, zones: &[ZoneConfig]) -> Result<Name, (String, Option<String>)> {
-    let bad = |e: crate::name::NameError| (format!("invalid name {text:?}: {e}"), None);
+    let bad = |e: crate::dns::name::NameError| (format!("invalid name {text:?}: {e}"), None);
     if text.ends_with('.') {
         return Name::parse(text, None).map(|n| n.to_lowercase()).map_err(bad);
     }

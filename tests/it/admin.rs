@@ -3,7 +3,7 @@
 use crate::fake::Fake;
 use crate::harness::*;
 use crate::health::{answer, server_with, status, until};
-use meridian::policy::Status;
+use meridian::traffic::policy::Status;
 use serde_json::Value;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,9 +2,9 @@
 //! do not disturb the count) around warm `resolve` calls.
 
 use crate::harness::*;
-use meridian::policy::Rng;
-use meridian::resolve::{Request, Transport, resolve};
+use meridian::dns::resolve::{Request, Transport, resolve};
 use meridian::state::{Shared, load};
+use meridian::traffic::policy::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -103,7 +103,7 @@ fn warm_resolve_does_not_allocate() {
     {
         let snap = shared.load();
         let pid = snap.policies.profile_by_name("burst.tm.test").unwrap();
-        snap.signals.set_burst(pid, meridian::burst::State::Bursting, 1.0);
+        snap.signals.set_burst(pid, meridian::traffic::burst::State::Bursting, 1.0);
     }
     let mut out = vec![0u8; 65535];
     let mut rng = Rng::new(1);
@@ -126,7 +126,7 @@ fn warm_resolve_does_not_allocate() {
     {
         let snap = shared.load();
         let pid = snap.policies.profile_by_name("burst.tm.test").unwrap();
-        snap.signals.set_burst(pid, meridian::burst::State::Bursting, 0.0);
+        snap.signals.set_burst(pid, meridian::traffic::burst::State::Bursting, 0.0);
     }
     for (what, q, t) in queries.iter().filter(|q| q.0.starts_with("burst")) {
         let before = allocations();

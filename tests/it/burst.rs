@@ -191,7 +191,7 @@ priority = 2
     assert_eq!(event["overflow"][0], "cloud");
     let want = format!(
         "x-meridian-signature: {}",
-        meridian::load::sign("s3cret-for-tests", body.as_bytes())
+        meridian::control::load::sign("s3cret-for-tests", body.as_bytes())
     );
     assert!(head.to_ascii_lowercase().contains(&want), "{head}\nwanted {want}");
 
@@ -354,7 +354,7 @@ async fn prometheus_load_source_against_a_real_prometheus() {
     // Bounded wait for Prometheus to start and scrape.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let value = loop {
-        match meridian::load::fetch_value(&source).await {
+        match meridian::control::load::fetch_value(&source).await {
             Ok(v) => break v,
             Err(e) => {
                 assert!(std::time::Instant::now() < deadline, "prometheus never answered: {e}");
@@ -368,7 +368,7 @@ async fn prometheus_load_source_against_a_real_prometheus() {
         url: format!("http://127.0.0.1:{}", prom.port),
         query: "up or vector(1)".into(),
     };
-    assert!(meridian::load::fetch_value(&many).await.unwrap_err().contains("series"));
+    assert!(meridian::control::load::fetch_value(&many).await.unwrap_err().contains("series"));
 
     // The same, configured on an endpoint of a running server.
     let profile = format!(

@@ -361,11 +361,11 @@ fn geoip_build_writes_a_database_readers_understand() {
 fn shipped_demo_database_matches_its_csv() {
     let shipped = std::fs::read(repo().join("geoip/demo.mmdb")).unwrap();
     let epoch = maxminddb::Reader::from_source(shipped.clone()).unwrap().metadata().build_epoch;
-    let rows = meridian::geo::mmdb::parse_csv(
+    let rows = meridian::traffic::geo::mmdb::parse_csv(
         &std::fs::read_to_string(repo().join("geoip/demo.csv")).unwrap(),
     )
     .unwrap();
-    let built = meridian::geo::mmdb::build(&rows, "Meridian-GeoIP", epoch);
+    let built = meridian::traffic::geo::mmdb::build(&rows, "Meridian-GeoIP", epoch);
     assert!(
         built == shipped,
         "geoip/demo.mmdb is stale: run `meridian geoip build geoip/demo.csv -o geoip/demo.mmdb`"

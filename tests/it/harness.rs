@@ -244,9 +244,12 @@ pub fn write_config(dir: &TempDir, server_extra: &str) -> PathBuf {
         "tm.test.zone",
         "$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\ntarget A 192.0.2.99\n",
     );
-    let rows = meridian::geo::mmdb::parse_csv(GEO_CSV).unwrap();
-    std::fs::write(dir.path().join("geo.mmdb"), meridian::geo::mmdb::build(&rows, "Test", 1))
-        .unwrap();
+    let rows = meridian::traffic::geo::mmdb::parse_csv(GEO_CSV).unwrap();
+    std::fs::write(
+        dir.path().join("geo.mmdb"),
+        meridian::traffic::geo::mmdb::build(&rows, "Test", 1),
+    )
+    .unwrap();
     dir.write(
         "meridian.toml",
         &format!(
@@ -309,7 +312,7 @@ impl TestServer {
         tcp_exchange(self.addr, msg).await
     }
 
-    pub fn runtime(&self) -> &std::sync::Arc<meridian::runtime::Runtime> {
+    pub fn runtime(&self) -> &std::sync::Arc<meridian::control::runtime::Runtime> {
         self.running.as_ref().unwrap().runtime()
     }
 
@@ -321,7 +324,7 @@ impl TestServer {
     }
 
     /// Endpoint `key`'s status as routing reads it in the current snapshot.
-    pub fn status(&self, key: &str) -> Option<meridian::policy::Status> {
+    pub fn status(&self, key: &str) -> Option<meridian::traffic::policy::Status> {
         let snap = self.running.as_ref().unwrap().shared().load();
         let id = snap.policies.endpoint_by_key(&key.parse().unwrap())?;
         Some(snap.signals.status(id))
@@ -332,7 +335,7 @@ impl TestServer {
         let snap = self.running.as_ref().unwrap().shared().load();
         let id = snap.policies.endpoint_by_key(&key.parse().unwrap())?;
         let cfg = snap.policies.endpoints[id as usize].load.as_ref()?;
-        meridian::load::utilisation(snap.signals.endpoint(id), cfg)
+        meridian::control::load::utilisation(snap.signals.endpoint(id), cfg)
     }
 
     /// Endpoint `key`'s load detail.

@@ -6,7 +6,7 @@
 use crate::fake::Fake;
 use crate::harness::*;
 use meridian::live::Health;
-use meridian::policy::Status;
+use meridian::traffic::policy::Status;
 use std::time::{Duration, Instant};
 
 /// The zone `hc.test.` that health and live-state tests put their profiles in.

@@ -7,7 +7,7 @@ use crate::fake::Fake;
 use crate::harness::*;
 use crate::health::{HC_ZONE, server_with, until};
 use meridian::live::{AdminOverride, ProbeResult};
-use meridian::policy::Status;
+use meridian::traffic::policy::Status;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -226,7 +226,7 @@ fn a_write_between_build_and_swap_is_not_lost() {
     let b = now.policies.endpoint_by_key(&key("app.hc.test./b")).unwrap();
     assert_eq!(now.signals.status(a), Status::Degraded);
     assert_eq!(now.signals.endpoint(a).detail().health.last_probe.as_ref(), Some(&probe));
-    assert_eq!(now.signals.admin(b), meridian::policy::Override::Disabled);
+    assert_eq!(now.signals.admin(b), meridian::traffic::policy::Override::Disabled);
     assert_eq!(
         now.signals.endpoint(b).detail().admin.as_ref().and_then(|o| o.reason.as_deref()),
         Some("maintenance")

@@ -3,7 +3,7 @@
 //! status seam (signals written directly, as health probes will).
 
 use crate::harness::*;
-use meridian::policy::Status;
+use meridian::traffic::policy::Status;
 
 const SOA: &str = "ns: tm.test. 60 SOA ns.tm.test. hostmaster.tm.test. 1 3600 600 86400 60";
 

@@ -70,7 +70,7 @@ async fn reloads_under_load_lose_no_query() {
     let srv = Arc::new(TestServer::start_config(dir, cfg).await);
     crate::health::until("the endpoint Online", 5, || {
         crate::health::status(&srv, "www.reload.test./app")
-            == Some(meridian::policy::Status::Online)
+            == Some(meridian::traffic::policy::Status::Online)
     })
     .await;
     let done = Arc::new(AtomicBool::new(false));
@@ -124,7 +124,7 @@ async fn reloads_under_load_lose_no_query() {
     // The probed endpoint's health carried over every reload.
     assert_eq!(
         crate::health::status(&srv, "www.reload.test./app"),
-        Some(meridian::policy::Status::Online)
+        Some(meridian::traffic::policy::Status::Online)
     );
 }
 
@@ -132,7 +132,7 @@ async fn reloads_under_load_lose_no_query() {
 async fn health_and_overrides_carry_over_reloads() {
     use crate::fake::Fake;
     use crate::health::{answer, health, server_with, status, until};
-    use meridian::policy::Status;
+    use meridian::traffic::policy::Status;
     let (a, b, c) = (
         Fake::http("127.0.0.71").await,
         Fake::http("127.0.0.72").await,
@@ -183,7 +183,10 @@ async fn health_and_overrides_carry_over_reloads() {
     let snap = running.shared().load();
     let id = |k: &str| snap.policies.endpoint_by_key(&k.parse().unwrap()).unwrap();
     assert_eq!(snap.signals.status(id("app.hc.test./a")), Status::Degraded);
-    assert_eq!(snap.signals.admin(id("app.hc.test./b")), meridian::policy::Override::Disabled);
+    assert_eq!(
+        snap.signals.admin(id("app.hc.test./b")),
+        meridian::traffic::policy::Override::Disabled
+    );
     assert!(matches!(
         snap.signals.status(id("app.hc.test./c")),
         Status::CheckingEndpoint | Status::Online

@@ -9,11 +9,13 @@
 
 mod decode;
 
-use crate::name::is_suffix;
-use crate::policy::{self, Client, Outcome, Rng, Selection, Target, Trace};
+use crate::dns::name::is_suffix;
+use crate::dns::zone::rdata::{
+    T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS, T_OPT, T_SOA,
+};
+use crate::dns::zone::{Found, Labels, Node, RRset, Zone};
 use crate::state::Snapshot;
-use crate::zone::rdata::{T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS, T_OPT, T_SOA};
-use crate::zone::{Found, Labels, Node, RRset, Zone};
+use crate::traffic::policy::{self, Client, Outcome, Rng, Selection, Target, Trace};
 use decode::{Ecs, Edns, HEADER_LEN, OPT_ECS, Query, Reject};
 use std::net::IpAddr;
 
@@ -371,7 +373,7 @@ fn managed<'s, T: Trace>(
     // While a burst or its return is under way, answers may carry a shorter TTL so that
     // resolvers follow the share closely.
     let ttl = match &profile.burst {
-        Some(b) if snap.signals.burst_state(pid) != crate::burst::State::Idle => {
+        Some(b) if snap.signals.burst_state(pid) != crate::traffic::burst::State::Idle => {
             b.transition_ttl.unwrap_or(profile.ttl)
         }
         _ => profile.ttl,

@@ -19,13 +19,13 @@
 //! | `GET /` | a read-only status page (HTML) with a chart of answers per endpoint |
 
 use crate::config::parse_duration;
+use crate::control::runtime::{HistoryPoint, Runtime};
 use crate::diag::Diagnostics;
+use crate::dns::metrics::{header, label};
 use crate::live::EndpointKey;
 use crate::live::{AdminOverride, Status};
-use crate::metrics::{header, label};
-use crate::policy::{self, Target};
-use crate::runtime::{HistoryPoint, Runtime};
 use crate::state::{Shared, Snapshot};
+use crate::traffic::policy::{self, Target};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -267,7 +267,7 @@ async fn route(
             let rtype = param("type").unwrap_or_else(|| "A".into());
             let seed =
                 SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-            match crate::explain::explain(&ctx.shared.load(), &name, &rtype, &client, seed) {
+            match crate::tools::explain::explain(&ctx.shared.load(), &name, &rtype, &client, seed) {
                 Ok(e) => json_response(
                     200,
                     json!({ "query": e.query, "trace": e.trace, "rcode": e.rcode, "authoritative": e.authoritative,
@@ -547,7 +547,7 @@ fn push_load(ctx: &Context, profile: &str, endpoint: &str, body: &[u8]) -> Respo
         return error(400, "\"value\": a number is required");
     };
     // The same check as every other source's samples; a refused one is counted there too.
-    if let Err(r) = crate::load::record(snap.signals.endpoint(id), &e.key, cfg, value) {
+    if let Err(r) = crate::control::load::record(snap.signals.endpoint(id), &e.key, cfg, value) {
         return error(400, format!("\"value\": {r}"));
     }
     json_response(200, endpoint_json(&snap, id))
@@ -566,7 +566,7 @@ pub fn expire_overrides(shared: &Shared, rt: &Runtime) {
 }
 
 fn metrics(snap: &Snapshot, rt: &Runtime) -> String {
-    use crate::burst::State;
+    use crate::traffic::burst::State;
     let mut out = String::with_capacity(8192);
     rt.metrics.render(&mut out);
     let p = &snap.policies;

@@ -10,10 +10,10 @@
 //! a task, removed ones lose theirs, unchanged ones keep probing with their state.
 
 use crate::config::{MonitorConfig, Protocol};
+use crate::control::supervise::Bound;
 use crate::live::{EndpointKey, EndpointLive, ProbeResult, Status};
-use crate::policy::Target;
 use crate::state::{Shared, Snapshot};
-use crate::supervise::Bound;
+use crate::traffic::policy::Target;
 use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -82,7 +82,7 @@ pub async fn supervise(
     let start = |key: &EndpointKey, b: &Bound<ProbeSpec, EndpointLive>| {
         Some(tokio::spawn(probe_loop(key.clone(), b.spec.clone(), b.live.clone())))
     };
-    crate::supervise::supervise(shared, reloaded, stop, plan, start).await;
+    crate::control::supervise::supervise(shared, reloaded, stop, plan, start).await;
 }
 
 /// The consecutive-result counters and status of one endpoint.
@@ -226,7 +226,7 @@ async fn http_get<S: AsyncRead + AsyncWrite + Unpin>(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    crate::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
+    crate::control::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
 }
 
 /// TLS client configurations, built once: verifying against the bundled Mozilla roots, or

@@ -6,7 +6,7 @@
 //! and encoder; anything else can be written in RFC 3597 generic form (`\# 4 c0000201`).
 
 use super::lex::Token;
-use crate::name::{Name, unescape};
+use crate::dns::name::{Name, unescape};
 use hickory_proto::rr::{RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use std::net::{Ipv4Addr, Ipv6Addr};

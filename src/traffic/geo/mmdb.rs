@@ -351,7 +351,7 @@ impl Enc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geo::{GeoDb, Region};
+    use crate::traffic::geo::{GeoDb, Region};
 
     fn db(csv: &str) -> GeoDb {
         GeoDb::from_bytes(build(&parse_csv(csv).unwrap(), "Test", 1)).unwrap()

@@ -14,7 +14,7 @@ mod lex;
 pub mod rdata;
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
-use crate::name::Name;
+use crate::dns::name::Name;
 use rdata::{T_A, T_AAAA, T_CNAME, T_DNAME, T_DS, T_MX, T_NS, T_SOA, T_SRV};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -257,7 +257,7 @@ fn endpoint(e: &Value, profile: &str, method: &str, imported: &[String], out: &m
     }
     if let Some(loc) = props["endpointLocation"].as_str().filter(|_| method == "performance") {
         let region = loc.to_ascii_lowercase().replace([' ', '-'], "");
-        if crate::geo::known_location(&region).is_some() {
+        if crate::traffic::geo::known_location(&region).is_some() {
             let _ = writeln!(lines, "location = {}", q(&region));
         } else {
             out.warnings.push(format!("{profile}/{name}: location {loc:?} is not a known region; give [latitude, longitude]"));

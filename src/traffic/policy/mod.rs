@@ -20,9 +20,9 @@ pub use compile::compile;
 pub use rng::{Rng, stable_hash};
 pub use signals::Signals;
 
-use crate::geo::{GeoInfo, Location, Region};
+use crate::dns::name::Name;
 use crate::live::EndpointKey;
-use crate::name::Name;
+use crate::traffic::geo::{GeoInfo, Location, Region};
 use methods::{client_view, geographic, performance, subnet, weighted};
 use spill::{overflow_pick, spill, sticky_unit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -36,8 +36,8 @@ pub const MAX_SELECTED: usize = 10;
 pub const NO_VIEW: u8 = u8::MAX;
 
 pub use crate::config::{AllDown, MAX_DEPTH, Method};
-pub use crate::geo::{Cidr, common_prefix};
 pub use crate::live::{Override, Status};
+pub use crate::traffic::geo::{Cidr, common_prefix};
 
 /// What an endpoint answers with.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +110,7 @@ pub struct ProfileBurst {
     pub sticky: bool,
     pub transition_ttl: Option<u32>,
     /// The lifecycle's thresholds and timings, and how often the burst task ticks.
-    pub rule: crate::burst::Rule,
+    pub rule: crate::traffic::burst::Rule,
     pub interval: std::time::Duration,
     pub on_warm: Option<crate::config::Hook>,
     pub on_idle: Option<crate::config::Hook>,

@@ -4,7 +4,7 @@
 use super::rng::{mix, sticky_prefix};
 use super::spill::{at_weight, total_weight};
 use super::*;
-use crate::geo::{self, GeoInfo, Region};
+use crate::traffic::geo::{self, GeoInfo, Region};
 
 pub(super) fn weighted<T: Trace>(
     d: &mut Decision<'_, T>,

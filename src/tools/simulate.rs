@@ -7,10 +7,10 @@
 //! its cached answers send it; it goes through the same smoothing as a live load source and
 //! feeds the controller, closing the loop.
 
-use crate::burst::{Event, Inputs, Machine, State};
 use crate::config::Scenario;
-use crate::policy::{self, Client, Rng, Selection, Status};
 use crate::state::Snapshot;
+use crate::traffic::burst::{Event, Inputs, Machine, State};
+use crate::traffic::policy::{self, Client, Rng, Selection, Status};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -156,7 +156,7 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
         } else {
             let u = primaries.iter().map(|&(id, cap)| per_endpoint[id as usize] / cap).sum::<f64>()
                 / primaries.len() as f64;
-            let v = crate::load::ewma(smoothed, u, now, half_life);
+            let v = crate::control::load::ewma(smoothed, u, now, half_life);
             smoothed = Some((v, now));
             Some(v)
         };

@@ -44,12 +44,12 @@ impl Signals {
     }
 
     /// Publishes a profile's burst state and share.
-    pub fn set_burst(&self, profile: ProfileId, state: crate::burst::State, share: f64) {
+    pub fn set_burst(&self, profile: ProfileId, state: crate::traffic::burst::State, share: f64) {
         self.profile(profile).set_burst(state, share);
     }
 
     #[inline]
-    pub fn burst_state(&self, profile: ProfileId) -> crate::burst::State {
+    pub fn burst_state(&self, profile: ProfileId) -> crate::traffic::burst::State {
         self.profile(profile).burst_state()
     }
 

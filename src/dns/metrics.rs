@@ -4,7 +4,7 @@
 //! rendering happens on `/metrics` requests. Metric names follow Prometheus conventions:
 //! `meridian_` prefix, `_total` for counters, base units (seconds).
 
-use crate::resolve::{Answer, Transport, rcode};
+use crate::dns::resolve::{Answer, Transport, rcode};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! Only what answering needs is decoded. Nothing here allocates: the lowercased question name
 //! lives in a fixed array on the caller's stack.
 
-use crate::name::MAX_NAME_LEN;
-use crate::zone::rdata::T_OPT;
+use crate::dns::name::MAX_NAME_LEN;
+use crate::dns::zone::rdata::T_OPT;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// EDNS option code of Client Subnet (RFC 7871).
@@ -130,7 +130,7 @@ pub(crate) fn query(msg: &[u8], ecs: bool) -> Result<Query<'_>, Reject> {
             break;
         }
     }
-    crate::name::lowercase_in_place(&mut q.qname[..q.qname_len]);
+    crate::dns::name::lowercase_in_place(&mut q.qname[..q.qname_len]);
     q.qtype = u16_at(msg, pos).ok_or(Reject::FormErr)?;
     q.qclass = u16_at(msg, pos + 2).ok_or(Reject::FormErr)?;
     pos += 4;

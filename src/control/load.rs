@@ -7,11 +7,11 @@
 //! transition (failing / recovered) and counted; nothing here touches the query path.
 
 use crate::config::{LoadConfig, LoadSource};
+use crate::control::runtime::Runtime;
+use crate::control::supervise::Bound;
 use crate::live::{EndpointKey, EndpointLive, ProfileLive};
-use crate::policy::ProfileBurst;
-use crate::runtime::Runtime;
 use crate::state::{Shared, Snapshot};
-use crate::supervise::Bound;
+use crate::traffic::policy::ProfileBurst;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -139,7 +139,7 @@ pub async fn supervise(
         (b.spec.source != LoadSource::Push)
             .then(|| tokio::spawn(poll(key.clone(), b.spec.clone(), b.live.clone())))
     };
-    crate::supervise::supervise(shared, reloaded, stop, plan, start).await;
+    crate::control::supervise::supervise(shared, reloaded, stop, plan, start).await;
 }
 
 async fn poll(key: EndpointKey, cfg: LoadConfig, live: Arc<EndpointLive>) {
@@ -258,13 +258,13 @@ fn encode(s: &str) -> String {
 
 /// A plain HTTP/1.1 GET of an `http://` URL; the body, for a 2xx answer.
 pub async fn get(url: &str) -> Result<String, String> {
-    let u = crate::http::parse_url(url)?;
-    let mut s = crate::http::connect(&u).await?;
+    let u = crate::control::http::parse_url(url)?;
+    let mut s = crate::control::http::connect(&u).await?;
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Load/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         u.path, u.host
     );
-    let (code, body) = crate::http::exchange(&mut s, req.as_bytes(), true).await?;
+    let (code, body) = crate::control::http::exchange(&mut s, req.as_bytes(), true).await?;
     if !(200..300).contains(&code) {
         return Err(format!("HTTP status {code}"));
     }
@@ -289,23 +289,23 @@ pub async fn supervise_bursts(
         }
         want
     };
-    let start = |name: &crate::name::Name, b: &Bound<ProfileBurst, ProfileLive>| {
+    let start = |name: &crate::dns::name::Name, b: &Bound<ProfileBurst, ProfileLive>| {
         let task = drive(name.clone(), b.spec.clone(), b.live.clone(), shared.clone(), rt.clone());
         Some(tokio::spawn(task))
     };
-    crate::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
+    crate::control::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
 }
 
 async fn drive(
-    name: crate::name::Name,
+    name: crate::dns::name::Name,
     cfg: ProfileBurst,
     profile: Arc<ProfileLive>,
     shared: Arc<Shared>,
     rt: Arc<Runtime>,
 ) {
-    use crate::burst::{Event, Inputs, Machine};
     use crate::live::BurstDetail;
-    use crate::policy::available;
+    use crate::traffic::burst::{Event, Inputs, Machine};
+    use crate::traffic::policy::available;
     let mut machine = profile
         .burst()
         .as_ref()
@@ -475,8 +475,8 @@ async fn run(command: &[String], body: &str) -> Result<(), String> {
 
 /// A JSON POST; returns the status code.
 async fn post(url: &str, body: &str, signature: Option<&str>) -> Result<u16, String> {
-    let u = crate::http::parse_url(url)?;
-    let mut s = crate::http::connect(&u).await?;
+    let u = crate::control::http::parse_url(url)?;
+    let mut s = crate::control::http::connect(&u).await?;
     let sig = signature.map(|v| format!("X-Meridian-Signature: {v}\r\n")).unwrap_or_default();
     let req = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Webhook/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}Connection: close\r\n\r\n{body}",
@@ -484,7 +484,7 @@ async fn post(url: &str, body: &str, signature: Option<&str>) -> Result<u16, Str
         u.host,
         body.len()
     );
-    crate::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
+    crate::control::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! `meridian explain`: how a query would be answered, step by step.
 //!
 //! It builds a real query message, runs it through the serving code path
-//! ([`crate::resolve::resolve_traced`]) with a tracer, and decodes the answer. Nothing here
+//! ([`crate::dns::resolve::resolve_traced`]) with a tracer, and decodes the answer. Nothing here
 //! re-implements a decision.
 
-use crate::policy::Rng;
-use crate::resolve::{Request, Transport, resolve_traced};
+use crate::dns::resolve::{Request, Transport, resolve_traced};
 use crate::state::Snapshot;
+use crate::traffic::policy::Rng;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name as HName, RecordType};
@@ -125,7 +125,7 @@ pub fn explain(
     Ok(Explanation {
         query: format!("{qname} {qtype} from {client_desc}"),
         trace,
-        rcode: crate::resolve::rcode::name(answer.rcode).to_string(),
+        rcode: crate::dns::resolve::rcode::name(answer.rcode).to_string(),
         authoritative: reply.metadata.authoritative,
         records,
         ecs_scope,

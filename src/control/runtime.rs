@@ -3,9 +3,9 @@
 //! the live objects of endpoints and profiles a reload removed, kept for a grace period so
 //! that a last scrape still sees their final counts.
 
+use crate::dns::metrics::Metrics;
+use crate::dns::name::Name;
 use crate::live::{EndpointKey, EndpointLive, ProfileLive};
-use crate::metrics::Metrics;
-use crate::name::Name;
 use crate::state::{Retired, Snapshot};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::config;
-use crate::geo::GeoInfo;
+use crate::traffic::geo::GeoInfo;
 use std::path::Path;
 
 const HEAD: &str =
@@ -50,9 +50,9 @@ fn client(spec: &str) -> Client {
         let (k, v) = kv.split_once('=').unwrap();
         match k {
             "cc" => {
-                let c = crate::geo::country_id(v.as_bytes()).unwrap();
+                let c = crate::traffic::geo::country_id(v.as_bytes()).unwrap();
                 g.country = Some(c);
-                g.group = crate::geo::country(c).map(|x| x.group);
+                g.group = crate::traffic::geo::country(c).map(|x| x.group);
                 g.found = true;
             }
             "sub" => match Region::parse(v).unwrap() {
@@ -556,7 +556,7 @@ fn spill_counts(
 
 #[test]
 fn burst_spills_a_share_of_answers() {
-    use crate::burst::State;
+    use crate::traffic::burst::State;
     let p = policies(BURST);
     let sig = signals(&p, "");
     assert_eq!(spill_counts(&p, &sig, 1000, 1).get("azure"), None, "idle: nothing spills");
@@ -573,7 +573,7 @@ fn burst_spills_a_share_of_answers() {
 
 #[test]
 fn sticky_burst_spills_the_same_clients_everywhere() {
-    use crate::burst::State;
+    use crate::traffic::burst::State;
     let sticky = BURST.replace("release_at = 0.5", "release_at = 0.5\nsticky = \"client-subnet\"");
     let p = policies(&sticky);
     let sig = signals(&p, "");
@@ -601,7 +601,7 @@ fn sticky_burst_spills_the_same_clients_everywhere() {
 
 #[test]
 fn burst_never_crosses_the_geo_fence() {
-    use crate::burst::State;
+    use crate::traffic::burst::State;
     let geo = r#"
 [[profile]]
 name = "www"
@@ -698,7 +698,7 @@ priority = 2
 
 #[test]
 fn views_offer_only_their_endpoints() {
-    use crate::burst::State;
+    use crate::traffic::burst::State;
     check(
         VIEWS,
         &[

@@ -1,5 +1,5 @@
 //! Sockets: UDP workers and TCP connections. This module moves bytes; it decides no part of
-//! an answer (that is [`crate::resolve`]).
+//! an answer (that is [`crate::dns::resolve`]).
 //!
 //! UDP: one OS thread per worker, each with its own `SO_REUSEPORT` socket so the kernel spreads
 //! datagrams across them, each receiving into its own buffer and calling `resolve` inline. No
@@ -9,10 +9,10 @@
 //! answered in order as they arrive (pipelining), under a connection limit and an idle timeout
 //! so that slow or silent clients cannot hold resources for long.
 
-use crate::policy::Rng;
-use crate::resolve::{Request, Transport, resolve};
-use crate::runtime::Runtime;
+use crate::control::runtime::Runtime;
+use crate::dns::resolve::{Request, Transport, resolve};
 use crate::state::Shared;
+use crate::traffic::policy::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -121,7 +121,7 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, rt: Arc<Runtime>, stop: 
     let mut rng = Rng::from_entropy();
     // Response rate limiting: this worker's own table, built when the configuration asks for
     // it (and rebuilt if a reload changes its settings).
-    let mut limiter: Option<crate::rrl::Limiter> = None;
+    let mut limiter: Option<crate::dns::rrl::Limiter> = None;
     let epoch = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut query) {
@@ -145,18 +145,18 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, rt: Arc<Runtime>, stop: 
         let mut len = answer.len;
         if let Some(cfg) = snap.server.rrl {
             if limiter.as_ref().is_none_or(|l| l.config() != cfg) {
-                limiter = Some(crate::rrl::Limiter::new(cfg));
+                limiter = Some(crate::dns::rrl::Limiter::new(cfg));
             }
             let question = &out[12..12 + answer.question_len];
             let second = epoch.elapsed().as_secs() as u32;
             match limiter.as_mut().map(|l| l.check(peer.ip(), question, answer.rcode, second)) {
-                Some(crate::rrl::Verdict::Drop) => {
+                Some(crate::dns::rrl::Verdict::Drop) => {
                     rt.metrics.rrl_dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                Some(crate::rrl::Verdict::Slip) => {
+                Some(crate::dns::rrl::Verdict::Slip) => {
                     rt.metrics.rrl_slipped.fetch_add(1, Ordering::Relaxed);
-                    len = crate::rrl::slip(&mut out, answer.question_len);
+                    len = crate::dns::rrl::slip(&mut out, answer.question_len);
                 }
                 _ => {}
             }
@@ -291,7 +291,7 @@ fn log_query(peer: SocketAddr, transport: Transport, answer: &[u8], took: Durati
         name = %q.name(),
         qtype = %q.query_type(),
         transport = if transport == Transport::Udp { "udp" } else { "tcp" },
-        rcode = crate::resolve::rcode::name(u16::from(m.metadata.response_code)),
+        rcode = crate::dns::resolve::rcode::name(u16::from(m.metadata.response_code)),
         answers = %records.join(", "),
         micros = took.as_micros() as u64,
         "query"

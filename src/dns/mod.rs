@@ -1,0 +1,14 @@
+//! The DNS data plane: bytes in, answers out.
+//!
+//! - [`server`]: UDP workers (one per core, `SO_REUSEPORT`), TCP framing and limits.
+//! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
+//! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
+//! - [`rrl`]: response rate limiting. [`metrics`]: the server's counters and the Prometheus
+//!   text format. [`name`]: wire-form domain names.
+
+pub mod metrics;
+pub mod name;
+pub mod resolve;
+pub mod rrl;
+pub mod server;
+pub mod zone;

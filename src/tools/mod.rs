@@ -1,0 +1,10 @@
+//! The offline tools: they run the serving code, never a copy of it.
+//!
+//! - [`explain`]: `meridian explain`, a real query run through the serving path with a tracer.
+//! - [`simulate`]: `meridian simulate`, a scenario replayed in virtual time.
+//! - [`import`]: `meridian import azure`. [`demo`]: local demo endpoints and load.
+
+pub mod demo;
+pub mod explain;
+pub mod import;
+pub mod simulate;
