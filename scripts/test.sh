@@ -2,7 +2,7 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
 # Installs what the tests need beyond the Rust toolchain when it is missing (dig from
-# Debian's bind9-dnsutils, mmdblookup from mmdb-bin, promtool from prometheus), then checks
+# Debian's bind9-dnsutils, mmdblookup from mmdb-bin, promtool from prometheus, unbound), then checks
 # formatting, lints and docs, and runs every test. Safe to run again: nothing is installed
 # twice.
 set -euo pipefail
@@ -14,6 +14,8 @@ packages=()
 command -v dig >/dev/null 2>&1 || packages+=(bind9-dnsutils)
 command -v mmdblookup >/dev/null 2>&1 || packages+=(mmdb-bin)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+# unbound: a real resolver with a subnet cache in front of Meridian (tests/it/resolver.rs).
+[ -x /usr/sbin/unbound ] || command -v unbound >/dev/null 2>&1 || packages+=(unbound)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "==> installing ${packages[*]}"
   # Debian starts a package's daemon (prometheus) on install unless policy-rc.d forbids it;
@@ -38,15 +40,35 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --all-targets --quiet -- -D warnings
 echo "==> cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
+echo "==> every tests/it/*.rs is compiled"
+# With autotests = false, a file under tests/it/ that main.rs does not declare is never built.
+undeclared=0
+for f in tests/it/*.rs; do
+  m=$(basename "$f" .rs)
+  [ "$m" = main ] && continue
+  if ! grep -qE "^mod $m;" tests/it/main.rs; then
+    echo "error: $f is not declared in tests/it/main.rs (add \`mod $m;\`)"
+    undeclared=1
+  fi
+done
+[ "$undeclared" = 0 ] || exit 1
+
 echo "==> cargo test"
-# Library unit tests and the one integration-test binary. The closing line sums every
-# "test result" line, so a run that executed no test is plain to see.
+# Library unit tests and the one integration-test binary, every binary run even when an
+# earlier one fails (--no-fail-fast). The closing line sums every "test result" line; a test
+# binary that printed none (it crashed, or was killed) counts as a failure, so the summary is
+# right whatever happened.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --locked --lib --tests 2>&1 | tee "$log"
+cargo test --locked --no-fail-fast --lib --tests 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+awk '/^ *Running / { binaries++ }
+     /^test result:/ { results++; for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END {
+       if (binaries == 0) { print "error: no test binary ran"; f++ }
+       if (results < binaries) { printf "error: %d of %d test binaries printed no result (crashed?)\n", binaries - results, binaries; f += binaries - results }
+       printf "summary: %d passed, %d failed, %d skipped\n", p, f, s
+       exit (f > 0) }' "$log" || status=1
 exit "$status"

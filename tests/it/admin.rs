@@ -84,23 +84,34 @@ async fn status_overrides_and_expiry() {
     assert_eq!(eps[2]["monitored"], false);
     assert!(v["last_reload_error"].is_null());
 
-    // Disable the on-premises endpoint for a second, with a reason.
+    // Disable the on-premises endpoint for ten minutes, with a reason: long enough that the
+    // checks below never race the expiry.
     let (code, body) = http(
         api,
         "PUT",
         "/v1/profiles/app.hc.test/endpoints/stack-hub",
         None,
-        Some(r#"{"enabled": false, "reason": "patching", "expires_in": "1s"}"#),
+        Some(r#"{"enabled": false, "reason": "patching", "expires_in": "10m"}"#),
     )
     .await;
     assert_eq!(code, 200, "{body}");
     let e = json(&body);
     assert_eq!(e["status"], "Disabled");
     assert_eq!(e["override"]["reason"], "patching");
+    assert!((599..=600).contains(&e["override"]["expires_in_seconds"].as_u64().unwrap()), "{e}");
     assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.62");
     let (_, m) = http(api, "GET", "/metrics", None, None).await;
     assert_eq!(metric(&m, "meridian_admin_overrides"), Some(1.0));
-    // It lapses by itself.
+    // An override lapses by itself: the same one with a one-second expiry, and only a wait.
+    let (code, body) = http(
+        api,
+        "PUT",
+        "/v1/profiles/app.hc.test/endpoints/stack-hub",
+        None,
+        Some(r#"{"enabled": false, "reason": "patching", "expires_in": 1}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
     until("override expired", 4, || {
         srv.endpoint("app.hc.test./stack-hub").unwrap().detail().admin.is_none()
     })
@@ -178,6 +189,20 @@ async fn status_overrides_and_expiry() {
             Some(r#"{"enabled": false, "expires_in": "soon"}"#),
             400,
             "not a duration",
+        ),
+        (
+            "PUT",
+            "/v1/profiles/app.hc.test/endpoints/azure",
+            Some(r#"{"enabled": false, "expires_in": 18446744073709551615}"#),
+            400,
+            "at most a year",
+        ),
+        (
+            "PUT",
+            "/v1/profiles/app.hc.test/endpoints/azure",
+            Some(r#"{"enabled": false, "expires_in": "100000000000d"}"#),
+            400,
+            "expires_in",
         ),
         (
             "PUT",
@@ -386,7 +411,29 @@ async fn status_page_shows_profiles_and_a_chart() {
     assert!(page.contains("<svg") && page.contains("answers per second"), "{page}");
     assert_eq!(page.matches("<polyline").count(), 1, "one endpoint answered");
     assert!(page.contains("prio.tm.test./a</text>"));
-    // Names are escaped.
-    assert!(!page.contains("<script"));
+    srv.stop().await;
+}
+
+/// Everything the page shows from configuration or requests is escaped: an endpoint named with
+/// markup and an override reason with a script tag appear as text, never as markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_escapes_names_and_reasons() {
+    let profile = "[[profile]]\nname = \"app.hc.test.\"\nmethod = \"priority\"\n\
+                   [[profile.endpoint]]\nname = \"<b>web&co</b>\"\naddress = \"192.0.2.10\"\npriority = 1\n";
+    let srv = server_with(profile).await;
+    let api = admin(&srv);
+    let (code, body) = http(
+        api,
+        "PUT",
+        "/v1/profiles/app.hc.test/endpoints/%3Cb%3Eweb%26co%3C%2Fb%3E",
+        None,
+        Some(r#"{"enabled": false, "reason": "<script>alert(1)</script>"}"#),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (_, page) = http(api, "GET", "/", None, None).await;
+    assert!(page.contains("&lt;b&gt;web&amp;co&lt;/b&gt;"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+    assert!(!page.contains("<b>web") && !page.contains("<script>alert"), "{page}");
     srv.stop().await;
 }

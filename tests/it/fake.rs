@@ -24,6 +24,8 @@ pub struct Fake {
 
 struct Inner {
     mode: AtomicU32,
+    /// Status codes for the next requests, in order, before `mode` applies again.
+    script: Mutex<std::collections::VecDeque<u16>>,
     hits: AtomicU64,
     requests: Mutex<Vec<String>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -50,6 +52,7 @@ impl Fake {
         let addr = SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 0);
         let inner = Arc::new(Inner {
             mode: AtomicU32::new(mode),
+            script: Mutex::default(),
             hits: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
             task: Mutex::new(None),
@@ -69,6 +72,17 @@ impl Fake {
     /// Answers with this HTTP status from now on.
     pub fn set_status(&self, code: u16) {
         self.inner.mode.store(code as u32, Ordering::Relaxed);
+    }
+
+    /// Answers the next requests with these codes, one each, then as before: a target that
+    /// fails exactly N times.
+    pub fn script(&self, codes: &[u16]) {
+        self.inner.script.lock().unwrap().extend(codes);
+    }
+
+    /// How many scripted answers are still to be given.
+    pub fn script_left(&self) -> usize {
+        self.inner.script.lock().unwrap().len()
     }
 
     /// Accepts connections and reads requests but never answers.
@@ -157,7 +171,8 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, inner: &Inner) {
         }
     }
     inner.requests.lock().unwrap().push(String::from_utf8_lossy(&buf[..len]).into_owned());
-    match inner.mode.load(Ordering::Relaxed) {
+    let scripted = inner.script.lock().unwrap().pop_front().map(u32::from);
+    match scripted.unwrap_or_else(|| inner.mode.load(Ordering::Relaxed)) {
         HANG => tokio::time::sleep(Duration::from_secs(30)).await,
         code => {
             let resp =

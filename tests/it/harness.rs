@@ -283,6 +283,44 @@ pub struct TestServer {
     pub running: Option<Running>,
     pub addr: SocketAddr,
     pub dir: TempDir,
+    _watchdog: Watchdog,
+}
+
+/// The longest a test may keep a server running. Every wait in the tests is bounded, so only
+/// a bug (a hang) gets here; then the whole test binary is stopped with a message naming the
+/// server, so that CI fails at once instead of stalling until its own limit (the test
+/// command counts a binary that printed no result as failed).
+pub const TEST_LIMIT: Duration = Duration::from_secs(240);
+
+/// Aborts the process if its server outlives [`TEST_LIMIT`]; disarmed on drop.
+struct Watchdog(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Watchdog {
+    fn arm(addr: SocketAddr) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        std::thread::spawn(move || {
+            let until = std::time::Instant::now() + TEST_LIMIT;
+            while std::time::Instant::now() < until {
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            eprintln!(
+                "error: test {test} kept its server ({addr}) running for more than {TEST_LIMIT:?}: a hang; stopping the test binary"
+            );
+            std::process::abort();
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl TestServer {
@@ -301,7 +339,8 @@ impl TestServer {
             .await
             .unwrap_or_else(|e| panic!("server did not start: {e}"));
         let addr = running.addrs()[0];
-        TestServer { running: Some(running), addr, dir }
+        let watchdog = Watchdog::arm(addr);
+        TestServer { running: Some(running), addr, dir, _watchdog: watchdog }
     }
 
     pub async fn udp(&self, msg: &[u8]) -> Option<Vec<u8>> {

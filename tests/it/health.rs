@@ -95,45 +95,37 @@ async fn failover_follows_probes_with_tolerance_and_recovery() {
     .await;
     assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.51");
 
-    // The on-premises app starts failing. One failure is tolerated...
-    hub.set_status(503);
-    let base = health(&srv, HUB).unwrap().probes_failed;
-    until("a first failed probe", 3, || health(&srv, HUB).unwrap().probes_failed > base).await;
-    let h = health(&srv, HUB).unwrap();
-    if h.probes_failed == base + 1 {
-        assert_eq!(status(&srv, HUB), Some(Status::Online), "one failure is tolerated");
-        assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.51");
-    }
-    assert_eq!(h.last_probe.unwrap().error.as_deref(), Some("unexpected status 503"));
-    // ...the second degrades it, and the answer moves to the public cloud.
-    until("stack-hub Degraded", 4, || status(&srv, HUB) == Some(Status::Degraded)).await;
-    assert_eq!(
-        health(&srv, HUB).unwrap().probes_failed,
-        base + 2,
-        "degraded at exactly tolerated_failures + 1"
-    );
-    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.52");
+    // The target fails exactly the probes scripted, then answers 200 again; the transition
+    // count tells what happened in between, however late this test looks.
+    let transitions = || health(&srv, HUB).unwrap().transitions;
+    let settled = |hub: &Fake, srv: &TestServer| {
+        hub.script_left() == 0 && status(srv, HUB) == Some(Status::Online)
+    };
+    let t0 = transitions();
+    assert_eq!(t0, 1, "CheckingEndpoint→Online");
 
-    // It comes back: recover_after = 2, so one success is not enough.
-    hub.set_status(200);
+    // One failure is tolerated (tolerated_failures = 1): no transition at all.
     let ok = health(&srv, HUB).unwrap().probes_ok;
-    until("a first successful probe", 3, || health(&srv, HUB).unwrap().probes_ok > ok).await;
-    let h = health(&srv, HUB).unwrap();
-    if h.probes_ok == ok + 1 {
-        assert_eq!(
-            status(&srv, HUB),
-            Some(Status::Degraded),
-            "recover_after = 2 needs two successes"
-        );
-        assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.52");
-    }
-    until("stack-hub Online again", 4, || status(&srv, HUB) == Some(Status::Online)).await;
+    hub.script(&[503]);
+    until("the scripted failure and a success after it", 5, || {
+        hub.script_left() == 0 && health(&srv, HUB).unwrap().probes_ok > ok
+    })
+    .await;
+    assert_eq!(transitions(), t0, "one failure is tolerated");
+    assert_eq!(status(&srv, HUB), Some(Status::Online));
     assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.51");
-    assert_eq!(
-        health(&srv, HUB).unwrap().transitions,
-        3,
-        "CheckingEndpoint→Online→Degraded→Online"
-    );
+
+    // Two failures degrade it (the answer moves to the public cloud). Then recover_after = 2:
+    // one success is not enough, so after 503 503 200 503 503 the endpoint was Degraded once
+    // and came back once (+2); with recover_after = 1 it would have flapped (+4).
+    hub.script(&[503, 503, 200, 503, 503]);
+    until("stack-hub Degraded", 5, || status(&srv, HUB) == Some(Status::Degraded)).await;
+    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.52");
+    let last = health(&srv, HUB).unwrap().last_probe.unwrap();
+    assert_eq!(last.error.as_deref(), Some("unexpected status 503"));
+    until("stack-hub Online again", 12, || settled(&hub, &srv)).await;
+    assert_eq!(transitions(), t0 + 2, "Online→Degraded→Online, once each");
+    assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.51");
 
     // Taken down entirely (connection refused): the same failover.
     hub.stop();
@@ -156,17 +148,15 @@ async fn a_hanging_target_is_cut_at_the_timeout_and_delays_no_one() {
     until("the hanging endpoint Degraded", 5, || status(&srv, HUB) == Some(Status::Degraded)).await;
     let p = health(&srv, HUB).unwrap().last_probe.unwrap();
     assert_eq!(p.error.as_deref(), Some("no answer within 400ms"));
-    assert!(
-        p.latency >= Duration::from_millis(380) && p.latency < Duration::from_secs(2),
-        "{:?}",
-        p.latency
-    );
-    // Meanwhile the other endpoint is probed on schedule, quickly.
+    // It waited for the timeout (a lower bound: cut no earlier), whatever the machine's speed.
+    assert!(p.latency >= Duration::from_millis(380), "{:?}", p.latency);
+    // Meanwhile the other endpoint keeps being probed, and succeeds: its probes do not wait
+    // behind the hanging one (the wait is bounded, the speed is not asserted).
     let before = health(&srv, AZURE).unwrap().probes_ok;
     until("two more probes of azure", 5, || health(&srv, AZURE).unwrap().probes_ok >= before + 2)
         .await;
     let q = health(&srv, AZURE).unwrap().last_probe.unwrap();
-    assert!(q.ok && q.latency < Duration::from_millis(300), "{q:?}");
+    assert!(q.ok, "{q:?}");
     assert_eq!(answer(&srv, "app.hc.test.").await, "127.0.0.54");
     srv.stop().await;
 }

@@ -14,4 +14,5 @@ mod layers;
 mod live_state;
 mod managed;
 mod reload;
+mod resolver;
 mod tcp;

@@ -178,6 +178,10 @@ async fn every_method_with_client_subnet() {
 
     // Sticky weighted: one client prefix always gets the same endpoint; scope /24.
     let first = ask(&srv, "sticky.tm.test.", "A", Some("10.7.7.0/24")).await;
+    assert!(
+        first.starts_with("NOERROR aa\nan: sticky.tm.test. "),
+        "an answer, not NODATA: {first}"
+    );
     assert!(first.ends_with(&edns("10.7.7.0/24/24")), "{first}");
     for _ in 0..10 {
         assert_eq!(ask(&srv, "sticky.tm.test.", "A", Some("10.7.7.0/24")).await, first);
@@ -277,5 +281,40 @@ async fn client_subnet_can_be_turned_off() {
     // Even a malformed ECS option is then just an unknown option.
     let q = with_raw_ecs("geo.tm.test.", &[&[0, 9, 99, 9]]);
     assert_eq!(srv.udp(&q).await.unwrap()[3] & 0x0f, 0);
+    srv.stop().await;
+}
+
+/// A sticky burst at a share strictly between 0 and 1 answers per client prefix, and says so
+/// in the ECS scope (/24): two subnets on either side of the spill get different answers, each
+/// scoped to its own /24. At share 0 the answer holds for everyone (scope 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_spill_scope_over_udp() {
+    let srv = TestServer::start().await;
+    let set = |share: f64| {
+        let snap = srv.running.as_ref().unwrap().shared().load();
+        let pid = snap.policies.profile_by_name("burst.tm.test").unwrap();
+        snap.signals.set_burst(pid, meridian::traffic::burst::State::Bursting, share);
+    };
+    // The profile's burst task publishes Idle (no load pushed) on every tick, the first one at
+    // start: wait for it, then set the share before each query (the next tick is 5 s away).
+    crate::health::until("the burst task's first tick", 5, || {
+        let snap = srv.running.as_ref().unwrap().shared().load();
+        let pid = snap.policies.profile_by_name("burst.tm.test").unwrap();
+        snap.signals.profile(pid).burst().is_some()
+    })
+    .await;
+    let mut sides = std::collections::BTreeMap::new();
+    for i in 0..40 {
+        set(0.5);
+        let subnet = format!("10.9.{i}.0/24");
+        let a = ask(&srv, "burst.tm.test.", "A", Some(&subnet)).await;
+        assert!(a.ends_with(&edns(&format!("{subnet}/24"))), "{a}");
+        let addr = a.lines().find_map(|l| l.rsplit_once(" A ").map(|x| x.1.to_string())).unwrap();
+        sides.entry(addr).or_insert(subnet);
+    }
+    assert_eq!(sides.len(), 2, "both sides at share 0.5: {sides:?}");
+    set(0.0);
+    let a = ask(&srv, "burst.tm.test.", "A", Some("10.9.1.0/24")).await;
+    assert!(a.ends_with(&edns("10.9.1.0/24/0")), "{a}");
     srv.stop().await;
 }

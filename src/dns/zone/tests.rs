@@ -123,6 +123,22 @@ fn ttl_rules_and_negative_ttl() {
 }
 
 #[test]
+fn negative_ttl_is_the_smaller_of_soa_ttl_and_minimum() {
+    // The SOA's own TTL (30) below MINIMUM (3600): negative answers use 30, not MINIMUM.
+    let z = parse(
+        &origin(),
+        Path::new("z.zone"),
+        "@ 30 SOA ns1 host 1 3600 600 86400 3600
+@ 300 NS ns1
+ns1 300 A 192.0.2.1
+",
+    )
+    .unwrap();
+    let neg = &z.soa_negative;
+    assert_eq!(u32::from_be_bytes([neg[4], neg[5], neg[6], neg[7]]), 30);
+}
+
+#[test]
 fn glue_is_attached_to_ns() {
     let z = load("sub NS ns.sub\nns.sub A 192.0.2.4\nns.sub AAAA 2001:db8::4\n").unwrap();
     let sub = z.node(Name::parse("sub.example.com.", None).unwrap().wire()).unwrap();

@@ -32,6 +32,12 @@ pub(super) fn spill<T: Trace>(
     let share = signals.burst_share(pid);
     let draw = if b.sticky { sticky_unit(client.addr) } else { d.rng.unit() };
     let go = primary_down || draw < share;
+    // With a sticky spill strictly between none and all, whether this client spills depends
+    // on its prefix's hash: the answer holds for that prefix only, and the ECS scope must say
+    // so, or a resolver's subnet cache would hand one client's side to all of its clients.
+    if b.sticky && !primary_down && share > 0.0 && share < 1.0 {
+        d.sel.scope = d.sel.scope.max(sticky_prefix(client.addr).1);
+    }
     d.trace.note(depth, || {
         format!(
             "burst: state {}, share {:.3}, draw {draw:.3}{}{}",
@@ -87,9 +93,15 @@ pub(super) fn overflow_pick<T>(
     if total == 0 {
         return None;
     }
-    // Sticky: the same draw picks the same overflow endpoint; otherwise a fresh draw.
+    // Sticky: the same draw picks the same overflow endpoint; otherwise a fresh draw. When the
+    // draw chooses between several candidates, the answer depends on the client prefix.
     let at = match sticky_draw {
-        Some(u) => ((u * total as f64) as u64).min(total - 1),
+        Some(u) => {
+            if candidates().nth(1).is_some() {
+                d.sel.scope = d.sel.scope.max(sticky_prefix(client.addr).1);
+            }
+            ((u * total as f64) as u64).min(total - 1)
+        }
         None => d.rng.below(total),
     };
     at_weight(p, candidates(), at)

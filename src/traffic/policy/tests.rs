@@ -599,6 +599,33 @@ fn sticky_burst_spills_the_same_clients_everywhere() {
     }
 }
 
+/// The answer of a sticky spill depends on the client prefix exactly when the share is
+/// strictly between 0 and 1: then the ECS scope is the prefix the hash used (/24, /56), so a
+/// resolver's subnet cache keeps one answer per prefix, not one for all its clients.
+#[test]
+fn sticky_spill_scope_is_the_hashed_prefix() {
+    use crate::traffic::burst::State;
+    let sticky = BURST.replace("release_at = 0.5", "release_at = 0.5\nsticky = \"client-subnet\"");
+    let p = policies(&sticky);
+    let sig = signals(&p, "");
+    let scope =
+        |addr: &str| run(&p, &sig, &client(addr), 1).rsplit_once("scope=").unwrap().1.to_string();
+    sig.set_burst(0, State::Bursting, 0.3);
+    let mut sides = std::collections::HashSet::new();
+    for i in 0..50u32 {
+        let addr = format!("10.0.{i}.9");
+        assert_eq!(scope(&addr), "24", "{addr}");
+        sides.insert(run(&p, &sig, &client(&addr), 1));
+    }
+    assert_eq!(sides.len(), 2, "both sides seen at share 0.3: {sides:?}");
+    assert_eq!(scope("2001:db8:1:2::9"), "56");
+    // At 0 and at 1 every client gets the same side: the prefix does not matter.
+    sig.set_burst(0, State::Bursting, 0.0);
+    assert_eq!(scope("10.0.1.9"), "0");
+    sig.set_burst(0, State::Bursting, 1.0);
+    assert_eq!(scope("10.0.1.9"), "0");
+}
+
 #[test]
 fn burst_never_crosses_the_geo_fence() {
     use crate::traffic::burst::State;
