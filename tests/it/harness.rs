@@ -238,6 +238,11 @@ address = "192.0.2.71"
 /// `tm.test.` (with a GeoIP database built from [`GEO_CSV`]) on 127.0.0.1:0, with extra
 /// `[server]` lines, and returns its path.
 pub fn write_config(dir: &TempDir, server_extra: &str) -> PathBuf {
+    write_config_with(dir, server_extra, "")
+}
+
+/// [`write_config`] with more `[[profile]]` tables in `tm.test.` after [`PROFILES`].
+pub fn write_config_with(dir: &TempDir, server_extra: &str, profiles: &str) -> PathBuf {
     let demo = repo().join("zones/app.example.com.zone");
     dir.write("big.test.zone", &big_zone());
     dir.write(
@@ -258,7 +263,7 @@ pub fn write_config(dir: &TempDir, server_extra: &str) -> PathBuf {
              [geoip]\ndatabase = \"geo.mmdb\"\n\
              [[zone]]\nname = \"app.example.com.\"\nfile = \"{}\"\n\
              [[zone]]\nname = \"big.test.\"\nfile = \"big.test.zone\"\n\
-             [[zone]]\nname = \"tm.test.\"\nfile = \"tm.test.zone\"\n{PROFILES}",
+             [[zone]]\nname = \"tm.test.\"\nfile = \"tm.test.zone\"\n{PROFILES}{profiles}",
             demo.display()
         ),
     )
