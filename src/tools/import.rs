@@ -33,11 +33,10 @@ pub fn azure(json: &str) -> Result<Imported, String> {
         out.toml,
         "# Imported from Azure Traffic Manager by `meridian import azure`.\n# Profile names are relative to the zone that will serve them: adjust them to your zone."
     );
-    let names: Vec<String> = profiles
-        .iter()
-        .map(|p| profile_name(p))
-        .chain(profiles.iter().map(|p| plain_name(&p["name"])))
-        .collect();
+    // A nested endpoint names its child by resource name; the child is written under the
+    // name it is served as (its DNS relative name), so references go through this map.
+    let names: Vec<(String, String)> =
+        profiles.iter().map(|p| (plain_name(&p["name"]), profile_name(p))).collect();
     for p in &profiles {
         profile(p, &names, &mut out);
     }
@@ -69,6 +68,19 @@ fn plain_name(v: &Value) -> String {
     raw.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_').to_string()
 }
 
+/// The resource name at the end of a resource id: `/subscriptions/…/trafficManagerProfiles/x`,
+/// or an ARM template's `[resourceId('Microsoft.Network/trafficManagerProfiles', 'x')]`.
+fn resource_name(id: &str) -> String {
+    let id = id.trim();
+    if id.starts_with('[')
+        && let Some(args) = id.split_once("resourceId(").map(|(_, a)| a)
+        && let Some(last) = args.rsplit(',').next()
+    {
+        return plain_name(&Value::String(last.trim_end_matches([')', ']', ' ']).to_string()));
+    }
+    id.rsplit('/').next().unwrap_or(id).to_string()
+}
+
 /// The name a profile is served under: its DNS relative name, else its resource name.
 fn profile_name(p: &Value) -> String {
     props(p)["dnsConfig"]["relativeName"]
@@ -77,7 +89,7 @@ fn profile_name(p: &Value) -> String {
         .unwrap_or_else(|| plain_name(&p["name"]))
 }
 
-fn profile(p: &Value, imported: &[String], out: &mut Imported) {
+fn profile(p: &Value, imported: &[(String, String)], out: &mut Imported) {
     let props = props(p);
     let name = profile_name(p);
     let method = match props["trafficRoutingMethod"].as_str().unwrap_or("") {
@@ -182,7 +194,13 @@ fn headers(v: &Value) -> Option<String> {
     Some(format!("{{ {} }}", pairs.join(", ")))
 }
 
-fn endpoint(e: &Value, profile: &str, method: &str, imported: &[String], out: &mut Imported) {
+fn endpoint(
+    e: &Value,
+    profile: &str,
+    method: &str,
+    imported: &[(String, String)],
+    out: &mut Imported,
+) {
     let props = props(e);
     let name = plain_name(&e["name"]);
     let kind = e["type"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("").to_string();
@@ -192,11 +210,12 @@ fn endpoint(e: &Value, profile: &str, method: &str, imported: &[String], out: &m
     let mut commented = false;
     let target = props["target"].as_str();
     if kind.eq_ignore_ascii_case("nestedEndpoints") {
-        let child = props["targetResourceId"]
-            .as_str()
-            .map(|id| id.rsplit('/').next().unwrap_or(id).to_string());
+        let child = props["targetResourceId"].as_str().map(resource_name);
         match child {
-            Some(c) => {
+            Some(resource) => {
+                let known =
+                    imported.iter().find(|(r, served)| *r == resource || *served == resource);
+                let c = known.map_or_else(|| resource.clone(), |(_, served)| served.clone());
                 let _ = writeln!(lines, "profile = {}", q(&c));
                 if let Some(n) = props["minChildEndpoints"].as_u64() {
                     let _ = writeln!(lines, "min_child_endpoints = {}", n.max(1));
@@ -209,7 +228,7 @@ fn endpoint(e: &Value, profile: &str, method: &str, imported: &[String], out: &m
                         let _ = writeln!(lines, "{key} = {n}");
                     }
                 }
-                if !imported.contains(&c) {
+                if known.is_none() {
                     out.warnings.push(format!(
                         "{profile}/{name}: nested profile {c:?} is not in this file: import it too"
                     ));
@@ -358,5 +377,23 @@ mod tests {
         assert_eq!(range_to_cidrs("0.0.0.0", "255.255.255.255").unwrap(), ["0.0.0.0/0"]);
         assert_eq!(range_to_cidrs("2001:db8::", "2001:db8::ffff").unwrap(), ["2001:db8::/112"]);
         assert!(range_to_cidrs("10.0.0.9", "10.0.0.1").is_none());
+    }
+
+    #[test]
+    fn resource_ids_and_arm_expressions_name_the_child() {
+        for (id, want) in [
+            (
+                "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Network/trafficManagerProfiles/eu",
+                "eu",
+            ),
+            (
+                "[resourceId('Microsoft.Network/trafficManagerProfiles', 'contoso-api')]",
+                "contoso-api",
+            ),
+            ("[resourceId('rg', 'Microsoft.Network/trafficManagerProfiles', 'child')]", "child"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(resource_name(id), want, "{id}");
+        }
     }
 }

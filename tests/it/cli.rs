@@ -24,8 +24,18 @@ fn check_accepts_the_shipped_config() {
     let out = run(&repo(), &["check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.starts_with("meridian.toml: ok\n"), "{stdout}");
-    assert!(stdout.contains("zone app.example.com.:"), "{stdout}");
+    // The whole summary: a changed count, method or listener in the shipped files shows here.
+    assert_eq!(
+        stdout,
+        "meridian.toml: ok
+  zone app.example.com.: 26 records
+  profile www.app.example.com.: priority, 2 endpoints, burst rule
+  profile geo.app.example.com.: geographic, 3 endpoints
+  profile canary.app.example.com.: weighted, 2 endpoints
+  geoip Meridian-GeoIP (IPv6, 260 nodes)
+  listen 127.0.0.1:5353 (udp, tcp)
+"
+    );
 }
 
 /// Each broken configuration (with `z.zone` holding `zone`) and the messages `check` must
@@ -488,35 +498,53 @@ fn sampled_query_log() {
     assert_eq!(srv.wait_exit(), Some(0));
 }
 
-/// An exported Azure Traffic Manager configuration becomes a Meridian configuration that
-/// loads as it is, and what could not come along is said.
-#[test]
-fn import_azure_profiles() {
-    let out = run(&repo(), &["import", "azure", "tests/data/azure-profiles.json"]);
+/// `meridian import azure FILE`: the TOML written (parsed), and the warnings.
+fn import(file: &str) -> (String, toml::Table, String) {
+    let out = run(&repo(), &["import", "azure", file]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let toml = String::from_utf8(out.stdout).unwrap();
-    let warnings = String::from_utf8_lossy(&out.stderr);
-    assert!(warnings.contains("not carried over: www/vm-by-id: no target"), "{warnings}");
-    assert!(warnings.contains("Traffic View"), "{warnings}");
-    assert!(
-        !warnings.contains("eu.geo\" is not in this file"),
-        "the child profile is in the file: {warnings}"
-    );
-    for want in [
-        "method = \"priority\"",
-        "headers = { \"Host\" = \"www.contoso.com\" }",
-        "expected_status = [\"200-299\", \"301-302\"]",
-        "cname = \"contoso-web.azurewebsites.net\"",
-        "enabled = false",
-        "monitor = false   # AlwaysServe in Azure",
-        "profile = \"eu.geo\"",
-        "geo = [\"GEO-EU\", \"GEO-ME\"]",
-        "location = \"westeurope\"",
-        "subnets = [\"10.1.0.0/16\", \"172.16.0.1/32\", \"172.16.0.2/31\", \"172.16.0.4/31\", \"172.16.0.6/32\"]",
-    ] {
-        assert!(toml.contains(want), "missing {want:?} in:\n{toml}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let table = text.parse::<toml::Table>().unwrap_or_else(|e| panic!("{e}\n{text}"));
+    (text, table, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Every imported profile, compared whole with what it must be: its settings (the endpoint
+/// list aside) and each endpoint's table. `want` is TOML: one `[name]` table of
+/// settings per profile, and one `[name.endpoint-name]` table per endpoint.
+fn assert_imported(table: &toml::Table, want: &str) {
+    let want = want.parse::<toml::Table>().unwrap();
+    let profiles = table["profile"].as_array().unwrap();
+    // (`toml::Table` keeps keys sorted: profiles and endpoints are compared by name.)
+    let mut names: Vec<&str> = profiles.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.sort();
+    let wanted: Vec<&str> = want.keys().map(String::as_str).collect();
+    assert_eq!(names, wanted, "profiles imported");
+    for p in profiles {
+        let name = p["name"].as_str().unwrap();
+        let mut want_settings = want[name].as_table().unwrap().clone();
+        let mut want_endpoints = Vec::new();
+        want_settings.retain(|k, v| match v.as_table() {
+            Some(t) if k != "monitor" => {
+                let mut t = t.clone();
+                t.insert("name".into(), k.as_str().into());
+                want_endpoints.push(t);
+                false
+            }
+            _ => true,
+        });
+        want_settings.insert("name".into(), name.into());
+        let mut settings = p.as_table().unwrap().clone();
+        let endpoints = settings.remove("endpoint").unwrap();
+        assert_eq!(settings, want_settings, "profile {name}'s settings");
+        let mut endpoints: Vec<toml::Table> =
+            endpoints.as_array().unwrap().iter().map(|e| e.as_table().unwrap().clone()).collect();
+        endpoints.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        assert_eq!(endpoints, want_endpoints, "profile {name}'s endpoints");
     }
-    // It loads: append it to a configuration with a zone and a GeoIP database.
+}
+
+/// Loads imported TOML beside a zone and the demo GeoIP database with `check`, and returns
+/// its summary lines for the profiles.
+fn check_imported(toml: &str) -> Vec<String> {
     let dir = TempDir::new();
     dir.write("z.zone", ZONE);
     let geo = repo().join("geoip/demo.mmdb");
@@ -527,11 +555,163 @@ fn import_azure_profiles() {
     let out = run(dir.path(), &["check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{toml}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("profile www.example.test.: priority, 3 endpoints"), "{stdout}");
-    assert!(stdout.contains("profile eu.geo.example.test.: performance, 2 endpoints"), "{stdout}");
+    stdout.lines().filter(|l| l.starts_with("  profile ")).map(|l| l.trim().to_string()).collect()
+}
+
+/// An exported Azure Traffic Manager configuration (a list, as `az ... list` prints it, with
+/// settings nested under `properties` or flattened) becomes a Meridian configuration that
+/// loads as it is, and what could not come along is said.
+#[test]
+fn import_azure_profiles() {
+    let (toml, table, warnings) = import("tests/data/azure-profiles.json");
+    assert!(warnings.contains("not carried over: www/vm-by-id: no target"), "{warnings}");
+    assert!(warnings.contains("Traffic View"), "{warnings}");
+    assert!(
+        !warnings.contains("eu.geo\" is not in this file"),
+        "the child profile is in the file: {warnings}"
+    );
+    assert_imported(
+        &table,
+        r#"
+        [www]
+        method = "priority"
+        ttl = 30
+        monitor = { protocol = "https", port = 443, path = "/health", interval = "10s", timeout = "5s", tolerated_failures = 2, expected_status = ["200-299", "301-302"], headers = { "Host" = "www.contoso.com" } }
+        [www.stack-hub]
+        address = "203.0.113.10"
+        priority = 1
+        [www.azure-app]
+        cname = "contoso-web.azurewebsites.net"
+        priority = 2
+        monitor = { headers = { "Host" = "contoso-web.azurewebsites.net" } }
+        [www.legacy]
+        address = "198.51.100.9"
+        enabled = false
+        priority = 3
+        monitor = false
+        [geo]
+        method = "geographic"
+        ttl = 60
+        monitor = { protocol = "tcp", port = 443, interval = "30s", timeout = "10s", tolerated_failures = 3 }
+        [geo.europe]
+        profile = "eu.geo"
+        min_child_endpoints = 2
+        geo = ["GEO-EU", "GEO-ME"]
+        [geo.rest]
+        address = "192.0.2.50"
+        geo = ["WORLD"]
+        ["eu.geo"]
+        method = "performance"
+        ttl = 60
+        ["eu.geo".amsterdam]
+        address = "192.0.2.60"
+        weight = 5
+        location = "westeurope"
+        ["eu.geo".dublin]
+        address = "192.0.2.61"
+        location = "northeurope"
+        [intranet]
+        method = "subnet"
+        ttl = 300
+        [intranet.hq]
+        address = "10.1.0.10"
+        subnets = ["10.1.0.0/16", "172.16.0.1/32", "172.16.0.2/31", "172.16.0.4/31", "172.16.0.6/32"]
+        [intranet.internet]
+        address = "192.0.2.70"
+        "#,
+    );
+    // The endpoint Azure knows only by resource id is written commented out, for the operator.
+    assert!(toml.contains("# name = \"vm-by-id\""), "{toml}");
+    assert_eq!(
+        check_imported(&toml),
+        [
+            "profile www.example.test.: priority, 3 endpoints",
+            "profile geo.example.test.: geographic, 2 endpoints",
+            "profile eu.geo.example.test.: performance, 2 endpoints",
+            "profile intranet.example.test.: subnet, 2 endpoints",
+        ]
+    );
     // Not a Traffic Manager export: a clear error.
+    let dir = TempDir::new();
     dir.write("other.json", "{\"resources\": []}");
     let out = run(dir.path(), &["import", "azure", "other.json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Traffic Manager profile"));
+}
+
+/// An ARM template (`resources`, other resource types among them, names as expressions, a
+/// nested endpoint naming its child with `resourceId(...)`) with Weighted and MultiValue
+/// profiles; and one profile object as `az network traffic-manager profile show` prints it.
+#[test]
+fn import_azure_arm_template_and_single_profile() {
+    let (toml, table, warnings) = import("tests/data/azure-arm.json");
+    assert_eq!(warnings, "", "nothing left behind");
+    assert_imported(
+        &table,
+        r#"
+        [canary]
+        method = "weighted"
+        ttl = 20
+        monitor = { protocol = "http", port = 8080, path = "/ready", interval = "30s", timeout = "10s", tolerated_failures = 1 }
+        [canary.stable]
+        address = "192.0.2.80"
+        weight = 90
+        [canary.next]
+        address = "192.0.2.81"
+        weight = 10
+        [api]
+        method = "multivalue"
+        ttl = 10
+        max_answers = 3
+        monitor = { protocol = "tcp", port = 443, interval = "10s", timeout = "5s", tolerated_failures = 0 }
+        [api.a1]
+        address = "192.0.2.90"
+        [api.a2]
+        address = "192.0.2.91"
+        [api.a3]
+        address = "2001:db8::92"
+        [api.a4]
+        address = "192.0.2.93"
+        enabled = false
+        [front]
+        method = "priority"
+        ttl = 45
+        [front.api-pool]
+        profile = "api"
+        min_child_endpoints = 2
+        min_child_ipv4 = 2
+        min_child_ipv6 = 1
+        priority = 1
+        [front.sorry]
+        cname = "sorry.contoso.example"
+        priority = 2
+        "#,
+    );
+    assert_eq!(
+        check_imported(&toml),
+        [
+            "profile canary.example.test.: weighted, 2 endpoints",
+            "profile api.example.test.: multivalue, 4 endpoints",
+            "profile front.example.test.: priority, 2 endpoints",
+        ]
+    );
+
+    let (toml, table, warnings) = import("tests/data/azure-single.json");
+    assert_eq!(warnings, "");
+    assert_imported(
+        &table,
+        r#"
+        [solo]
+        method = "priority"
+        ttl = 120
+        monitor = { protocol = "https", port = 8443, path = "/status", interval = "30s", timeout = "8s", tolerated_failures = 4 }
+        [solo.primary]
+        address = "198.51.100.20"
+        priority = 1
+        [solo.dr]
+        address = "198.51.100.21"
+        priority = 2
+        "#,
+    );
+    assert_eq!(check_imported(&toml), ["profile solo.example.test.: priority, 2 endpoints"]);
 }

@@ -286,8 +286,9 @@ async fn ipv4_and_ipv6_listeners() {
 async fn response_rate_limiting() {
     // SO_REUSEPORT hashes one client socket to one worker, so one limiter sees its queries.
     let srv = TestServer::start_with("[server.rrl]\nresponses_per_second = 5\nslip = 2\n").await;
-    let cfg = std::fs::read_to_string(srv.dir.path().join("meridian.toml")).unwrap();
-    assert!(cfg.contains("[server.rrl]"), "{cfg}");
+    // The server runs with the limits written (not the defaults, nor none).
+    let rrl = srv.snapshot().server.rrl.expect("rate limiting on");
+    assert_eq!((rrl.responses_per_second, rrl.slip), (5, 2));
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let q = bytes(&query("api.app.example.com.", "A", None));
     // A burst of 40 identical queries from one address. However long sending takes on this

@@ -360,6 +360,11 @@ impl TestServer {
         self.running.as_ref().unwrap().runtime()
     }
 
+    /// The snapshot the server answers from now.
+    pub fn snapshot(&self) -> std::sync::Arc<meridian::state::Snapshot> {
+        self.running.as_ref().unwrap().shared().load_full()
+    }
+
     /// The live object of endpoint `key` (`profile/endpoint`) in the current snapshot.
     pub fn endpoint(&self, key: &str) -> Option<std::sync::Arc<meridian::live::EndpointLive>> {
         let snap = self.running.as_ref().unwrap().shared().load();

@@ -246,9 +246,26 @@ fn with_raw_ecs(name: &str, options: &[&[u8]]) -> Vec<u8> {
     q
 }
 
+/// Subnet routing that separates loopback sources from everyone else.
+const LOOPBACK_PROFILE: &str = r#"
+[[profile]]
+name = "src.tm.test."
+method = "subnet"
+[[profile.endpoint]]
+name = "loopback"
+address = "192.0.2.33"
+subnets = ["127.0.0.0/8"]
+[[profile.endpoint]]
+name = "elsewhere"
+address = "192.0.2.34"
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_client_subnet_is_formerr() {
-    let srv = TestServer::start().await;
+    // A profile that tells the packet's source (127.0.0.1) from any ECS address.
+    let dir = TempDir::new();
+    let config = write_config_with(&dir, "", LOOPBACK_PROFILE);
+    let srv = TestServer::start_config(dir, config).await;
     let rcode = |a: Vec<u8>| a[3] & 0x0f;
     let cases: &[(&str, &[&[u8]], u8)] = &[
         ("valid /24", &[&[0, 1, 24, 0, 10, 1, 2]], 0),
@@ -265,9 +282,21 @@ async fn malformed_client_subnet_is_formerr() {
         let q = with_raw_ecs("geo.tm.test.", opts);
         assert_eq!(rcode(srv.udp(&q).await.expect(what)), *want, "{what}");
     }
-    // ECS /0: the resolver asks us not to use its clients' addresses: scope 0, source used.
-    let r = render(&srv.udp(&with_raw_ecs("geo.tm.test.", &[&[0, 1, 0, 0]])).await.unwrap());
-    assert!(r.ends_with("ecs=0.0.0.0/0/0"), "{r}");
+    // ECS /0: the resolver asks us not to use its clients' addresses: scope 0, and the
+    // packet's source (127.0.0.1, the loopback endpoint) decides.
+    let r = render(&srv.udp(&with_raw_ecs("src.tm.test.", &[&[0, 1, 0, 0]])).await.unwrap());
+    assert_eq!(
+        r,
+        "NOERROR aa\nan: src.tm.test. 60 A 192.0.2.33\nedns: payload=1232 version=0 ecs=0.0.0.0/0/0"
+    );
+    // While an ECS address decides when there is one (scope /2: the first bits that tell
+    // 10.1.2.0 from 127.0.0.0/8).
+    let r =
+        render(&srv.udp(&with_raw_ecs("src.tm.test.", &[&[0, 1, 24, 0, 10, 1, 2]])).await.unwrap());
+    assert_eq!(
+        r,
+        "NOERROR aa\nan: src.tm.test. 60 A 192.0.2.34\nedns: payload=1232 version=0 ecs=10.1.2.0/24/2"
+    );
     srv.stop().await;
 }
 
