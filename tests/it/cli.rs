@@ -525,7 +525,7 @@ fn assert_imported(table: &toml::Table, want: &str) {
         want_settings.retain(|k, v| match v.as_table() {
             Some(t) if k != "monitor" => {
                 let mut t = t.clone();
-                t.insert("name".into(), k.as_str().into());
+                t.insert("name".into(), toml::Value::String(k.to_string()));
                 want_endpoints.push(t);
                 false
             }
