@@ -144,4 +144,30 @@ mod tests {
             (Send, Drop, Drop)
         );
     }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_configured_prefix() {
+        use Verdict::*;
+        let q = b"\x03www\x00\x00\x01\x00\x01";
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // The default /56: two addresses in one /56 share a budget; the next /56 does not.
+        let mut l = lim(1, 0);
+        assert_eq!(l.check(ip("2001:db8:0:ab::1"), q, 0, 5), Send);
+        assert_eq!(l.check(ip("2001:db8:0:ff:ffff::9"), q, 0, 5), Drop);
+        assert_eq!(l.check(ip("2001:db8:0:100::1"), q, 0, 5), Send);
+        // A /64 prefix separates what /56 joined.
+        let mut l = Limiter::new(RrlConfig {
+            responses_per_second: 1,
+            slip: 0,
+            ipv4_prefix: 24,
+            ipv6_prefix: 64,
+        });
+        assert_eq!(l.check(ip("2001:db8:0:ab::1"), q, 0, 5), Send);
+        assert_eq!(l.check(ip("2001:db8:0:ab:ffff::9"), q, 0, 5), Drop);
+        assert_eq!(l.check(ip("2001:db8:0:ac::1"), q, 0, 5), Send);
+        // An IPv4 prefix and an IPv6 prefix that starts with the same bits are not one client.
+        let mut l = lim(1, 0);
+        assert_eq!(l.check(ip("198.51.100.1"), q, 0, 5), Send);
+        assert_eq!(l.check(ip("c633:6400::"), q, 0, 5), Send);
+    }
 }

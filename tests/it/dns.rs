@@ -374,3 +374,66 @@ async fn negative_ttl_when_the_soa_ttl_is_smaller() {
     );
     srv.stop().await;
 }
+
+/// What the README promises at the edges of the zone data: class IN only, CNAME chains
+/// followed up to 8 links, and glue that does not fit a referral forcing TC (never dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_chain_limit_and_glue_truncation() {
+    let dir = TempDir::new();
+    let mut zone = String::from(
+        "$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n",
+    );
+    for i in 0..10 {
+        zone.push_str(&format!("c{i} CNAME c{}\n", i + 1));
+    }
+    zone.push_str("c10 A 192.0.2.100\n");
+    for i in 1..=8 {
+        zone.push_str(&format!(
+            "sub NS nameserver-{i:02}.sub\nnameserver-{i:02}.sub A 192.0.2.{i}\nnameserver-{i:02}.sub AAAA 2001:db8::{i}\n"
+        ));
+    }
+    dir.write("z.zone", &zone);
+    let cfg = dir.write(
+        "meridian.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[[zone]]\nname = \"edge.test\"\nfile = \"z.zone\"\n",
+    );
+    let srv = TestServer::start_config(dir, cfg).await;
+
+    // Class CH (version.bind and the like) and ANY class: not ours.
+    for class in [hickory_proto::rr::DNSClass::CH, hickory_proto::rr::DNSClass::ANY] {
+        let mut q = query("ns.edge.test.", "A", None);
+        q.queries[0].set_query_class(class);
+        let a = render(&srv.udp(&bytes(&q)).await.unwrap());
+        assert_eq!(a, "REFUSED", "class {class}");
+    }
+
+    // A chain of exactly 8 links is followed to its address.
+    let a = render(&srv.udp(&bytes(&query("c2.edge.test.", "A", Some(1232)))).await.unwrap());
+    assert_eq!(a.matches(" CNAME ").count(), 8, "{a}");
+    assert!(a.contains("\nan: c10.edge.test. 300 A 192.0.2.100"), "{a}");
+    // A longer one is cut after 8 links followed: 9 CNAMEs, no address; the resolver goes on.
+    let a = render(&srv.udp(&bytes(&query("c0.edge.test.", "A", Some(1232)))).await.unwrap());
+    assert_eq!(a.matches(" CNAME ").count(), 9, "{a}");
+    assert!(a.starts_with("NOERROR aa\nan: c0.edge.test. 300 CNAME c1.edge.test."), "{a}");
+    assert!(
+        a.contains("an: c8.edge.test. 300 CNAME c9.edge.test.") && !a.contains(" A 192.0.2.100"),
+        "{a}"
+    );
+
+    // The referral to sub. with its 16 glue records needs more than 512 bytes: without EDNS it
+    // is sent empty with TC, not with glue left out; with EDNS it is whole, and over TCP too.
+    let q = bytes(&query("www.sub.edge.test.", "A", None));
+    let a = render(&srv.udp(&q).await.unwrap());
+    assert_eq!(a, "NOERROR tc");
+    for whole in [
+        srv.udp(&bytes(&query("www.sub.edge.test.", "A", Some(1232)))).await.unwrap(),
+        srv.tcp(&q).await.unwrap(),
+    ] {
+        assert!(whole.len() > 512, "{} bytes", whole.len());
+        let a = render(&whole);
+        assert!(a.starts_with("NOERROR \n"), "{a}");
+        assert_eq!(a.matches("\nns: sub.edge.test. 300 NS ").count(), 8, "{a}");
+        assert_eq!(a.matches("\nar: nameserver-").count(), 16, "{a}");
+    }
+    srv.stop().await;
+}
