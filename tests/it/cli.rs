@@ -207,6 +207,17 @@ impl Served {
         assert!(ok.success());
     }
 
+    /// Stops the process with SIGTERM and returns every log line it wrote (bounded wait).
+    pub fn stop_and_collect(&mut self) -> Vec<String> {
+        self.signal("-TERM");
+        assert_eq!(self.wait_exit(), Some(0));
+        // The reader thread ends when stderr closes; the channel then disconnects.
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.log.push(l);
+        }
+        self.log.clone()
+    }
+
     /// Waits (bounded) for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -494,8 +505,44 @@ fn sampled_query_log() {
     ] {
         assert!(line.contains(want), "missing {want:?} in {line}");
     }
+    // TCP queries are logged too.
+    rt.block_on(tcp_exchange(addr, &bytes(&query("nope.example.test.", "A", None))))
+        .expect("an answer");
+    let line = srv.wait_log("transport=\"tcp\"");
+    for want in ["name=nope.example.test.", "rcode=\"NXDOMAIN\"", "client=127.0.0.1"] {
+        assert!(line.contains(want), "missing {want:?} in {line}");
+    }
     srv.signal("-TERM");
     assert_eq!(srv.wait_exit(), Some(0));
+}
+
+/// `query_log = 0.25` logs about a quarter of the queries, over UDP and TCP alike.
+#[test]
+fn query_log_is_sampled() {
+    let dir = TempDir::new();
+    dir.write("z.zone", &format!("{ZONE}api A 192.0.2.10\n"));
+    dir.write(
+        "meridian.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nquery_log = 0.25\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n[admin]\nenabled = false\n",
+    );
+    let mut srv = Served::start(dir.path(), "meridian.toml");
+    let addr = srv.addr();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let q = bytes(&query("api.example.test.", "A", None));
+    for _ in 0..400 {
+        rt.block_on(udp_exchange(addr, &q)).expect("an answer");
+    }
+    for _ in 0..200 {
+        rt.block_on(tcp_exchange(addr, &q)).expect("an answer");
+    }
+    let log = srv.stop_and_collect();
+    let count =
+        |t: &str| log.iter().filter(|l| l.contains("meridian::query") && l.contains(t)).count();
+    // Binomial(400, 0.25): mean 100, sd 8.7; (200, 0.25): mean 50, sd 6.1. Five sd either
+    // side: a wrong rate (0, 1, or another fraction) fails, chance essentially never does.
+    let (udp, tcp) = (count("transport=\"udp\""), count("transport=\"tcp\""));
+    assert!((57..=143).contains(&udp), "{udp} of 400 UDP queries logged");
+    assert!((20..=80).contains(&tcp), "{tcp} of 200 TCP queries logged");
 }
 
 /// `meridian import azure FILE`: the TOML written (parsed), and the warnings.
@@ -714,4 +761,96 @@ fn import_azure_arm_template_and_single_profile() {
         "#,
     );
     assert_eq!(check_imported(&toml), ["profile solo.example.test.: priority, 2 endpoints"]);
+}
+
+/// `explain` for the methods whose decision depends on where the client is: what it looked
+/// up, what it compared, what it chose — and the answer the server itself gives.
+#[test]
+fn explain_performance_subnet_multivalue_and_views() {
+    let dir = TempDir::new();
+    let cfg = write_config(&dir, "");
+    let cfg = cfg.to_str().unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "perf.tm.test",
+            "10.4.0.0/24",
+            &[
+                "GeoIP: country JP, group GEO-AS, location 35.68,139.77 (network /16)",
+                "ams: 9292 km",
+                "sea: 7694 km",
+                "performance: nearest is sea",
+                "answer: NOERROR, authoritative, ECS scope /16",
+                "answer: perf.tm.test. 60 IN A 192.0.2.22",
+            ],
+        ),
+        (
+            "perf.tm.test",
+            "127.0.0.1",
+            &[
+                "GeoIP: no record for 127.0.0.1",
+                "performance: no location for the client; falling back to weights",
+                "weighted: draw ",
+            ],
+        ),
+        (
+            "subnet.tm.test",
+            "10.9.0.0/24",
+            &[
+                "subnet: 10.9.0.0 matches 10.0.0.0/8 of office",
+                "answer: NOERROR, authoritative, ECS scope /8",
+                "answer: subnet.tm.test. 60 IN A 192.0.2.31",
+            ],
+        ),
+        (
+            "subnet.tm.test",
+            "192.0.2.1",
+            &[
+                "subnet: no rule matches 192.0.2.1",
+                "subnet: using the fallback endpoint internet",
+                "answer: subnet.tm.test. 60 IN A 192.0.2.32",
+            ],
+        ),
+        (
+            "multi.tm.test",
+            "127.0.0.1",
+            &["multivalue: 2 endpoint(s), starting at m", "answer: 2 record(s), TTL 60"],
+        ),
+        (
+            "split.tm.test",
+            "10.1.2.0/24",
+            &[
+                "split horizon: client is in view internal",
+                "answer: NOERROR, authoritative, ECS scope /8",
+                "answer: split.tm.test. 60 IN A 10.80.0.1",
+            ],
+        ),
+        (
+            "split.tm.test",
+            "198.51.100.0/24",
+            &[
+                "split horizon: client is in no view; public answers",
+                "answer: split.tm.test. 60 IN A 192.0.2.80",
+            ],
+        ),
+    ];
+    for (name, client, wants) in cases {
+        let out = run(dir.path(), &["explain", name, "--client", client, "-c", cfg, "--seed", "3"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for want in *wants {
+            assert!(text.contains(want), "{name} from {client}: missing {want:?} in:\n{text}");
+        }
+    }
+    // Multivalue's rotation: over seeds, each endpoint starts the answer at some point.
+    let starts: std::collections::BTreeSet<String> = (0..12)
+        .map(|seed| {
+            let seed = seed.to_string();
+            let args =
+                ["explain", "multi.tm.test", "--client", "127.0.0.1", "-c", cfg, "--seed", &seed];
+            let text = String::from_utf8(run(dir.path(), &args).stdout).unwrap();
+            let line = text.lines().find(|l| l.contains("starting at")).unwrap().to_string();
+            line.rsplit(' ').next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(starts.into_iter().collect::<Vec<_>>(), ["m1", "m2", "m3"]);
 }

@@ -116,6 +116,7 @@ pub fn compile(config: &Config) -> Policies {
             subnet_fallback,
             burst,
             views: pc.views.iter().map(|v| v.networks.clone().into_boxed_slice()).collect(),
+            view_names: pc.views.iter().map(|v| v.name.as_str().into()).collect(),
         });
     }
     // A profile needs GeoIP if it, or any profile nested below it, routes by location.

@@ -97,8 +97,10 @@ pub struct Profile {
     pub(crate) subnet_fallback: Option<EndpointId>,
     /// The cloud-bursting rule, if the profile has one.
     pub burst: Option<ProfileBurst>,
-    /// Split-horizon views: each view's client networks (names are in the configuration).
+    /// Split-horizon views: each view's client networks.
     pub views: Box<[Box<[Cidr]>]>,
+    /// Each view's name, as configured (for `explain`).
+    pub view_names: Box<[Box<str>]>,
 }
 
 /// A profile's burst rule: what `select` needs, and what the burst task runs.
@@ -305,8 +307,15 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
             matches!(e.target, Target::Profile(_)) || e.view_targets.iter().any(|t| t.0 == v)
         })
     };
-    if let Some(v) = view {
-        d.trace.note(depth, || format!("client is in view {v} (split horizon)"));
+    match view {
+        Some(v) => d.trace.note(depth, || {
+            let name = profile.view_names.get(v as usize).map_or("?", |n| n);
+            format!("split horizon: client is in view {name}")
+        }),
+        None if !profile.views.is_empty() => {
+            d.trace.note(depth, || "split horizon: client is in no view; public answers".into())
+        }
+        None => {}
     }
     let mut any_available = false;
     let mut any_enabled = false;
