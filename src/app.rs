@@ -210,6 +210,12 @@ impl Running {
         rx.await.unwrap_or(Ok(()))
     }
 
+    /// The first step of stopping: `/readyz` answers 503 from now on, while DNS and the admin
+    /// API go on serving (for `[server] drain`).
+    pub fn begin_drain(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
     /// Stops accepting, lets in-flight TCP queries finish, and joins every worker.
     pub async fn shutdown(mut self) {
         self.ready.store(false, Ordering::Relaxed);
@@ -240,6 +246,17 @@ pub fn serve(opts: Options) -> Result<(), AppError> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => info!("SIGINT received; shutting down"),
             _ = term.recv() => info!("SIGTERM received; shutting down"),
+        }
+        running.begin_drain();
+        let drain = running.shared().load().server.drain;
+        if !drain.is_zero() {
+            info!(drain = ?drain, "draining: /readyz answers 503, still serving");
+            // A second signal means "now": an operator should never wait on a drain.
+            tokio::select! {
+                _ = tokio::time::sleep(drain) => {}
+                _ = tokio::signal::ctrl_c() => info!("second signal; stopping now"),
+                _ = term.recv() => info!("second signal; stopping now"),
+            }
         }
         running.shutdown().await;
         Ok(())

@@ -77,6 +77,9 @@ pub struct Server {
     pub udp_payload: u16,
     pub tcp_max_connections: usize,
     pub tcp_idle_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long `/readyz` answers 503 while DNS and the admin API keep
+    /// serving, so that a load balancer takes the instance out before it stops.
+    pub drain: Duration,
     /// Honour EDNS Client Subnet (RFC 7871) in queries.
     pub ecs: bool,
     /// Reload when the configuration, a zone file or the GeoIP database changes.

@@ -228,6 +228,7 @@ pub(super) struct RawServer {
     pub(super) udp_payload: Option<Spanned<i64>>,
     pub(super) tcp_max_connections: Option<Spanned<i64>>,
     pub(super) tcp_idle_timeout: Option<Spanned<String>>,
+    pub(super) drain: Option<Spanned<String>>,
     pub(super) ecs: Option<bool>,
     pub(super) watch: Option<bool>,
     pub(super) rrl: Option<Spanned<RawRrl>>,

@@ -57,6 +57,7 @@ impl Validator<'_> {
             udp_payload: None,
             tcp_max_connections: None,
             tcp_idle_timeout: None,
+            drain: None,
             ecs: None,
             watch: None,
             rrl: None,
@@ -106,6 +107,17 @@ impl Validator<'_> {
                 }
             },
         };
+        let drain = match raw.drain {
+            None => Duration::ZERO,
+            Some(s) => match parse_duration(s.get_ref()) {
+                Some(d) if d <= Duration::from_secs(300) => d,
+                _ => {
+                    let msg = format!("invalid drain {:?}", s.get_ref());
+                    self.error(&s, msg, Some("a duration from \"0s\" to \"5m\", e.g. \"5s\""));
+                    Duration::ZERO
+                }
+            },
+        };
         let ecs = raw.ecs.unwrap_or(true);
         let watch = raw.watch.unwrap_or(false);
         let query_log = match raw.query_log {
@@ -140,6 +152,7 @@ impl Validator<'_> {
             udp_payload,
             tcp_max_connections,
             tcp_idle_timeout,
+            drain,
             ecs,
             watch,
             rrl,

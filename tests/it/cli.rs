@@ -154,9 +154,14 @@ impl Served {
     }
 
     pub fn start_with(dir: &Path, config: &str, extra: &[&str]) -> Served {
+        Served::start_env(dir, config, extra, &[])
+    }
+
+    pub fn start_env(dir: &Path, config: &str, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let mut child = meridian()
             .args(["serve", "-c", config])
             .args(extra)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .env_remove("MERIDIAN_LOG")
             .stdout(Stdio::null())
@@ -853,4 +858,63 @@ fn explain_performance_subnet_multivalue_and_views() {
         })
         .collect();
     assert_eq!(starts.into_iter().collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+}
+
+/// The admin token from an environment variable (`token_env`), and a drain on SIGTERM:
+/// `/readyz` turns 503 while DNS and the API go on serving; a second signal stops at once.
+#[test]
+fn token_env_and_drain_on_sigterm() {
+    let dir = TempDir::new();
+    dir.write("z.zone", &format!("{ZONE}api A 192.0.2.10\n"));
+    let config = "[server]\nlisten = [\"127.0.0.1:0\"]\ndrain = \"60s\"\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n\
+                  [admin]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"MERIDIAN_TEST_TOKEN\"\n";
+    dir.write("meridian.toml", config);
+    // Unset, the variable is a clear configuration error.
+    let out = meridian()
+        .args(["check", "-c", "meridian.toml"])
+        .current_dir(dir.path())
+        .env_remove("MERIDIAN_TEST_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("environment variable MERIDIAN_TEST_TOKEN is not set"), "{stderr}");
+
+    let token = "0123456789abcdef-from-the-environment";
+    let mut srv =
+        Served::start_env(dir.path(), "meridian.toml", &[], &[("MERIDIAN_TEST_TOKEN", token)]);
+    let dns = srv.addr();
+    let line = srv.wait_log("admin API listening");
+    let api: SocketAddr = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let get = |path: &str, token: Option<&str>| {
+        rt.block_on(crate::admin::http(api, "GET", path, token, None)).0
+    };
+    assert_eq!(get("/v1/status", Some(token)), 200);
+    assert_eq!(get("/v1/status", None), 401);
+    assert_eq!(get("/v1/status", Some("0123456789abcdef-wrong")), 401);
+    assert_eq!(get("/readyz", None), 200);
+
+    srv.signal("-TERM");
+    srv.wait_log("draining: /readyz answers 503");
+    let until = Instant::now() + Duration::from_secs(10);
+    while get("/readyz", None) != 503 {
+        assert!(Instant::now() < until, "/readyz still ready after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Still serving while draining: DNS and the API.
+    let q = bytes(&query("api.example.test.", "A", None));
+    let a = rt.block_on(udp_exchange(dns, &q)).expect("an answer while draining");
+    assert_eq!(render(&a), "NOERROR aa\nan: api.example.test. 60 A 192.0.2.10");
+    assert_eq!(get("/v1/status", Some(token)), 200);
+    // The drain is 60 s; a second signal ends it now (wait_exit gives up after 20 s).
+    srv.signal("-TERM");
+    assert_eq!(srv.wait_exit(), Some(0));
+    srv.wait_log("second signal; stopping now");
 }
