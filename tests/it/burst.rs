@@ -219,6 +219,75 @@ priority = 2
     srv.stop().await;
 }
 
+/// A webhook whose receiver always fails is tried 5 times with doubling back-off (0.5 s, 1 s,
+/// 2 s, 4 s), then given up: counted in `/v1/status` and in `meridian_webhooks_total`, and
+/// never tried again for that event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_gives_up_after_the_last_retry() {
+    let hook = receiver(usize::MAX).await;
+    let profile = format!(
+        r#"
+[[profile]]
+name = "app.hc.test."
+method = "priority"
+[profile.burst]
+primary = "onprem"
+overflow = "cloud"
+warm_at = 0.6
+burst_at = 0.8
+release_at = 0.4
+interval = "100ms"
+sustain = "100ms"
+[profile.burst.on_warm]
+url = "http://127.0.0.1:{}/hooks/warm"
+[[profile.endpoint]]
+name = "onprem"
+address = "192.0.2.1"
+priority = 1
+[profile.endpoint.load]
+source = "push"
+capacity = 100
+half_life = "50ms"
+[[profile.endpoint]]
+name = "cloud"
+address = "192.0.2.2"
+priority = 2
+"#,
+        hook.port
+    );
+    let srv = server_with(&profile).await;
+    let api = srv.running.as_ref().unwrap().admin_addr().unwrap();
+    let (code, body) = http(
+        api,
+        "PUT",
+        "/v1/profiles/app.hc.test/endpoints/onprem/load",
+        None,
+        Some("{\"value\": 70}"),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    until("Warming", 5, || state(&srv) != "Idle").await;
+    let failed = || async {
+        let (_, body) = http(api, "GET", "/v1/status", None, None).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["profiles"][0]["burst"]["webhooks_failed"].as_u64()
+    };
+    // 7.5 s of back-off between the five attempts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while failed().await != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "the webhook was never given up");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(hook.got.lock().unwrap().len(), 5, "five attempts, then given up");
+    let (_, m) = http(api, "GET", "/metrics", None, None).await;
+    assert!(m.contains("meridian_webhooks_total{result=\"failed\"} 1"), "{m}");
+    assert!(m.contains("meridian_webhooks_total{result=\"delivered\"} 0"), "{m}");
+    // Given up means given up: no sixth attempt after the last back-off would have ended.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(hook.got.lock().unwrap().len(), 5);
+    srv.stop().await;
+}
+
 /// An HTTP endpoint serving `body` at every path, until aborted.
 async fn serve_body(ip: &str, body: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind((ip, 0)).await.unwrap();
