@@ -320,3 +320,51 @@ async fn watch_sees_a_write_that_lands_during_a_reload() {
     }
     srv.stop().await;
 }
+
+/// `watch = true` also follows the configuration file itself and the GeoIP database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_the_config_and_the_geoip_database() {
+    let dir = TempDir::new();
+    let cfg = write_config(&dir, "watch = true");
+    let srv = TestServer::start_config(dir, cfg.clone()).await;
+    let ask = |name: &'static str, ecs: &'static str| {
+        let q = bytes(&query_ecs(name, "A", ecs));
+        let srv = &srv;
+        async move { render(&srv.udp(&q).await.unwrap()) }
+    };
+    let changes_to = |want: &'static str, name: &'static str, ecs: &'static str| {
+        let ask = &ask;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let a = ask(name, ecs).await;
+                if a.contains(want) {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "still {a}, never {want}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // Japan is not mapped: the WORLD endpoint.
+    assert!(ask("geo.tm.test.", "10.4.0.0/24").await.contains(" A 192.0.2.14"));
+    // A new database places 10.4.0.0/16 in Germany: the EU endpoint, with no reload asked for.
+    let rows = meridian::traffic::geo::mmdb::parse_csv(
+        &GEO_CSV.replace("10.4.0.0/16,JP,AS,,35.68,139.77", "10.4.0.0/16,DE,EU,,50.11,8.68"),
+    )
+    .unwrap();
+    std::fs::write(
+        srv.dir.path().join("geo.mmdb"),
+        meridian::traffic::geo::mmdb::build(&rows, "Test", 2),
+    )
+    .unwrap();
+    changes_to(" A 192.0.2.11", "geo.tm.test.", "10.4.0.0/24").await;
+    // The configuration file: the priority profile's first endpoint gets a new address.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let edited =
+        text.replacen("address = [\"192.0.2.1\", \"2001:db8::1\"]", "address = \"192.0.2.101\"", 1);
+    assert_ne!(text, edited);
+    std::fs::write(&cfg, edited).unwrap();
+    changes_to("prio.tm.test. 30 A 192.0.2.101", "prio.tm.test.", "10.1.0.0/24").await;
+    srv.stop().await;
+}
