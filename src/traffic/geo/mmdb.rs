@@ -145,6 +145,17 @@ enum Child {
 /// Builds a database from rows. Later rows override earlier ones where they overlap; more
 /// specific networks always win inside less specific ones.
 pub fn build(rows: &[Row], database_type: &str, build_epoch: u64) -> Vec<u8> {
+    build_with(rows, database_type, build_epoch, record)
+}
+
+/// [`build`] with each row's data record encoded by `record` (tests use it to write other
+/// vendors' layouts).
+fn build_with(
+    rows: &[Row],
+    database_type: &str,
+    build_epoch: u64,
+    record: impl Fn(&Row) -> Vec<u8>,
+) -> Vec<u8> {
     let mut data = Vec::new();
     let mut offsets: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut nodes: Vec<[Child; 2]> = vec![[Child::Empty; 2]];
@@ -355,6 +366,59 @@ mod tests {
 
     fn db(csv: &str) -> GeoDb {
         GeoDb::from_bytes(build(&parse_csv(csv).unwrap(), "Test", 1)).unwrap()
+    }
+
+    /// ip-location-db's layout: flat records, `country_code` alone (the country files) or with
+    /// `state1`, `city`, `latitude`, `longitude`, `timezone` (the city files), no continent.
+    #[test]
+    fn ip_location_db_layout() {
+        let flat = |r: &Row| {
+            let mut e = Enc::default();
+            match r.location {
+                None => {
+                    e.map(1);
+                    e.str("country_code");
+                    e.str(r.country.as_deref().unwrap());
+                }
+                Some((lat, lon)) => {
+                    e.map(6);
+                    e.str("country_code");
+                    e.str(r.country.as_deref().unwrap());
+                    e.str("state1");
+                    e.str("Hesse");
+                    e.str("city");
+                    e.str("Frankfurt am Main");
+                    e.str("latitude");
+                    e.double(lat);
+                    e.str("longitude");
+                    e.double(lon);
+                    e.str("timezone");
+                    e.str("Europe/Berlin");
+                }
+            }
+            e.0
+        };
+        let rows =
+            parse_csv("10.0.0.0/8,DE,,,50.11,8.68\n10.1.0.0/16,JP,,,,\n2001:db8::/32,BR,,,,\n")
+                .unwrap();
+        let geo = GeoDb::from_bytes(build_with(&rows, "geo-whois-asn-country", 1, flat)).unwrap();
+        // City layout: the country, its Traffic Manager group from the country table, and the
+        // coordinates given (not the centroid); state1 is a name, not an ISO code: ignored.
+        let l = geo.lookup("10.2.3.4".parse().unwrap());
+        assert!(l.found);
+        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "DE");
+        assert_eq!(crate::traffic::geo::GROUPS[l.group.unwrap() as usize], "GEO-EU");
+        assert_eq!(l.location.map(|x| (x.lat, x.lon)), Some((50.11, 8.68)));
+        assert!(!l.location_is_centroid);
+        assert!(l.subdivision.is_none());
+        // Country layout: the centroid stands in for a location, for the performance method.
+        let l = geo.lookup("10.1.2.3".parse().unwrap());
+        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "JP");
+        assert_eq!(crate::traffic::geo::GROUPS[l.group.unwrap() as usize], "GEO-AS");
+        assert!(l.location_is_centroid && l.location.is_some());
+        let l = geo.lookup("2001:db8::1".parse().unwrap());
+        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "BR");
+        assert_eq!(crate::traffic::geo::GROUPS[l.group.unwrap() as usize], "GEO-SA");
     }
 
     #[test]
