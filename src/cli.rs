@@ -68,8 +68,12 @@ pub enum Command {
     /// TTL) against a profile in virtual time, with the real routing and burst code; print
     /// the share per endpoint over time and write an SVG chart.
     Simulate {
-        /// The scenario file (TOML)
-        scenario: PathBuf,
+        /// Scenario files (TOML)
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Print only the burst-quality scorecard, one row per scenario
+        #[arg(long)]
+        report: bool,
         /// Write the chart here
         #[arg(long)]
         svg: Option<PathBuf>,
@@ -170,15 +174,36 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             out(&format!("{e}\n"));
             Ok(())
         }
-        Command::Simulate { scenario, svg, rows } => {
-            let snap = state::load(&cli.config).map_err(AppError::Config)?;
-            let sc = crate::config::load_scenario(&scenario).map_err(AppError::Config)?;
-            let outcome = crate::tools::simulate::run(&snap, &sc)
-                .map_err(|e| AppError::Usage(crate::tools::explain::ExplainError(e)))?;
-            out(&crate::tools::simulate::table(&outcome, rows));
-            if let Some(path) = svg {
-                std::fs::write(&path, crate::tools::simulate::svg(&outcome))?;
-                out(&format!("chart written to {}\n", path.display()));
+        Command::Simulate { scenarios, report, svg, rows } => {
+            use crate::tools::simulate;
+            if svg.is_some() && scenarios.len() > 1 {
+                return Err(AppError::Usage(crate::tools::explain::ExplainError(
+                    "--svg draws one scenario: give one".into(),
+                )));
+            }
+            let mut cards = Vec::new();
+            for scenario in &scenarios {
+                // Each scenario against a fresh server state, as a fresh start would be.
+                let snap = state::load(&cli.config).map_err(AppError::Config)?;
+                let sc = crate::config::load_scenario(scenario).map_err(AppError::Config)?;
+                let outcome = simulate::run(&snap, &sc)
+                    .map_err(|e| AppError::Usage(crate::tools::explain::ExplainError(e)))?;
+                if report {
+                    let name = scenario.file_stem().map_or_else(
+                        || scenario.display().to_string(),
+                        |s| s.to_string_lossy().into_owned(),
+                    );
+                    cards.push((name, simulate::scorecard(&outcome)));
+                    continue;
+                }
+                out(&simulate::table(&outcome, rows));
+                if let Some(path) = &svg {
+                    std::fs::write(path, simulate::svg(&outcome))?;
+                    out(&format!("chart written to {}\n", path.display()));
+                }
+            }
+            if report {
+                out(&simulate::report(&cards));
             }
             Ok(())
         }

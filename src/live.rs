@@ -172,15 +172,15 @@ pub struct Load {
 }
 
 impl Load {
-    /// How long ago the last accepted sample came, if any did.
-    pub fn age(&self) -> Option<Duration> {
-        self.sampled_at.map(|t| t.elapsed())
+    /// How long before `now` the last accepted sample came, if any did.
+    pub fn age(&self, now: Instant) -> Option<Duration> {
+        self.sampled_at.map(|t| now.saturating_duration_since(t))
     }
 
-    /// The smoothed value while it is younger than `stale_after`; `None` when unknown or stale
-    /// (a stale value is unknown, never zero).
-    pub fn fresh(&self, stale_after: Duration) -> Option<f64> {
-        let fresh = self.age().is_some_and(|a| a <= stale_after);
+    /// The smoothed value while it is younger than `stale_after` at `now`; `None` when unknown
+    /// or stale (a stale value is unknown, never zero).
+    pub fn fresh(&self, stale_after: Duration, now: Instant) -> Option<f64> {
+        let fresh = self.age(now).is_some_and(|a| a <= stale_after);
         if fresh { self.smoothed } else { None }
     }
 }

@@ -18,7 +18,7 @@ mod tests;
 mod validate;
 
 pub use model::*;
-pub use scenario::{Scenario, ScenarioEvent, load_scenario};
+pub use scenario::{Change, Scenario, ScenarioEvent, load_scenario};
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
 use schema::RawConfig;

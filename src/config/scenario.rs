@@ -12,21 +12,36 @@ pub struct Scenario {
     /// The profile to simulate (absolute name; trailing dot optional).
     pub profile: String,
     pub duration: Duration,
-    /// Virtual time between ticks; the burst rule's own interval when not given.
-    pub step: Option<Duration>,
+    /// How often the simulated world is looked at: resolvers' caches, and the samples a push
+    /// load source receives (polled sources keep their own interval). The burst rule ticks
+    /// at its own `interval`, as in the server. Default 1 s.
+    pub step: Duration,
     /// Client demand in requests per second: (time, value) points, linear in between.
     pub demand: Vec<(Duration, f64)>,
     /// How many resolvers share the demand, each caching answers for their TTL.
     pub resolvers: u32,
     pub events: Vec<ScenarioEvent>,
+    /// The overflow endpoints are down until this long after `on_warm`, and down again after
+    /// `on_idle` (the public side is started and stopped); always up when not given.
+    pub overflow_startup: Option<Duration>,
 }
 
-/// A health event at a point of the scenario.
+/// An event at a point of the scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScenarioEvent {
     pub at: Duration,
     pub endpoint: String,
-    pub status: crate::live::Status,
+    pub change: Change,
+}
+
+/// What happens to an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// Its health (what probes would find).
+    Status(crate::live::Status),
+    /// Its load source goes silent (no more samples: it turns stale), or speaks again.
+    LoadSilent,
+    LoadResumed,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +52,7 @@ struct RawScenario {
     step: Option<String>,
     demand: Vec<(String, f64)>,
     resolvers: Option<u32>,
+    overflow_startup: Option<String>,
     #[serde(default, rename = "event")]
     events: Vec<RawEvent>,
 }
@@ -46,7 +62,8 @@ struct RawScenario {
 struct RawEvent {
     at: String,
     endpoint: String,
-    status: String,
+    status: Option<String>,
+    load: Option<String>,
 }
 
 /// Reads a scenario file.
@@ -80,25 +97,41 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, Diagnostics> {
     }
     let mut events = Vec::new();
     for e in &raw.events {
-        let status = match e.status.as_str() {
-            "Online" => crate::live::Status::Online,
-            "Degraded" => crate::live::Status::Degraded,
-            "Disabled" => crate::live::Status::Disabled,
-            other => {
+        let change = match (e.status.as_deref(), e.load.as_deref()) {
+            (Some("Online"), None) => Change::Status(crate::live::Status::Online),
+            (Some("Degraded"), None) => Change::Status(crate::live::Status::Degraded),
+            (Some("Disabled"), None) => Change::Status(crate::live::Status::Disabled),
+            (Some(other), None) => {
                 return Err(at(
                     1,
                     format!("event status {other:?}: expected Online, Degraded or Disabled"),
                 ));
             }
+            (None, Some("silent")) => Change::LoadSilent,
+            (None, Some("resumed")) => Change::LoadResumed,
+            (None, Some(other)) => {
+                return Err(at(1, format!("event load {other:?}: expected silent or resumed")));
+            }
+            _ => {
+                return Err(at(1, "an event gives either status or load".into()));
+            }
         };
-        events.push(ScenarioEvent { at: dur(&e.at)?, endpoint: e.endpoint.clone(), status });
+        events.push(ScenarioEvent { at: dur(&e.at)?, endpoint: e.endpoint.clone(), change });
     }
+    events.sort_by_key(|e| e.at);
     Ok(Scenario {
         profile: raw.profile,
         duration: dur(&raw.duration)?,
-        step: raw.step.as_deref().map(dur).transpose()?,
+        step: raw
+            .step
+            .as_deref()
+            .map(dur)
+            .transpose()?
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(100)),
         demand,
         resolvers: raw.resolvers.unwrap_or(100).clamp(1, 100_000),
         events,
+        overflow_startup: raw.overflow_startup.as_deref().map(dur).transpose()?,
     })
 }

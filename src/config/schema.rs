@@ -168,6 +168,7 @@ pub(super) struct RawBurst {
     pub(super) interval: Option<Spanned<String>>,
     pub(super) max_step: Option<Spanned<f64>>,
     pub(super) max_share: Option<Spanned<f64>>,
+    pub(super) warm_lead: Option<Spanned<String>>,
     pub(super) sticky: Option<Spanned<String>>,
     pub(super) transition_ttl: Option<Spanned<i64>>,
     pub(super) on_warm: Option<Spanned<RawHook>>,

@@ -1207,8 +1207,21 @@ impl Validator<'_> {
         };
         let on_warm = hook(self, &t.on_warm, "on_warm");
         let on_idle = hook(self, &t.on_idle, "on_idle");
-        // Resolvers may cache an answer for the longest TTL the profile hands out.
-        let drain_wait = Duration::from_secs(ttl.max(transition_ttl.unwrap_or(0)) as u64);
+        let warm_lead = t
+            .warm_lead
+            .as_ref()
+            .and_then(|_| self.duration(t.warm_lead.as_ref(), "burst warm_lead"));
+        // How fast the primary's reading follows its traffic: its load's smoothing, plus the
+        // sampling interval of a polled source (the slowest primary sets it).
+        let (half_life, settle) = primary
+            .iter()
+            .filter_map(|&i| endpoints[i].load.as_ref())
+            .map(|l| {
+                let sampling =
+                    if l.source == LoadSource::Push { Duration::ZERO } else { l.interval };
+                (l.half_life, l.half_life + sampling)
+            })
+            .fold((Duration::ZERO, Duration::ZERO), |a, b| (a.0.max(b.0), a.1.max(b.1)));
         let rule = crate::traffic::burst::Rule {
             warm_at,
             burst_at,
@@ -1218,7 +1231,11 @@ impl Validator<'_> {
             cooldown,
             max_step,
             max_share,
-            drain_wait,
+            warm_lead,
+            idle_ttl: Duration::from_secs(ttl as u64),
+            ttl: Duration::from_secs(transition_ttl.unwrap_or(ttl) as u64),
+            half_life,
+            settle,
         };
         Some(BurstConfig {
             primary,

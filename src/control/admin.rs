@@ -383,13 +383,13 @@ fn endpoint_json(snap: &Snapshot, id: u32) -> Value {
     }
     if let Some(cfg) = &e.load {
         let l = &d.load;
-        let fresh = l.fresh(cfg.stale_after);
+        let fresh = l.fresh(cfg.stale_after, crate::control::load::now());
         v["load"] = json!({
             "raw": l.raw,
             "smoothed": l.smoothed,
             "capacity": cfg.capacity,
             "utilisation": fresh.map(|x| x / cfg.capacity),
-            "age_seconds": l.age().map(|a| a.as_secs_f64()),
+            "age_seconds": l.age(crate::control::load::now()).map(|a| a.as_secs_f64()),
             "stale": fresh.is_none(),
             "samples": l.samples,
             "rejected": l.rejected,
@@ -429,6 +429,10 @@ fn status(snap: &Snapshot, rt: &Runtime) -> Value {
                     "state": live.burst_state().as_str(),
                     "share": live.burst_share(),
                     "utilisation": b.as_ref().and_then(|b| b.utilisation),
+                    // The controller's view: what it estimates and why the share is where it is.
+                    "estimated_demand": b.as_ref().and_then(|b| b.machine.demand),
+                    "held_share": b.as_ref().and_then(|b| b.machine.held),
+                    "why": b.as_ref().map(|b| b.machine.why.clone()),
                     "last_transition": b.as_ref().and_then(|b| b.last_transition).map(rfc3339),
                     "transitions": b.as_ref().map_or(0, |b| b.transitions),
                     "webhooks_delivered": b.as_ref().map_or(0, |b| b.webhooks_ok),
@@ -699,7 +703,8 @@ fn metrics(snap: &Snapshot, rt: &Runtime) -> String {
         .filter_map(|(id, (pn, en, l))| {
             let cfg = p.endpoints[id].load.as_ref()?;
             let load = l.detail().load.clone();
-            let u = load.fresh(cfg.stale_after).map(|v| v / cfg.capacity);
+            let u =
+                load.fresh(cfg.stale_after, crate::control::load::now()).map(|v| v / cfg.capacity);
             Some((pn, en, load, u))
         })
         .collect();
@@ -840,6 +845,9 @@ fn status_page(snap: &Snapshot, rt: &Runtime) -> String {
                     .as_f64()
                     .map_or("unknown".into(), |u| format!("{:.0} %", u * 100.0))
             );
+            if let Some(why) = b["why"].as_str().filter(|w| !w.is_empty()) {
+                let _ = write!(h, "<br><small>controller: {}</small>", escape(why));
+            }
         }
         h += "</p><table><tr><th>endpoint</th><th>target</th><th>status</th><th>since</th><th>last probe</th><th>load</th><th>override</th><th>answers</th></tr>";
         for e in p["endpoints"].as_array().into_iter().flatten() {

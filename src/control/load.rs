@@ -24,17 +24,12 @@ use tracing::{info, warn};
 /// taking it would pin a burst on for hours while the smoothed value decays.
 pub const MAX_TIMES_CAPACITY: f64 = 100.0;
 
-/// Exponential smoothing with a half-life: after `half_life` of silence a new sample counts
-/// for half. Irregular sample times are fine.
-pub fn ewma(prev: Option<(f64, Instant)>, sample: f64, now: Instant, half_life: Duration) -> f64 {
-    match prev {
-        None => sample,
-        Some((v, at)) => {
-            let dt = now.saturating_duration_since(at).as_secs_f64();
-            let alpha = 1.0 - 0.5f64.powf(dt / half_life.as_secs_f64().max(1e-9));
-            v + alpha * (sample - v)
-        }
-    }
+pub use crate::traffic::burst::ewma;
+
+/// The clock of load samples and burst ticks: the runtime's, so that a test in paused tokio
+/// time runs the real tasks in virtual time; outside a runtime, the system's monotonic clock.
+pub fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Why a sample was refused.
@@ -72,6 +67,17 @@ pub fn record(
     cfg: &LoadConfig,
     raw: f64,
 ) -> Result<(), Rejected> {
+    record_at(live, key, cfg, raw, now())
+}
+
+/// [`record`] at a given time (`meridian simulate` runs in virtual time).
+pub fn record_at(
+    live: &EndpointLive,
+    key: &EndpointKey,
+    cfg: &LoadConfig,
+    raw: f64,
+    now: Instant,
+) -> Result<(), Rejected> {
     let mut d = live.detail();
     let l = &mut d.load;
     let raw = match validate(raw, cfg.capacity) {
@@ -86,7 +92,6 @@ pub fn record(
             return Err(e);
         }
     };
-    let now = Instant::now();
     let prev =
         l.smoothed.zip(l.sampled_at).filter(|(_, at)| now.duration_since(*at) <= cfg.stale_after);
     l.smoothed = Some(ewma(prev, raw, now, cfg.half_life));
@@ -113,9 +118,9 @@ fn record_failure(live: &EndpointLive, key: &EndpointKey, error: String) {
     l.error = Some(error);
 }
 
-/// An endpoint's utilisation: its smoothed load over capacity while fresh, else `None`.
-pub fn utilisation(live: &EndpointLive, cfg: &LoadConfig) -> Option<f64> {
-    live.detail().load.fresh(cfg.stale_after).map(|v| v / cfg.capacity)
+/// An endpoint's smoothed load while fresh at `now`, else `None`.
+pub fn fresh_load(live: &EndpointLive, cfg: &LoadConfig, now: Instant) -> Option<f64> {
+    live.detail().load.fresh(cfg.stale_after, now)
 }
 
 /// One load task per polled source of the current snapshot, re-planned after every reload.
@@ -296,72 +301,83 @@ pub async fn supervise_bursts(
     crate::control::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
 }
 
-async fn drive(
-    name: crate::dns::name::Name,
-    cfg: ProfileBurst,
-    profile: Arc<ProfileLive>,
-    shared: Arc<Shared>,
-    rt: Arc<Runtime>,
-) {
-    use crate::live::BurstDetail;
-    use crate::traffic::burst::{Event, Inputs, Machine};
+/// What one tick of a burst rule did.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub step: crate::traffic::burst::Step,
+    pub inputs: crate::traffic::burst::Inputs,
+    /// The webhook to fire and its JSON body, when the step had an event.
+    pub hook: Option<(Option<crate::config::Hook>, String)>,
+}
+
+/// The inputs of profile `pid`'s burst rule at `now`, from the live state: the primary group's
+/// utilisation (its fresh loads over their capacities), the overflow's load when every
+/// overflow endpoint has a fresh one, availability, and the answer counters.
+pub fn burst_inputs(
+    snap: &Snapshot,
+    b: &ProfileBurst,
+    now: Instant,
+) -> crate::traffic::burst::Inputs {
     use crate::traffic::policy::available;
-    let mut machine = profile
-        .burst()
-        .as_ref()
-        .map(|b| b.machine.clone())
-        .unwrap_or_else(|| Machine::new(Instant::now()));
-    let mut tick = tokio::time::interval(cfg.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        // Read-only: which endpoints are primary and overflow now, and their live state.
-        let snap = shared.load();
-        let Some(pid) = snap.policies.profile_id(&name) else { continue };
-        let Some(b) = &snap.policies.profiles[pid as usize].burst else { continue };
-        let (p, sig) = (&snap.policies, &snap.signals);
-        // The primary group's utilisation: the mean of the primaries whose load is known.
-        let known: Vec<f64> = b
-            .primary
-            .iter()
-            .filter_map(|&id| {
-                let cfg = p.endpoints[id as usize].load.as_ref()?;
-                utilisation(sig.endpoint(id), cfg)
-            })
-            .collect();
-        let utilisation =
-            (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
-        let inputs = Inputs {
-            utilisation,
-            primary_down: !b.primary.iter().any(|&id| available(p, id, sig, 0)),
-            overflow_online: b.overflow.iter().any(|&id| available(p, id, sig, 0)),
-        };
-        let step = machine.step(Instant::now(), inputs, &b.rule);
-        {
-            let mut detail = profile.burst();
-            let d = detail.get_or_insert_with(|| BurstDetail {
-                machine: machine.clone(),
-                utilisation,
-                last_transition: None,
-                transitions: 0,
-                webhooks_ok: 0,
-                webhooks_failed: 0,
-            });
-            d.machine = machine.clone();
-            d.utilisation = utilisation;
-            if let Some((from, to)) = step.transition {
-                d.last_transition = Some(SystemTime::now());
-                d.transitions += 1;
-                info!(profile = %name, from = from.as_str(), to = to.as_str(), utilisation = ?utilisation, share = machine.share, "burst state changed");
-            }
-            // Published under the lock, so `/v1/status` shows the lifecycle the answers follow.
-            profile.set_burst(machine.state, machine.share);
+    let (p, sig) = (&snap.policies, &snap.signals);
+    let (mut load, mut capacity, mut total_capacity) = (0.0, 0.0, 0.0);
+    for &id in b.primary.iter() {
+        let Some(cfg) = p.endpoints[id as usize].load.as_ref() else { continue };
+        total_capacity += cfg.capacity;
+        if let Some(v) = fresh_load(sig.endpoint(id), cfg, now) {
+            load += v;
+            capacity += cfg.capacity;
         }
-        let Some(event) = step.event else { continue };
-        let hook = match event {
-            Event::Warm => b.on_warm.clone(),
-            Event::Idle => b.on_idle.clone(),
-        };
+    }
+    let utilisation = (capacity > 0.0).then(|| load / capacity);
+    let overflow: Option<f64> = b
+        .overflow
+        .iter()
+        .map(|&id| {
+            let cfg = p.endpoints[id as usize].load.as_ref()?;
+            fresh_load(sig.endpoint(id), cfg, now)
+        })
+        .sum();
+    let answers = |ids: &[u32]| ids.iter().map(|&id| sig.endpoint(id).answers()).sum::<u64>();
+    crate::traffic::burst::Inputs {
+        utilisation,
+        overflow_demand: overflow.filter(|_| total_capacity > 0.0).map(|o| o / total_capacity),
+        primary_down: !b.primary.iter().any(|&id| available(p, id, sig, 0)),
+        overflow_online: b.overflow.iter().any(|&id| available(p, id, sig, 0)),
+        answers: (answers(&b.primary), answers(&b.overflow)),
+    }
+}
+
+/// One tick of profile `name`'s burst rule at `now`: read the live state, step the
+/// lifecycle, publish it (signals and detail, under the detail's lock so `/v1/status` shows
+/// the lifecycle the answers follow). The server's burst task and `meridian simulate` both
+/// run exactly this; `None` when the profile or its rule is gone.
+pub fn burst_tick(name: &crate::dns::name::Name, snap: &Snapshot, now: Instant) -> Option<Tick> {
+    use crate::live::BurstDetail;
+    use crate::traffic::burst::{Event, Machine};
+    let p = &snap.policies;
+    let pid = p.profile_id(name)?;
+    let b = p.profiles[pid as usize].burst.as_ref()?;
+    let profile = snap.signals.profile(pid);
+    let inputs = burst_inputs(snap, b, now);
+    let mut detail = profile.burst();
+    let d = detail.get_or_insert_with(|| BurstDetail {
+        machine: Machine::new(),
+        utilisation: None,
+        last_transition: None,
+        transitions: 0,
+        webhooks_ok: 0,
+        webhooks_failed: 0,
+    });
+    let step = d.machine.step(now, inputs, &b.rule);
+    d.utilisation = inputs.utilisation;
+    let machine = &d.machine;
+    if step.transition.is_some() {
+        d.last_transition = Some(SystemTime::now());
+        d.transitions += 1;
+    }
+    profile.set_burst(machine.state, machine.share);
+    let hook = step.event.map(|event| {
         let names = |ids: &[u32]| {
             ids.iter().map(|&i| p.endpoints[i as usize].name.clone()).collect::<Vec<_>>()
         };
@@ -371,13 +387,44 @@ async fn drive(
             "state": machine.state.as_str(),
             "primary": names(&b.primary),
             "overflow": names(&b.overflow),
-            "utilisation": utilisation,
+            "utilisation": inputs.utilisation,
             "share": machine.share,
             "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         })
         .to_string();
-        info!(profile = %name, event = ?event, "burst event");
-        if let Some(hook) = hook {
+        let hook = match event {
+            Event::Warm => b.on_warm.clone(),
+            Event::Idle => b.on_idle.clone(),
+        };
+        (hook, body)
+    });
+    Some(Tick { step, inputs, hook })
+}
+
+/// The server's burst task: [`burst_tick`] every `interval` (the first at once), webhooks
+/// fired on their own tasks. The lifecycle lives in the profile's live object, so it carries
+/// over reloads (and task restarts).
+async fn drive(
+    name: crate::dns::name::Name,
+    cfg: ProfileBurst,
+    profile: Arc<ProfileLive>,
+    shared: Arc<Shared>,
+    rt: Arc<Runtime>,
+) {
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let snap = shared.load();
+        let Some(t) = burst_tick(&name, &snap, now()) else { continue };
+        if let Some((from, to)) = t.step.transition {
+            let share = profile.burst_share();
+            info!(profile = %name, from = from.as_str(), to = to.as_str(), utilisation = ?t.inputs.utilisation, share, "burst state changed");
+        }
+        if let Some(event) = t.step.event {
+            info!(profile = %name, event = ?event, "burst event");
+        }
+        if let Some((Some(hook), body)) = t.hook {
             tokio::spawn(fire(hook, body, profile.clone(), rt.clone(), name.to_string()));
         }
     }

@@ -1,16 +1,20 @@
-//! `meridian simulate`: replays a scenario against a profile in virtual time, with the real
-//! routing (`policy::select`) and the real burst lifecycle (`burst::Machine`).
+//! `meridian simulate`: replays a scenario against a profile in virtual time, through the
+//! server's own code: routing (`policy::select`), load samples (`load::record_at`: validation,
+//! smoothing, staleness) and the burst rule's tick (`load::burst_tick`, at the rule's
+//! `interval`, the first at once, as the server's burst task runs it).
 //!
-//! A population of resolvers shares the client demand equally; each caches its answer for the
-//! TTL it was given (the transition TTL while a burst is under way), so a change of share
-//! reaches traffic only as caches expire, as it does in production. The primary's load is what
-//! its cached answers send it; it goes through the same smoothing as a live load source and
-//! feeds the controller, closing the loop.
+//! What is simulated is the world around the server ([`World`]): a population of resolvers
+//! shares the client demand equally; each caches its answer for the TTL it was given (the
+//! transition TTL while a burst is under way), so a change of share reaches traffic only as
+//! caches expire, as it does in production. The load each endpoint then receives is what its
+//! load source reports, every `step` for a push source, every `interval` for a polled one.
+//! The world is looked at 1 ms after each multiple of `step`, so that it never shares an
+//! instant with a tick and the order of the two never depends on scheduling.
 
-use crate::config::Scenario;
+use crate::config::{Change, LoadSource, Scenario};
 use crate::state::Snapshot;
-use crate::traffic::burst::{Event, Inputs, Machine, State};
-use crate::traffic::policy::{self, Client, Rng, Selection, Status};
+use crate::traffic::burst::{Event, State};
+use crate::traffic::policy::{self, Client, ProfileId, Rng, Selection, Status};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -22,10 +26,15 @@ pub struct Sample {
     pub demand: f64,
     /// Requests per second reaching each endpoint of the snapshot (by endpoint id).
     pub per_endpoint: Vec<f64>,
-    /// The primary's smoothed utilisation.
+    /// The primary's smoothed utilisation, as the tick read it.
     pub utilisation: Option<f64>,
     pub state: State,
     pub share: f64,
+    /// The share resolvers held, and the estimated demand (× the primary's capacity).
+    pub held: Option<f64>,
+    pub estimated: Option<f64>,
+    /// Every primary endpoint was unavailable.
+    pub primary_down: bool,
 }
 
 /// What a simulation produced.
@@ -37,6 +46,17 @@ pub struct Outcome {
     pub samples: Vec<Sample>,
     pub transitions: Vec<(Duration, State, State)>,
     pub events: Vec<(Duration, Event)>,
+    /// When a scenario event changed an endpoint (for charts): (time, endpoint, what).
+    pub marks: Vec<(Duration, String, String)>,
+    /// Answers handed out naming an endpoint that was down at the time (routing must make it 0;
+    /// caches still holding an earlier answer are not counted).
+    pub answers_to_down: u64,
+    /// The burst rule simulated, if the profile has one.
+    pub rule: Option<crate::traffic::burst::Rule>,
+    pub interval: Duration,
+    /// The primary endpoints (ids) and their capacity together.
+    pub primary: Vec<usize>,
+    pub capacity: f64,
 }
 
 fn demand_at(points: &[(Duration, f64)], t: Duration) -> f64 {
@@ -51,75 +71,156 @@ fn demand_at(points: &[(Duration, f64)], t: Duration) -> f64 {
     }
 }
 
-/// Runs `sc` against `snap` (which it may change: statuses and burst signals are set as the
-/// scenario says).
-pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
-    let p = &snap.policies;
-    let pid = p
-        .profile_by_name(&sc.profile)
-        .ok_or_else(|| format!("no profile {:?} in the configuration", sc.profile))?;
-    let profile = &p.profiles[pid as usize];
-    let burst = profile.burst.as_ref();
-    let step = sc
-        .step
-        .or(burst.map(|b| b.interval))
-        .unwrap_or(Duration::from_secs(5))
-        .max(Duration::from_millis(100));
-    // Primary capacity and smoothing come from the primaries' load sources.
-    let load = |id: u32| p.endpoints[id as usize].load.as_ref();
-    let primaries: Vec<(u32, f64)> = burst
-        .map(|b| b.primary.iter().map(|&id| (id, load(id).map_or(1.0, |l| l.capacity))).collect())
-        .unwrap_or_default();
-    let half_life =
-        burst.and_then(|b| load(*b.primary.first()?)).map_or(Duration::ZERO, |l| l.half_life);
-    for (id, _) in p.endpoints.iter().enumerate() {
-        if p.endpoints[id].enabled {
-            snap.signals.set_status(id as u32, Status::Online);
+/// The offset of the world's instants from the multiples of `step` (see the module comment).
+pub const WORLD_OFFSET: Duration = Duration::from_millis(1);
+
+/// The world around the server: clients, resolvers with caches, the scenario's events, the
+/// overflow's start-up, and what load sources report. It reads and writes only the live
+/// objects of the snapshot it is handed, so it runs the same beside `simulate`'s ticks and
+/// beside a real server's burst task.
+#[derive(Debug)]
+pub struct World {
+    sc: Scenario,
+    pid: ProfileId,
+    rng: Rng,
+    sel: Selection,
+    /// Each resolver: its answer (an endpoint id) and when its cache expires.
+    caches: Vec<Option<(u32, Duration)>>,
+    applied: usize,
+    /// Endpoints whose load source the scenario silenced.
+    silent: Vec<bool>,
+    /// Endpoints down by the scenario's events (kept when the overflow start-up changes).
+    forced: Vec<Option<Status>>,
+    last_state: State,
+    overflow_up_at: Option<Duration>,
+    overflow_is_up: bool,
+    next_poll: Vec<Duration>,
+    pub per_endpoint: Vec<f64>,
+    pub demand: f64,
+    pub marks: Vec<(Duration, String, String)>,
+    pub answers_to_down: u64,
+}
+
+impl World {
+    /// Sets every enabled endpoint Online (the overflow down, with a start-up time) and
+    /// returns the world at time 0.
+    pub fn new(snap: &Snapshot, sc: &Scenario) -> Result<World, String> {
+        let p = &snap.policies;
+        let pid = p
+            .profile_by_name(&sc.profile)
+            .ok_or_else(|| format!("no profile {:?} in the configuration", sc.profile))?;
+        let profile = &p.profiles[pid as usize];
+        for e in &sc.events {
+            if !profile.endpoints.iter().any(|&id| p.endpoints[id as usize].name == e.endpoint) {
+                return Err(format!("scenario event: no endpoint {:?} in the profile", e.endpoint));
+            }
+        }
+        let n = p.endpoints.len();
+        for id in 0..n {
+            if p.endpoints[id].enabled {
+                snap.signals.set_status(id as u32, Status::Online);
+            }
+        }
+        let mut w = World {
+            sc: sc.clone(),
+            pid,
+            rng: Rng::new(1),
+            sel: Selection::default(),
+            caches: vec![None; sc.resolvers as usize],
+            applied: 0,
+            silent: vec![false; n],
+            forced: vec![None; n],
+            last_state: State::Idle,
+            overflow_up_at: None,
+            overflow_is_up: false,
+            next_poll: vec![Duration::ZERO; n],
+            per_endpoint: vec![0.0; n],
+            demand: 0.0,
+            marks: Vec::new(),
+            answers_to_down: 0,
+        };
+        w.overflow_status(snap, Duration::ZERO);
+        Ok(w)
+    }
+
+    fn overflow(&self, snap: &Snapshot) -> Vec<u32> {
+        let b = snap.policies.profiles[self.pid as usize].burst.as_ref();
+        b.map(|b| b.overflow.to_vec()).unwrap_or_default()
+    }
+
+    /// With a start-up time, the overflow is up only from `startup` after the warm event.
+    fn overflow_status(&mut self, snap: &Snapshot, t: Duration) {
+        if self.sc.overflow_startup.is_none() {
+            return;
+        }
+        let up = self.overflow_up_at.is_some_and(|at| t >= at);
+        if up != self.overflow_is_up {
+            self.overflow_is_up = up;
+            let what = if up { "overflow up" } else { "overflow down" };
+            self.marks.push((t, "overflow".into(), what.into()));
+        }
+        for id in self.overflow(snap) {
+            let status = self.forced[id as usize].unwrap_or(if up {
+                Status::Online
+            } else {
+                Status::Degraded
+            });
+            snap.signals.set_status(id, status);
         }
     }
-    let endpoint_id = |name: &str| {
-        profile
-            .endpoints
-            .iter()
-            .copied()
-            .find(|&id| p.endpoints[id as usize].name == name)
-            .ok_or_else(|| format!("scenario event: no endpoint {name:?} in the profile"))
-    };
-    let events: Vec<(Duration, u32, Status)> = sc
-        .events
-        .iter()
-        .map(|e| Ok((e.at, endpoint_id(&e.endpoint)?, e.status)))
-        .collect::<Result<_, String>>()?;
 
-    let t0 = Instant::now();
-    let mut machine = Machine::new(t0);
-    let mut smoothed: Option<(f64, Instant)> = None;
-    let mut rng = Rng::new(1);
-    let mut sel = Selection::default();
-    let n = sc.resolvers as usize;
-    // Each resolver: its answer (an endpoint id) and when its cache expires.
-    let mut caches: Vec<Option<(u32, Duration)>> = vec![None; n];
-    let mut out = Outcome {
-        profile: profile.name.to_string(),
-        names: vec![String::new(); p.endpoints.len()],
-        samples: Vec::new(),
-        transitions: Vec::new(),
-        events: Vec::new(),
-    };
-    let mut applied = 0;
-    let mut t = Duration::ZERO;
-    while t <= sc.duration {
-        while applied < events.len() && events[applied].0 <= t {
-            snap.signals.set_status(events[applied].1, events[applied].2);
-            applied += 1;
+    /// The world at time `t` (virtual; `now` on the load sources' clock).
+    pub fn advance(&mut self, snap: &Snapshot, t: Duration, now: Instant) {
+        let p = &snap.policies;
+        let pid = self.pid;
+        let profile = &p.profiles[pid as usize];
+        // The public side starts after the warm event and stops after the idle event, as the
+        // webhooks would have it.
+        let state = snap.signals.burst_state(pid);
+        if self.last_state == State::Idle && state != State::Idle {
+            self.overflow_up_at = self.sc.overflow_startup.map(|d| t + d);
+        } else if self.last_state != State::Idle && state == State::Idle {
+            self.overflow_up_at = None;
         }
-        let demand = demand_at(&sc.demand, t);
-        let ttl = match (&profile.burst, machine.state) {
+        self.last_state = state;
+        while self.applied < self.sc.events.len() && self.sc.events[self.applied].at <= t {
+            let e = &self.sc.events[self.applied];
+            let id = profile
+                .endpoints
+                .iter()
+                .copied()
+                .find(|&id| p.endpoints[id as usize].name == e.endpoint)
+                .expect("checked in new");
+            let what = match e.change {
+                Change::Status(s) => {
+                    self.forced[id as usize] = (s != Status::Online).then_some(s);
+                    snap.signals.set_status(id, s);
+                    s.as_str().to_string()
+                }
+                Change::LoadSilent => {
+                    self.silent[id as usize] = true;
+                    "load silent".into()
+                }
+                Change::LoadResumed => {
+                    self.silent[id as usize] = false;
+                    "load resumed".into()
+                }
+            };
+            self.marks.push((e.at, e.endpoint.clone(), what));
+            self.applied += 1;
+        }
+        self.overflow_status(snap, t);
+
+        self.demand = demand_at(&self.sc.demand, t);
+        // The TTL a fresh answer carries, as `resolve` gives it.
+        let ttl = match (&profile.burst, state) {
             (Some(b), s) if s != State::Idle => b.transition_ttl.unwrap_or(profile.ttl),
             _ => profile.ttl,
         };
-        let mut per_endpoint = vec![0.0; p.endpoints.len()];
-        for (i, cache) in caches.iter_mut().enumerate() {
+        let n = self.caches.len();
+        let per_resolver = self.demand / n as f64;
+        self.per_endpoint.iter_mut().for_each(|v| *v = 0.0);
+        for (i, cache) in self.caches.iter_mut().enumerate() {
             if cache.is_none_or(|(_, exp)| exp <= t) {
                 let addr = IpAddr::V4(Ipv4Addr::new(10, (i / 256 % 256) as u8, (i % 256) as u8, 1));
                 let geo = snap.geo.as_ref().filter(|_| profile.needs_geo).map(|g| g.lookup(addr));
@@ -128,70 +229,255 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
                     pid,
                     &snap.signals,
                     &Client { addr, geo },
-                    &mut rng,
-                    &mut sel,
+                    &mut self.rng,
+                    &mut self.sel,
                     &mut (),
                 );
+                // Counted as `resolve` counts them: the burst rule reads these counters.
+                snap.signals.profile(pid).count_query();
+                for &id in self.sel.chosen() {
+                    snap.signals.endpoint(id).count_answer();
+                    if !snap.signals.status(id).serves() {
+                        self.answers_to_down += 1;
+                    }
+                }
                 let mut expires = t + Duration::from_secs(ttl as u64);
                 if cache.is_none() {
                     // Real resolvers are not synchronised: spread the first expiries over a
-                    // TTL, so that caches do not all expire in the same tick ever after.
+                    // TTL, so that caches do not all expire in the same step ever after.
                     expires = t + Duration::from_secs_f64(ttl as f64 * (i + 1) as f64 / n as f64);
                 }
-                *cache = sel.chosen().first().map(|&id| (id, expires));
+                *cache = self.sel.chosen().first().map(|&id| (id, expires));
             }
             if let Some((id, _)) = cache {
-                per_endpoint[*id as usize] += demand / n as f64;
+                self.per_endpoint[*id as usize] += per_resolver;
             }
         }
-        for (id, v) in per_endpoint.iter().enumerate() {
+        // What each load source reports: a push source at every step, a polled one at its
+        // own interval.
+        for &id in profile.endpoints.iter() {
+            let e = &p.endpoints[id as usize];
+            let Some(cfg) = &e.load else { continue };
+            if self.silent[id as usize] {
+                continue;
+            }
+            if cfg.source != LoadSource::Push {
+                if t < self.next_poll[id as usize] {
+                    continue;
+                }
+                self.next_poll[id as usize] = t + cfg.interval;
+            }
+            let _ = crate::control::load::record_at(
+                snap.signals.endpoint(id),
+                &e.key,
+                cfg,
+                self.per_endpoint[id as usize],
+                now,
+            );
+        }
+    }
+}
+
+/// Runs `sc` against `snap` (which it changes: statuses, load samples, the burst lifecycle).
+pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
+    let mut world = World::new(snap, sc)?;
+    let pid = world.pid;
+    let p = &snap.policies;
+    let profile = &p.profiles[pid as usize];
+    let burst = profile.burst.as_ref();
+    let interval = burst.map_or(Duration::from_secs(5), |b| b.interval);
+    let t0 = Instant::now();
+    let mut out = Outcome {
+        profile: profile.name.to_string(),
+        names: vec![String::new(); p.endpoints.len()],
+        samples: Vec::new(),
+        transitions: Vec::new(),
+        events: Vec::new(),
+        marks: Vec::new(),
+        answers_to_down: 0,
+        rule: burst.map(|b| b.rule),
+        interval,
+        primary: burst.map(|b| b.primary.iter().map(|&i| i as usize).collect()).unwrap_or_default(),
+        capacity: burst
+            .map(|b| {
+                b.primary
+                    .iter()
+                    .filter_map(|&i| p.endpoints[i as usize].load.as_ref().map(|l| l.capacity))
+                    .sum()
+            })
+            .unwrap_or(0.0),
+    };
+    let (mut next_world, mut next_tick) = (WORLD_OFFSET, Duration::ZERO);
+    while next_tick <= sc.duration {
+        if next_world < next_tick {
+            world.advance(snap, next_world, t0 + next_world);
+            next_world += sc.step;
+            continue;
+        }
+        let t = next_tick;
+        next_tick += interval;
+        let tick =
+            burst.and_then(|_| crate::control::load::burst_tick(&profile.name, snap, t0 + t));
+        if let Some(tick) = &tick {
+            if let Some((from, to)) = tick.step.transition {
+                out.transitions.push((t, from, to));
+            }
+            if let Some(e) = tick.step.event {
+                out.events.push((t, e));
+            }
+        }
+        let detail = snap.signals.profile(pid).burst().clone();
+        let machine = detail.as_ref().map(|d| &d.machine);
+        out.samples.push(Sample {
+            t,
+            demand: world.demand,
+            per_endpoint: world.per_endpoint.clone(),
+            utilisation: tick.as_ref().and_then(|t| t.inputs.utilisation),
+            state: snap.signals.burst_state(pid),
+            share: snap.signals.burst_share(pid),
+            held: machine.and_then(|m| m.held),
+            estimated: machine.and_then(|m| m.demand),
+            primary_down: tick.as_ref().is_some_and(|t| t.inputs.primary_down),
+        });
+    }
+    for x in &out.samples {
+        for (id, v) in x.per_endpoint.iter().enumerate() {
             if *v > 0.0 && out.names[id].is_empty() {
                 out.names[id] = p.endpoints[id].name.clone();
             }
         }
-        // The primary's load, smoothed as a live load source smooths it.
-        let now = t0 + t;
-        let utilisation = if primaries.is_empty() {
-            None
-        } else {
-            let u = primaries.iter().map(|&(id, cap)| per_endpoint[id as usize] / cap).sum::<f64>()
-                / primaries.len() as f64;
-            let v = crate::control::load::ewma(smoothed, u, now, half_life);
-            smoothed = Some((v, now));
-            Some(v)
-        };
-        if let Some(pb) = burst {
-            let inputs = Inputs {
-                utilisation,
-                primary_down: !pb
-                    .primary
-                    .iter()
-                    .any(|&id| policy::available(p, id, &snap.signals, 0)),
-                overflow_online: pb
-                    .overflow
-                    .iter()
-                    .any(|&id| policy::available(p, id, &snap.signals, 0)),
-            };
-            let s = machine.step(now, inputs, &pb.rule);
-            if let Some((from, to)) = s.transition {
-                out.transitions.push((t, from, to));
-            }
-            if let Some(e) = s.event {
-                out.events.push((t, e));
-            }
-            snap.signals.set_burst(pid, machine.state, machine.share);
-        }
-        out.samples.push(Sample {
-            t,
-            demand,
-            per_endpoint,
-            utilisation,
-            state: machine.state,
-            share: machine.share,
-        });
-        t += step;
     }
+    out.marks = std::mem::take(&mut world.marks);
+    out.answers_to_down = world.answers_to_down;
     Ok(out)
+}
+
+/// How well a burst went: what an operator would ask of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scorecard {
+    /// Seconds the primary took more than its capacity (true load, not the smoothed
+    /// reading), and more than `burst_at`, after the first spill.
+    pub overload_s: f64,
+    pub over_burst_at_s: f64,
+    /// |true utilisation − target| while Bursting: mean and max.
+    pub mean_error: Option<f64>,
+    pub max_error: Option<f64>,
+    /// Reversals: Warming → Idle and Draining → Bursting.
+    pub flaps: usize,
+    /// From the overflow being up after `on_warm` to the first spill (negative: it spilled
+    /// onto an overflow not up yet, which the rule forbids).
+    pub warm_lead_s: Option<f64>,
+    /// From true demand last falling below `release_at` (after the last spill) to Idle.
+    pub time_home_s: Option<f64>,
+    /// Answers naming an endpoint that was down.
+    pub answers_to_down: u64,
+    pub transitions: usize,
+}
+
+/// The scorecard of a simulation.
+pub fn scorecard(o: &Outcome) -> Scorecard {
+    let dt = o.interval.as_secs_f64();
+    let util = |x: &Sample| {
+        let load: f64 = o.primary.iter().map(|&i| x.per_endpoint[i]).sum();
+        if o.capacity > 0.0 { load / o.capacity } else { 0.0 }
+    };
+    let first_spill = o.samples.iter().position(|x| x.share > 0.0);
+    let (mut overload_s, mut over_burst_at_s) = (0.0, 0.0);
+    let rule = o.rule;
+    if let (Some(first), Some(r)) = (first_spill, rule) {
+        for x in &o.samples[first..] {
+            let u = util(x);
+            if u > 1.0 {
+                overload_s += dt;
+            }
+            if u > r.burst_at {
+                over_burst_at_s += dt;
+            }
+        }
+    }
+    let errors: Vec<f64> = o
+        .samples
+        .iter()
+        .filter(|x| x.state == State::Bursting && !x.primary_down)
+        .filter_map(|x| Some((util(x) - rule?.target).abs()))
+        .collect();
+    let flaps = o
+        .transitions
+        .iter()
+        .filter(|(_, from, to)| {
+            matches!((from, to), (State::Warming, State::Idle) | (State::Draining, State::Bursting))
+        })
+        .count();
+    let warm_at = o.transitions.iter().find(|t| t.2 == State::Warming).map(|t| t.0);
+    let warm_lead_s = first_spill.zip(warm_at).map(|(i, w)| {
+        let spill = o.samples[i].t.as_secs_f64();
+        let up = o
+            .marks
+            .iter()
+            .filter(|m| m.2 == "overflow up")
+            .map(|m| m.0)
+            .find(|&t| t >= w)
+            .unwrap_or(w);
+        spill - up.as_secs_f64()
+    });
+    let last_spill = o.samples.iter().rposition(|x| x.share > 0.0);
+    let time_home_s = last_spill.and_then(|last| {
+        let r = rule?;
+        let idle = o.transitions.iter().find(|t| t.2 == State::Idle && t.0 >= o.samples[last].t)?.0;
+        // The last time demand was still at or above release_at before going home.
+        let high = o
+            .samples
+            .iter()
+            .rposition(|x| x.t <= idle && x.demand / o.capacity.max(1e-9) >= r.release_at)?;
+        let fell = o.samples.get(high + 1)?.t;
+        Some(idle.as_secs_f64() - fell.as_secs_f64())
+    });
+    Scorecard {
+        overload_s,
+        over_burst_at_s,
+        mean_error: (!errors.is_empty()).then(|| errors.iter().sum::<f64>() / errors.len() as f64),
+        max_error: errors.iter().copied().reduce(f64::max),
+        flaps,
+        warm_lead_s,
+        time_home_s,
+        answers_to_down: o.answers_to_down,
+        transitions: o.transitions.len(),
+    }
+}
+
+/// Scorecards as a table, one row per scenario.
+pub fn report(rows: &[(String, Scorecard)]) -> String {
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    let mut s = format!(
+        "{:<22} {:>9} {:>10} {:>8} {:>8} {:>6} {:>9} {:>9} {:>8} {:>6}\n",
+        "scenario",
+        "over 1.0",
+        "over burst",
+        "mean err",
+        "max err",
+        "flaps",
+        "warm lead",
+        "time home",
+        "to down",
+        "trans"
+    );
+    for (name, c) in rows {
+        let _ = writeln!(
+            s,
+            "{:<22} {:>8.0}s {:>9.0}s {:>8} {:>8} {:>6} {:>8}s {:>8}s {:>8} {:>6}",
+            name,
+            c.overload_s,
+            c.over_burst_at_s,
+            opt(c.mean_error, 3),
+            opt(c.max_error, 3),
+            c.flaps,
+            opt(c.warm_lead_s, 0),
+            opt(c.time_home_s, 0),
+            c.answers_to_down,
+            c.transitions
+        );
+    }
+    s
 }
 
 fn clock(t: Duration) -> String {

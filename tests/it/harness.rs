@@ -384,7 +384,9 @@ impl TestServer {
         let snap = self.running.as_ref().unwrap().shared().load();
         let id = snap.policies.endpoint_by_key(&key.parse().unwrap())?;
         let cfg = snap.policies.endpoints[id as usize].load.as_ref()?;
-        meridian::control::load::utilisation(snap.signals.endpoint(id), cfg)
+        let now = meridian::control::load::now();
+        meridian::control::load::fresh_load(snap.signals.endpoint(id), cfg, now)
+            .map(|v| v / cfg.capacity)
     }
 
     /// Endpoint `key`'s load detail.

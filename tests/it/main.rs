@@ -15,4 +15,5 @@ mod live_state;
 mod managed;
 mod reload;
 mod resolver;
+mod scenarios;
 mod tcp;

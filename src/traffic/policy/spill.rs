@@ -53,6 +53,20 @@ pub(super) fn spill<T: Trace>(
             }
         )
     });
+    // The controller's view (only when explaining: taking the lock is fine off the hot path).
+    d.trace.note(depth, || {
+        let detail = signals.profile(pid).burst();
+        let Some(m) = detail.as_ref().map(|b| &b.machine) else {
+            return "burst controller: no tick yet".into();
+        };
+        let f = |v: Option<f64>| v.map_or("unknown".to_string(), |v| format!("{v:.2}"));
+        format!(
+            "burst controller: estimated demand {} × the primary's capacity, resolvers hold share {}; {}",
+            f(m.demand),
+            f(m.held),
+            if m.why.is_empty() { "no move yet" } else { &m.why }
+        )
+    });
     if !go {
         return id;
     }
