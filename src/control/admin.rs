@@ -16,7 +16,7 @@
 //! | `POST /v1/reload` | reload configuration and zones, as SIGHUP does |
 //! | `GET /v1/explain?name=&type=&client=` | the decision trace, with live endpoint status |
 //! | `GET /metrics` | Prometheus text format |
-//! | `GET /` | a read-only status page (HTML) with a chart of answers per endpoint |
+//! | `GET /` | a read-only status page (HTML): burst charts and answers per endpoint |
 
 use crate::config::parse_duration;
 use crate::control::runtime::{HistoryPoint, Runtime};
@@ -913,76 +913,83 @@ fn target_text(t: &Value) -> String {
     }
 }
 
-/// Answers per second per endpoint between consecutive history samples, as an SVG chart.
+/// The status page's charts over the sampled history (every 10 s): one per burst profile
+/// (its endpoints' answers per second; its utilisation, share and thresholds; state bands and
+/// transitions), then answers per second for every endpoint. Drawn by the same
+/// [`crate::tools::chart`] as `meridian simulate --svg`.
 fn chart(rt: &Runtime, snap: &Snapshot) -> String {
+    use crate::tools::chart::Chart;
     let points = rt.history();
     if points.len() < 2 {
-        return "<p class=\"muted\">The chart of answers per endpoint appears after two samples (every 10 seconds).</p>".into();
+        return "<p class=\"muted\">The charts appear after two samples (every 10 seconds).</p>"
+            .into();
     }
-    let keys: Vec<&EndpointKey> = snap.policies.endpoints.iter().map(|e| &e.key).collect();
     let rate = |a: &HistoryPoint, b: &HistoryPoint, key: &EndpointKey| {
         let get = |p: &HistoryPoint| p.answers.iter().find(|(k, _)| k == key).map_or(0, |x| x.1);
         let dt = b.at.duration_since(a.at).map_or(1.0, |d| d.as_secs_f64().max(0.001));
         get(b).saturating_sub(get(a)) as f64 / dt
     };
-    let series: Vec<(String, Vec<f64>)> = keys
+    let start = points[1].at;
+    let times: Vec<f64> = points[1..]
         .iter()
-        .map(|k| {
-            (k.to_string(), points.windows(2).map(|w| rate(&w[0], &w[1], k)).collect::<Vec<f64>>())
-        })
-        .filter(|(_, v)| v.iter().any(|x| *x > 0.0))
+        .map(|p| p.at.duration_since(start).map_or(0.0, |d| d.as_secs_f64()))
         .collect();
-    if series.is_empty() {
-        return "<p class=\"muted\">No traffic-managed answers yet.</p>".into();
+    let series = |keys: &[&EndpointKey]| -> Vec<(String, Vec<f64>)> {
+        keys.iter()
+            .map(|k| (k.to_string(), points.windows(2).map(|w| rate(&w[0], &w[1], k)).collect()))
+            .filter(|(_, v): &(String, Vec<f64>)| v.iter().any(|x| *x > 0.0))
+            .collect()
+    };
+    // Wall-clock labels (UTC): the page is read live.
+    let clock_start = start.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs());
+    let mut out = String::new();
+    for p in snap.policies.profiles.iter() {
+        let Some(b) = &p.burst else { continue };
+        let keys: Vec<&EndpointKey> =
+            p.endpoints.iter().map(|&id| &snap.policies.endpoints[id as usize].key).collect();
+        let bursts: Vec<Option<&crate::control::runtime::BurstPoint>> =
+            points[1..].iter().map(|pt| pt.bursts.iter().find(|x| x.profile == p.name)).collect();
+        let mut events = Vec::new();
+        for (i, w) in bursts.windows(2).enumerate() {
+            if let (Some(a), Some(c)) = (w[0], w[1])
+                && a.state != c.state
+            {
+                events.push((times[i + 1], format!("→ {}", c.state.as_str())));
+            }
+        }
+        out += &Chart {
+            title: format!("{} (burst)", p.name),
+            times: times.clone(),
+            clock_start,
+            rates: series(&keys),
+            rate_unit: "answers/s".into(),
+            utilisation: bursts.iter().map(|x| x.and_then(|x| x.utilisation)).collect(),
+            share: bursts.iter().map(|x| x.map_or(0.0, |x| x.share)).collect(),
+            thresholds: Some((b.rule.target, b.rule.burst_at, b.rule.release_at)),
+            bands: bursts
+                .iter()
+                .map(|x| x.and_then(|x| crate::tools::simulate::band(x.state)))
+                .collect(),
+            events,
+        }
+        .svg();
     }
-    let (w, hgt, l, r, t, b) = (900.0, 260.0, 60.0, 880.0, 20.0, 230.0);
-    let n = points.len() - 1;
-    let peak = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.1, f64::max) * 1.15;
-    let x = |i: usize| l + (r - l) * i as f64 / (n.max(2) - 1) as f64;
-    let y = |v: f64| b - (b - t) * v / peak;
-    let colors =
-        ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
-    let mut s = format!(
-        "<svg width=\"{w}\" height=\"{hgt}\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">"
-    );
-    for k in 0..=4 {
-        let v = peak * k as f64 / 4.0;
-        let _ = write!(
-            s,
-            "<line x1=\"{l}\" x2=\"{r}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{v:.1}</text>",
-            y(v),
-            l - 4.0,
-            y(v) + 4.0
-        );
+    let all: Vec<&EndpointKey> = snap.policies.endpoints.iter().map(|e| &e.key).collect();
+    let rates = series(&all);
+    if rates.is_empty() {
+        out += "<p class=\"muted\">No traffic-managed answers yet.</p>";
+        return out;
     }
-    let minutes = (n * 10).div_ceil(60);
-    let _ = write!(
-        s,
-        "<text x=\"{l}\" y=\"{}\">answers per second, last {minutes} minute{}</text>",
-        hgt - 6.0,
-        if minutes == 1 { "" } else { "s" }
-    );
-    for (i, (key, v)) in series.iter().enumerate() {
-        let c = colors[i % colors.len()];
-        let pts: Vec<String> =
-            v.iter().enumerate().map(|(j, val)| format!("{:.1},{:.1}", x(j), y(*val))).collect();
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
-            pts.join(" ")
-        );
-        let _ = write!(
-            s,
-            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{c}\"/><text x=\"{}\" y=\"{}\">{}</text>",
-            r - 200.0,
-            t + 14.0 * i as f64,
-            r - 186.0,
-            t + 9.0 + 14.0 * i as f64,
-            escape(key)
-        );
+    out += &Chart {
+        title: "answers per second, every endpoint".into(),
+        times,
+        clock_start,
+        rates,
+        rate_unit: "answers/s".into(),
+        ..Chart::default()
     }
-    s += "</svg>";
-    s
+    .svg();
+    out
 }
 
 #[cfg(test)]

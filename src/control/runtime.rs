@@ -43,6 +43,17 @@ pub struct HistoryPoint {
     pub at: SystemTime,
     /// (endpoint key, answers so far), sorted by key.
     pub answers: Vec<(EndpointKey, u64)>,
+    /// Each burst profile's state, share and primary utilisation at that moment.
+    pub bursts: Vec<BurstPoint>,
+}
+
+/// One burst profile at one history sample.
+#[derive(Debug, Clone)]
+pub struct BurstPoint {
+    pub profile: crate::dns::name::Name,
+    pub state: crate::traffic::burst::State,
+    pub share: f64,
+    pub utilisation: Option<f64>,
 }
 
 impl Default for Runtime {
@@ -120,11 +131,27 @@ impl Runtime {
             .map(|(id, e)| (e.key.clone(), snap.signals.endpoint(id as u32).answers()))
             .collect();
         answers.sort();
+        let bursts = snap
+            .policies
+            .profiles
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.burst.is_some())
+            .map(|(pid, p)| {
+                let live = snap.signals.profile(pid as u32);
+                BurstPoint {
+                    profile: p.name.clone(),
+                    state: live.burst_state(),
+                    share: live.burst_share(),
+                    utilisation: live.burst().as_ref().and_then(|b| b.utilisation),
+                }
+            })
+            .collect();
         let mut h = lock(&self.history);
         for p in h.iter_mut() {
             p.answers.retain(|(k, _)| snap.policies.endpoint_by_key(k).is_some());
         }
-        h.push_back(HistoryPoint { at: SystemTime::now(), answers });
+        h.push_back(HistoryPoint { at: SystemTime::now(), answers, bursts });
         while h.len() > HISTORY_POINTS {
             h.pop_front();
         }

@@ -3,7 +3,9 @@
 //! - [`explain`]: `meridian explain`, a real query run through the serving path with a tracer.
 //! - [`simulate`]: `meridian simulate`, a scenario replayed in virtual time.
 //! - [`import`]: `meridian import azure`. [`demo`]: local demo endpoints and load.
+//! - [`chart`]: the burst chart drawn by `simulate --svg` and the status page.
 
+pub mod chart;
 pub mod demo;
 pub mod explain;
 pub mod import;

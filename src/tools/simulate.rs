@@ -517,138 +517,40 @@ pub fn table(o: &Outcome, rows: usize) -> String {
     s
 }
 
-/// The outcome as an SVG chart: requests per second per endpoint, the primary's utilisation
-/// (dashed, right axis), and the burst states as shaded bands.
-pub fn svg(o: &Outcome) -> String {
-    let (w, h, l, r, top, bottom) = (960.0, 440.0, 70.0, 890.0, 50.0, 380.0);
-    let ids: Vec<usize> = (0..o.names.len()).filter(|&i| !o.names[i].is_empty()).collect();
-    let t_max = o.samples.last().map_or(1.0, |x| x.t.as_secs_f64()).max(1.0);
-    // The axis ends on a round number: 1, 2 or 5 times a power of ten.
-    let peak = o.samples.iter().map(|x| x.demand).fold(1.0, f64::max) * 1.1;
-    let magnitude = 10f64.powf(peak.log10().floor());
-    let y_max =
-        [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|&v| v >= peak).unwrap_or(peak);
-    let x = |t: Duration| l + (r - l) * t.as_secs_f64() / t_max;
-    let y = |v: f64| bottom - (bottom - top) * v / y_max;
-    let yu = |u: f64| bottom - (bottom - top) * (u / 1.5).min(1.0);
-    let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{l}\" y=\"22\" font-size=\"15\">meridian simulate: {}</text>\n",
-        o.profile
-    );
-    // State bands.
-    let band = |st: State| match st {
-        State::Warming => Some("#fff3c4"),
-        State::Bursting => Some("#ffd9b3"),
-        State::Draining => Some("#d6e9ff"),
+/// A burst state's band on a chart.
+pub fn band(st: State) -> crate::tools::chart::Band {
+    match st {
+        State::Warming => Some(("#fff3c4", "warming")),
+        State::Bursting => Some(("#ffd9b3", "bursting")),
+        State::Draining => Some(("#d6e9ff", "draining")),
         State::Idle => None,
-    };
-    let mut i = 0;
-    while i < o.samples.len() {
-        let st = o.samples[i].state;
-        let mut j = i;
-        while j + 1 < o.samples.len() && o.samples[j + 1].state == st {
-            j += 1;
-        }
-        if let Some(c) = band(st) {
-            let end = o.samples.get(j + 1).map_or(o.samples[j].t, |n| n.t);
-            let _ = writeln!(
-                s,
-                "<rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{}\" fill=\"{c}\"/>",
-                x(o.samples[i].t),
-                (x(end) - x(o.samples[i].t)).max(1.0),
-                bottom - top
-            );
-        }
-        i = j + 1;
     }
-    // Axes and grid.
-    for k in 0..=5 {
-        let v = y_max * k as f64 / 5.0;
-        let _ = writeln!(
-            s,
-            "<line x1=\"{l}\" x2=\"{r}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#ddd\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{v:.0}</text>",
-            y(v),
-            l - 6.0,
-            y(v) + 4.0
-        );
-        let u = 1.5 * k as f64 / 5.0;
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{:.1}\">{u:.1}</text>", r + 6.0, yu(u) + 4.0);
-        let t = Duration::from_secs_f64(t_max * k as f64 / 5.0);
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            x(t),
-            bottom + 18.0,
-            clock(t)
-        );
+}
+
+/// The outcome as an SVG chart (see [`crate::tools::chart`]).
+pub fn svg(o: &Outcome) -> String {
+    let ids: Vec<usize> = (0..o.names.len()).filter(|&i| !o.names[i].is_empty()).collect();
+    let mut rates = vec![("demand".to_string(), o.samples.iter().map(|x| x.demand).collect())];
+    for &i in &ids {
+        rates.push((o.names[i].clone(), o.samples.iter().map(|x| x.per_endpoint[i]).collect()));
     }
-    let _ = writeln!(
-        s,
-        "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {0})\" text-anchor=\"middle\">requests/s</text>",
-        (top + bottom) / 2.0
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" transform=\"rotate(90 {0} {1})\" text-anchor=\"middle\">primary utilisation</text>",
-        w - 20.0,
-        (top + bottom) / 2.0
-    );
-    let _ = writeln!(
-        s,
-        "<line x1=\"{l}\" x2=\"{r}\" y1=\"{bottom}\" y2=\"{bottom}\" stroke=\"#333\"/><line x1=\"{l}\" x2=\"{l}\" y1=\"{top}\" y2=\"{bottom}\" stroke=\"#333\"/>"
-    );
-    // Series.
-    let line = |pts: Vec<(f64, f64)>, color: &str, dash: &str| {
-        let d: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
-        format!(
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" {dash} points=\"{}\"/>\n",
-            d.join(" ")
-        )
-    };
-    s += &line(
-        o.samples.iter().map(|p| (x(p.t), y(p.demand))).collect(),
-        "#999",
-        "stroke-dasharray=\"2,3\"",
-    );
-    for (k, &i) in ids.iter().enumerate() {
-        s += &line(
-            o.samples.iter().map(|p| (x(p.t), y(p.per_endpoint[i]))).collect(),
-            colors[k % colors.len()],
-            "",
-        );
+    let mut events: Vec<(f64, String)> =
+        o.marks.iter().map(|(t, who, what)| (t.as_secs_f64(), format!("{who} {what}"))).collect();
+    events.extend(o.events.iter().map(|(t, e)| {
+        (t.as_secs_f64(), if *e == Event::Warm { "on_warm" } else { "on_idle" }.to_string())
+    }));
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    crate::tools::chart::Chart {
+        title: format!("meridian simulate: {}", o.profile),
+        times: o.samples.iter().map(|x| x.t.as_secs_f64()).collect(),
+        clock_start: None,
+        rates,
+        rate_unit: "requests/s".into(),
+        utilisation: o.samples.iter().map(|x| x.utilisation).collect(),
+        share: o.samples.iter().map(|x| x.share).collect(),
+        thresholds: o.rule.map(|r| (r.target, r.burst_at, r.release_at)),
+        bands: o.samples.iter().map(|x| band(x.state)).collect(),
+        events,
     }
-    s += &line(
-        o.samples.iter().filter_map(|p| Some((x(p.t), yu(p.utilisation?)))).collect(),
-        "#000",
-        "stroke-dasharray=\"6,4\"",
-    );
-    // Legend.
-    let mut lx = l;
-    let mut legend = vec![("demand".to_string(), "#999")];
-    legend.extend(
-        ids.iter().enumerate().map(|(k, &i)| (o.names[i].clone(), colors[k % colors.len()])),
-    );
-    legend.push(("primary utilisation".into(), "#000"));
-    for (name, c) in legend {
-        let _ = writeln!(
-            s,
-            "<rect x=\"{lx}\" y=\"32\" width=\"14\" height=\"4\" fill=\"{c}\"/><text x=\"{}\" y=\"38\">{name}</text>",
-            lx + 18.0
-        );
-        lx += 30.0 + 7.0 * name.len() as f64;
-    }
-    for (st, name) in
-        [(State::Warming, "warming"), (State::Bursting, "bursting"), (State::Draining, "draining")]
-    {
-        let _ = writeln!(
-            s,
-            "<rect x=\"{lx}\" y=\"28\" width=\"14\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"38\">{name}</text>",
-            band(st).unwrap_or("#fff"),
-            lx + 18.0
-        );
-        lx += 30.0 + 7.0 * name.len() as f64;
-    }
-    s += "</svg>\n";
-    s
+    .svg()
 }

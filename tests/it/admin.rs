@@ -408,9 +408,12 @@ async fn status_page_shows_profiles_and_a_chart() {
     }
     sample();
     let (_, page) = http(api, "GET", "/", None, None).await;
-    assert!(page.contains("<svg") && page.contains("answers per second"), "{page}");
-    assert_eq!(page.matches("<polyline").count(), 1, "one endpoint answered");
-    assert!(page.contains("prio.tm.test./a</text>"));
+    // A chart per burst profile, with its thresholds; then every endpoint's answers.
+    assert!(page.contains(">burst.tm.test. (burst)</text>"), "{page}");
+    assert!(page.contains(">target 65 %</text>") && page.contains(">burst_at 80 %</text>"));
+    let (_, all) = page.split_once(">answers per second, every endpoint</text>").expect("{page}");
+    assert_eq!(all.matches("<polyline").count(), 1, "one endpoint answered");
+    assert!(all.contains("prio.tm.test./a</text>"));
     srv.stop().await;
 }
 

@@ -455,7 +455,20 @@ fn simulate_replays_the_shipped_scenario() {
     assert!((40.0..85.0).contains(&azure_pct), "{row}");
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
-    assert_eq!(chart.matches("<polyline").count(), 4, "demand, two endpoints, utilisation");
+    assert_eq!(chart.matches("<polyline").count(), 5, "demand, two endpoints, utilisation, share");
+    // Thresholds, round time ticks, the outage and the webhooks are marked.
+    for want in [
+        ">target 70 %</text>",
+        ">burst_at 80 %</text>",
+        ">release_at 40 %</text>",
+        ">5:00</text>",
+        ">40:00</text>",
+        ">stack-hub Degraded</text>",
+        ">on_warm</text>",
+        ">on_idle</text>",
+    ] {
+        assert!(chart.contains(want), "missing {want} in the chart");
+    }
     // The simulation is deterministic.
     let again = run(&repo(), &["simulate", "examples/burst-scenario.toml"]);
     let table = |t: &str| {
