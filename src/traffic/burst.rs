@@ -3,7 +3,7 @@
 //! lifecycle is tested (and simulated) in virtual time.
 //!
 //! Idle → (utilisation ≥ `warm_at` for `sustain`, or rising fast enough to reach `burst_at`
-//! within `warm_lead`) → **Warming**: fire `on_warm` (start the public side) → (utilisation
+//! within `warm_lead`, for `sustain`) → **Warming**: fire `on_warm` (start the public side) → (utilisation
 //! ≥ `burst_at` for `sustain`, and the overflow Online) → **Bursting**: the controller moves
 //! the spill share toward what holds the primary at `target` → (utilisation ≤ `release_at`
 //! for `sustain`) → **Draining**: the share steps down as the estimated demand allows → (share
@@ -30,8 +30,10 @@
 //! primary), so it moves up every tick. Lowering it is not: it only moves down once the last
 //! change could show in the reading (the TTL in force plus the load's half-life and sampling
 //! interval: the *dead time*), and never while the estimate is unreliable (the primary
-//! receives under 5 % of the traffic, as right after it comes back from an outage). Every move
-//! is at most `max_step`, and a change under 0.01 is not made.
+//! receives under 5 % of the traffic). After the primary's return from an outage its readings
+//! are ignored for the dead time: the share only rises, toward what the demand estimated
+//! before the outage wants. Every move is at most `max_step`, and a change under 0.01 is not
+//! made.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -162,6 +164,8 @@ pub struct Machine {
     above_warm: Option<Instant>,
     above_burst: Option<Instant>,
     below_release: Option<Instant>,
+    /// Since when the trend has pointed at `burst_at` within `warm_lead`.
+    trend_up: Option<Instant>,
     /// Utilisation readings over the last `sustain`, for the trend.
     readings: VecDeque<(Instant, f64)>,
     buckets: VecDeque<Bucket>,
@@ -171,6 +175,9 @@ pub struct Machine {
     /// After the primary's return, its reading is not taken as a measure of demand until
     /// then (caches turning over, smoothing catching up).
     blind_until: Option<Instant>,
+    /// The demand estimated just before the primary went down: what to assume until its
+    /// reading means something again.
+    pre_outage: Option<f64>,
     /// When the share reached 0 while draining.
     drained_at: Option<Instant>,
 }
@@ -211,12 +218,14 @@ impl Default for Machine {
             above_warm: None,
             above_burst: None,
             below_release: None,
+            trend_up: None,
             readings: VecDeque::new(),
             buckets: VecDeque::new(),
             counted: None,
             seen_at: None,
             was_down: false,
             blind_until: None,
+            pre_outage: None,
             drained_at: None,
         }
     }
@@ -265,6 +274,10 @@ impl Machine {
                 }
             }
         }
+        // The trend is a threshold like the others: it must hold for `sustain`, so that a
+        // spike shorter than that warms nothing.
+        let trending = self.trending_up(now, rule);
+        mark(&mut self.trend_up, trending);
     }
 
     /// Rising fast enough to reach `burst_at` within `warm_lead`, judged over `sustain`.
@@ -312,10 +325,26 @@ impl Machine {
     /// One controller move: up at once, down only past the dead time.
     fn control(&mut self, now: Instant, rule: &Rule, may_raise: bool) {
         if let Some(until) = self.blind_until.filter(|&t| now < t) {
+            // The primary is back but its reading says nothing yet: assume the demand from
+            // before its outage, and only raise toward what it wants (never lower).
             let left = until.saturating_duration_since(now).as_secs_f64().ceil();
-            self.why = format!(
-                "holding: the primary is back; its load shows the traffic it is sent in {left:.0}s"
-            );
+            let before = self.pre_outage.filter(|&d| d > 0.0);
+            let want = before.map(|d| (1.0 - rule.target / d).clamp(0.0, rule.max_share));
+            match (before, want) {
+                (Some(d), Some(want)) if may_raise && want > self.share + DEADBAND => {
+                    let next = self.share + (want - self.share).min(rule.max_step);
+                    self.share = next.min(rule.max_share);
+                    self.dead_until = Some(now + self.ttl_now(rule) + rule.settle);
+                    self.why = format!(
+                        "raised: the primary is back; the demand before its outage ({d:.2} × capacity) wants share {want:.2}"
+                    );
+                }
+                _ => {
+                    self.why = format!(
+                        "holding: the primary is back; its load shows the traffic it is sent in {left:.0}s"
+                    );
+                }
+            }
             return;
         }
         let Some(d) = self.demand else {
@@ -357,6 +386,9 @@ impl Machine {
     pub fn step(&mut self, now: Instant, inp: Inputs, rule: &Rule) -> Step {
         let mut step = Step { transition: None, event: None };
         let down = inp.primary_down;
+        if !self.was_down && down {
+            self.pre_outage = self.demand;
+        }
         if self.was_down && !down {
             // Its reading shows the traffic it is sent only once caches turned over and the
             // smoothing caught up: until then a low reading is not headroom.
@@ -376,7 +408,7 @@ impl Machine {
         match self.state {
             State::Idle => {
                 let warm =
-                    down || (cooled && (sustained(self.above_warm) || self.trending_up(now, rule)));
+                    down || (cooled && (sustained(self.above_warm) || sustained(self.trend_up)));
                 if warm {
                     step.transition = self.enter(State::Warming, now);
                     step.event = Some(Event::Warm);
@@ -700,10 +732,13 @@ mod tests {
         let mut r = rule();
         r.warm_lead = Some(Duration::from_secs(120));
         // 0.2 → rising 0.004/s: reaches warm_at (0.6) at t=100, burst_at at t=150. With a lead of
-        // 120 s it warms once the trend is measured over `sustain`, long before warm_at.
+        // 120 s it warms once the trend, measured over `sustain`, has held for `sustain`: at
+        // t=60, long before warm_at.
         let (log, ..) = play_with(&r, 300, false, |t| 0.2 + 0.004 * t as f64);
-        assert_eq!(log[0].1, State::Warming);
-        assert!(log[0].0 <= 40, "{log:?}");
+        assert_eq!(log[0], (60, State::Warming, Some(Event::Warm)), "{log:?}");
+        // A spike shorter than `sustain` is a steep trend too, but it does not hold.
+        let (log, ..) = play_with(&r, 3600, false, |t| if t % 600 < 20 { 0.75 } else { 0.3 });
+        assert!(log.is_empty(), "{log:?}");
         // Without a lead: at warm_at plus sustain.
         let (log, ..) = play(300, false, |t| 0.2 + 0.004 * t as f64);
         assert_eq!(log[0].0, 130, "{log:?}");
