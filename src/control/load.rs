@@ -495,28 +495,116 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// How much of an exec hook's output is kept (per stream); the rest is read, counted and
+/// discarded, so a chatty hook can neither fill memory nor the log.
+pub const HOOK_OUTPUT_CAP: usize = 64 * 1024;
+/// How long an exec hook may run before its whole process group is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads `r` to its end, keeping the first [`HOOK_OUTPUT_CAP`] bytes; returns them and how
+/// many more were discarded.
+async fn capped(mut r: impl tokio::io::AsyncRead + Unpin) -> (Vec<u8>, u64) {
+    use tokio::io::AsyncReadExt;
+    let (mut kept, mut dropped) = (Vec::new(), 0u64);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return (kept, dropped),
+            Ok(n) => {
+                let room = HOOK_OUTPUT_CAP.saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&buf[..room]);
+                dropped += (n - room) as u64;
+            }
+        }
+    }
+}
+
+/// Kills every process of group `pgid` (the hook and anything it started).
+fn kill_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else { return };
+    if pgid <= 1 {
+        return; // never signal our own group or init's
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative pid
+    // names the process group, which the hook leads (spawned with process_group(0)).
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Runs an exec hook with `body` on its stdin: in its own process group, its output kept up
+/// to a cap and logged as one line with the exit status. It is done when it has exited and
+/// its output is closed; past [`HOOK_TIMEOUT`] the whole group is killed (a child it forked
+/// and that still holds its output included).
 async fn run(command: &[String], body: &str) -> Result<(), String> {
+    run_with_timeout(command, body, HOOK_TIMEOUT).await
+}
+
+pub async fn run_with_timeout(
+    command: &[String],
+    body: &str,
+    limit: Duration,
+) -> Result<(), String> {
     let mut child = tokio::process::Command::new(&command[0])
         .args(&command[1..])
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", command[0]))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(body.as_bytes()).await;
-    }
-    match tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await {
-        Ok(Ok(out)) if out.status.success() => Ok(()),
-        Ok(Ok(out)) => Err(format!(
-            "{} exited with {}: {}",
-            command[0],
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(Err(e)) => Err(format!("{}: {e}", command[0])),
-        Err(_) => Err(format!("{} ran longer than 30s", command[0])),
+    let pgid = child.id();
+    let stdin = child.stdin.take();
+    let body = body.as_bytes().to_vec();
+    let feed = async move {
+        if let Some(mut stdin) = stdin {
+            let _ = stdin.write_all(&body).await;
+        }
+    };
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let work = async {
+        let ((), (stdout, out_dropped), (stderr, err_dropped), status) = tokio::join!(
+            feed,
+            async {
+                match out {
+                    Some(o) => capped(o).await,
+                    None => (Vec::new(), 0),
+                }
+            },
+            async {
+                match err {
+                    Some(e) => capped(e).await,
+                    None => (Vec::new(), 0),
+                }
+            },
+            child.wait()
+        );
+        (stdout, out_dropped, stderr, err_dropped, status)
+    };
+    let outcome = tokio::time::timeout(limit, work).await;
+    let Ok((stdout, out_dropped, stderr, err_dropped, status)) = outcome else {
+        // The hook, and whatever it started, all of them.
+        if let Some(pgid) = pgid {
+            kill_group(pgid);
+        }
+        return Err(format!(
+            "{} ran longer than {limit:?}; its process group was killed",
+            command[0]
+        ));
+    };
+    let status = status.map_err(|e| format!("{}: {e}", command[0]))?;
+    let text = |b: &[u8], dropped: u64| {
+        let t = String::from_utf8_lossy(b).trim().replace('\n', " | ");
+        if dropped > 0 { format!("{t} … ({dropped} more bytes discarded)") } else { t }
+    };
+    let (stdout, stderr) = (text(&stdout, out_dropped), text(&stderr, err_dropped));
+    info!(hook = %command[0], %status, stdout = %stdout, stderr = %stderr, "exec hook finished");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} exited with {status}: {stderr}", command[0]))
     }
 }
 

@@ -6,6 +6,7 @@ use crate::admin::http;
 use crate::harness::*;
 use crate::health::{server_with, until};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -455,4 +456,62 @@ async fn prometheus_load_source_against_a_real_prometheus() {
         .await;
     assert!(srv.load("app.hc.test./onprem").unwrap().failing);
     srv.stop().await;
+}
+
+/// Exec hooks are bounded: a hook writing 200 MB keeps 64 KiB and says how much it dropped
+/// (memory stays flat); a hook that forks a child and hangs is killed with its child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_hooks_are_bounded() {
+    use meridian::control::load::run_with_timeout;
+    let sh = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+    let rss = || {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = rss();
+    // 200 MB on stderr and stdout, then failing: the error carries the kept part only.
+    let err = run_with_timeout(
+        &sh("head -c 100000000 /dev/zero | tr '\\0' x; head -c 100000000 /dev/zero | tr '\\0' y >&2; exit 3"),
+        "{}",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("exit status: 3"), "{}", &err[..200.min(err.len())]);
+    assert!(err.len() < 70 * 1024, "{} bytes of error", err.len());
+    assert!(err.ends_with("(99934464 more bytes discarded)"), "{}", &err[err.len() - 80..]);
+    // Other tests share this process, so the bound is loose; reading the output whole (as
+    // before) takes at least 200 MB.
+    let grown = rss().saturating_sub(before);
+    assert!(grown < 100 * 1024, "RSS grew by {grown} kB while reading 200 MB of hook output");
+
+    // A hook that forks a child which hangs (holding the hook's output) and exits itself:
+    // at the timeout the whole group is killed, the child too.
+    let dir = TempDir::new();
+    let pidfile = dir.path().join("child.pid");
+    let script = format!("sleep 300 & echo $! > {}; echo started", pidfile.display());
+    let err = run_with_timeout(&sh(&script), "{}", Duration::from_secs(2)).await.unwrap_err();
+    assert!(err.contains("ran longer than 2s; its process group was killed"), "{err}");
+    let child: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let gone = || {
+        !std::path::Path::new(&format!("/proc/{child}")).exists()
+            || std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    };
+    until("the hook's child is gone", 5, gone).await;
+    // A hook that ends normally is fine, with its output logged.
+    run_with_timeout(
+        &sh("cat > /dev/null; echo fine"),
+        "{\"event\": \"warm\"}",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
 }
