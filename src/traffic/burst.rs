@@ -178,6 +178,9 @@ pub struct Machine {
     /// The demand estimated just before the primary went down: what to assume until its
     /// reading means something again.
     pre_outage: Option<f64>,
+    /// The last demand estimate there was (a failing primary often stops reporting before
+    /// its probes call it down).
+    last_demand: Option<f64>,
     /// When the share reached 0 while draining.
     drained_at: Option<Instant>,
 }
@@ -226,6 +229,7 @@ impl Default for Machine {
             was_down: false,
             blind_until: None,
             pre_outage: None,
+            last_demand: None,
             drained_at: None,
         }
     }
@@ -320,6 +324,9 @@ impl Machine {
             (Some(u), None) if 1.0 - seen >= MIN_PRIMARY_SHARE => Some(u / (1.0 - seen)),
             _ => None,
         };
+        if !inp.primary_down && self.demand.is_some() {
+            self.last_demand = self.demand;
+        }
     }
 
     /// One controller move: up at once, down only past the dead time.
@@ -387,7 +394,7 @@ impl Machine {
         let mut step = Step { transition: None, event: None };
         let down = inp.primary_down;
         if !self.was_down && down {
-            self.pre_outage = self.demand;
+            self.pre_outage = self.last_demand;
         }
         if self.was_down && !down {
             // Its reading shows the traffic it is sent only once caches turned over and the
@@ -742,5 +749,37 @@ mod tests {
         // Without a lead: at warm_at plus sustain.
         let (log, ..) = play(300, false, |t| 0.2 + 0.004 * t as f64);
         assert_eq!(log[0].0, 130, "{log:?}");
+    }
+
+    #[test]
+    fn back_from_an_outage_the_share_only_rises_toward_the_demand_before_it() {
+        let t0 = Instant::now();
+        let mut r = rule();
+        r.settle = Duration::from_secs(30);
+        let mut m = Machine { state: State::Bursting, share: 0.4, ..Machine::new() };
+        let up = |u: f64, o: f64| Inputs {
+            utilisation: Some(u),
+            overflow_demand: Some(o),
+            overflow_online: true,
+            ..Inputs::default()
+        };
+        // Demand 2.0 × capacity (0.6 on the primary, 1.4 on the overflow): a raise to 0.5.
+        m.step(t0, up(0.6, 1.4), &r);
+        assert!((m.share - 0.5).abs() < 1e-9, "{}", m.share);
+        // Down, and back reading almost nothing: no lowering; raises toward 1 - 0.75/2.
+        let down = Inputs { primary_down: true, overflow_online: true, ..Inputs::default() };
+        for k in 1..10 {
+            m.step(t0 + TICK * k, down, &r);
+        }
+        let mut shares = Vec::new();
+        let mut whys = Vec::new();
+        for k in 10..16 {
+            m.step(t0 + TICK * k, up(0.02, 1.9), &r);
+            shares.push(m.share);
+            whys.push(m.why.clone());
+        }
+        assert!(shares.windows(2).all(|w| w[1] >= w[0]), "{shares:?}");
+        assert!((shares.last().unwrap() - 0.625).abs() < 1e-9, "{shares:?}");
+        assert!(whys[0].contains("the demand before its outage (2.00"), "{whys:?}");
     }
 }
