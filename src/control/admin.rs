@@ -40,6 +40,8 @@ use tracing::{debug, info};
 const DEADLINE: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 64 * 1024;
+/// Admin connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// A reload request and where to send its outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), Diagnostics>>;
@@ -56,16 +58,25 @@ pub struct Context {
 
 /// Accepts admin connections until `stop` changes.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    // A flood of connections cannot hold more than this many requests' worth of memory: past
+    // the limit a new connection is closed at once.
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        debug!(%peer, "admin connection limit reached; closing the new connection");
+                        drop(stream);
+                        continue;
+                    };
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
                         if tokio::time::timeout(DEADLINE, connection(stream, &ctx)).await.is_err() {
                             debug!("admin request timed out");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -92,16 +103,31 @@ fn error(status: u16, message: impl Into<String>) -> Response {
     json_response(status, json!({ "error": message.into() }))
 }
 
+fn unauthorized() -> Response {
+    error(401, "a bearer token is required (Authorization: Bearer ...)")
+}
+
+/// The `Authorization: Bearer <token>` credential; the scheme is case-insensitive (RFC 7235).
+fn bearer(value: &[u8]) -> Option<String> {
+    let v = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, token) = v.split_once(char::is_whitespace)?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
 async fn connection(mut stream: TcpStream, ctx: &Context) {
-    let mut buf = vec![0u8; MAX_HEAD + MAX_BODY];
-    let mut len = 0;
+    // Memory grows only as the request needs it: the head as it arrives, the body once the
+    // head has announced it (and, when a token is set, once the token is right).
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
     // Read until the head is complete (and then the body it announces).
     let (method, path, token, body_start, content_length) = loop {
-        let n = match stream.read(&mut buf[len..MAX_HEAD]).await {
+        let room = (MAX_HEAD - buf.len()).min(chunk.len());
+        let n = match stream.read(&mut chunk[..room]).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        len += n;
+        buf.extend_from_slice(&chunk[..n]);
+        let len = buf.len();
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf[..len]) {
@@ -121,10 +147,7 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
                             }
                         };
                     } else if h.name.eq_ignore_ascii_case("authorization") {
-                        token = std::str::from_utf8(h.value)
-                            .ok()
-                            .and_then(|v| v.strip_prefix("Bearer "))
-                            .map(|t| t.trim().to_string());
+                        token = bearer(h.value);
                     }
                 }
                 break (
@@ -148,10 +171,22 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
         return respond(&mut stream, error(413, format!("request body over {MAX_BODY} bytes")))
             .await;
     }
-    while len < body_start + content_length {
-        match stream.read(&mut buf[len..body_start + content_length]).await {
+    if content_length > 0
+        && let Some(want) = &ctx.token
+        && !token.as_deref().is_some_and(|t| same_token(t, want))
+    {
+        // No room is made for the body of a request that will be refused anyway.
+        return respond(&mut stream, unauthorized()).await;
+    }
+    let end = body_start + content_length;
+    if buf.len() < end {
+        buf.reserve_exact(end - buf.len());
+    }
+    while buf.len() < end {
+        let room = (end - buf.len()).min(chunk.len());
+        match stream.read(&mut chunk[..room]).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => len += n,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
     let body = &buf[body_start..body_start + content_length];
@@ -212,7 +247,7 @@ async fn route(
     if let Some(want) = &ctx.token
         && !token.is_some_and(|t| same_token(t, want))
     {
-        return error(401, "a bearer token is required (Authorization: Bearer ...)");
+        return unauthorized();
     }
     let segments: Vec<String> =
         path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
