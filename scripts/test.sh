@@ -16,6 +16,8 @@ command -v mmdblookup >/dev/null 2>&1 || packages+=(mmdb-bin)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # unbound: a real resolver with a subnet cache in front of Meridian (tests/it/resolver.rs).
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null 2>&1 || packages+=(unbound)
+# prometheus_client's strict OpenMetrics parser checks /metrics (tests/it/admin.rs).
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "==> installing ${packages[*]}"
   # Debian starts a package's daemon (prometheus) on install unless policy-rc.d forbids it;

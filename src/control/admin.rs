@@ -120,7 +120,7 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     // Read until the head is complete (and then the body it announces).
-    let (method, path, token, body_start, content_length) = loop {
+    let (method, path, token, body_start, content_length, openmetrics) = loop {
         let room = (MAX_HEAD - buf.len()).min(chunk.len());
         let n = match stream.read(&mut chunk[..room]).await {
             Ok(0) | Err(_) => return,
@@ -134,6 +134,7 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
             Ok(httparse::Status::Complete(head)) => {
                 let mut content_length = 0usize;
                 let mut token = None;
+                let mut openmetrics = false;
                 for h in req.headers.iter() {
                     if h.name.eq_ignore_ascii_case("content-length") {
                         content_length = match std::str::from_utf8(h.value)
@@ -148,6 +149,10 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
                         };
                     } else if h.name.eq_ignore_ascii_case("authorization") {
                         token = bearer(h.value);
+                    } else if h.name.eq_ignore_ascii_case("accept") {
+                        // Prometheus asks for OpenMetrics first when it can take it.
+                        openmetrics = std::str::from_utf8(h.value)
+                            .is_ok_and(|v| v.contains("application/openmetrics-text"));
                     }
                 }
                 break (
@@ -156,6 +161,7 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
                     token,
                     head,
                     content_length,
+                    openmetrics,
                 );
             }
             Ok(httparse::Status::Partial) if len < MAX_HEAD => continue,
@@ -190,7 +196,7 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
         }
     }
     let body = &buf[body_start..body_start + content_length];
-    let response = route(ctx, &method, &path, token.as_deref(), body).await;
+    let response = route(ctx, &method, &path, token.as_deref(), body, openmetrics).await;
     respond(&mut stream, response).await;
 }
 
@@ -231,6 +237,7 @@ async fn route(
     target: &str,
     token: Option<&str>,
     body: &[u8],
+    openmetrics: bool,
 ) -> Response {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     match (method, path) {
@@ -257,6 +264,11 @@ async fn route(
             status: 200,
             content_type: "text/html; charset=utf-8",
             body: status_page(&ctx.shared.load(), &ctx.rt),
+        },
+        ("GET", ["metrics"]) if openmetrics => Response {
+            status: 200,
+            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body: to_openmetrics(&metrics(&ctx.shared.load(), &ctx.rt)),
         },
         ("GET", ["metrics"]) => Response {
             status: 200,
@@ -824,6 +836,47 @@ fn metrics(snap: &Snapshot, rt: &Runtime) -> String {
     );
     let overrides = current.iter().filter(|(_, _, l)| l.detail().admin.is_some()).count();
     let _ = writeln!(out, "meridian_admin_overrides {overrides}");
+    header(&mut out, "meridian_build_info", "gauge", "Always 1; the labels say which build runs.");
+    let _ = writeln!(
+        out,
+        "meridian_build_info{{version=\"{}\",os=\"{}\",arch=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    crate::control::process::render(&mut out, rt.started());
+    out
+}
+
+/// The exposition in OpenMetrics 1.0 text (for a scraper that asks for it): the same
+/// samples; a counter's family is named without its `_total` suffix; `# EOF` ends it.
+fn to_openmetrics(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.lines() {
+        let meta = line.strip_prefix("# HELP ").map(|r| ("# HELP ", r));
+        let meta = meta.or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match meta {
+            Some((tag, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let family = if counters.contains(name) {
+                    name.strip_suffix("_total").unwrap_or(name)
+                } else {
+                    name
+                };
+                let _ = writeln!(out, "{tag}{family} {tail}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("# EOF\n");
     out
 }
 

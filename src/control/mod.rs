@@ -11,5 +11,6 @@ pub mod admin;
 pub mod health;
 pub mod http;
 pub mod load;
+pub mod process;
 pub mod runtime;
 pub mod supervise;

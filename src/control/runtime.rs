@@ -28,6 +28,7 @@ pub struct Runtime {
     reload: Mutex<ReloadInfo>,
     history: Mutex<VecDeque<HistoryPoint>>,
     retired: Mutex<VecDeque<(Instant, Retired)>>,
+    started: SystemTime,
 }
 
 /// The outcome of the last reload.
@@ -64,6 +65,7 @@ impl Default for Runtime {
             reload: Mutex::default(),
             history: Mutex::default(),
             retired: Mutex::default(),
+            started: SystemTime::now(),
         }
     }
 }
@@ -74,6 +76,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Runtime {
+    /// When this server started (for `process_start_time_seconds`).
+    pub fn started(&self) -> SystemTime {
+        self.started
+    }
+
     pub fn reload_info(&self) -> ReloadInfo {
         lock(&self.reload).clone()
     }

@@ -118,12 +118,18 @@ impl Metrics {
                 );
             }
         }
+        // Each family's samples together, after its own HELP and TYPE (strict parsers, and
+        // OpenMetrics, refuse interleaved families).
         header(
             out,
             "meridian_dns_truncated_total",
             "counter",
             "UDP answers sent truncated (TC=1).",
         );
+        for (t, transport) in ["udp", "tcp"].iter().enumerate() {
+            let v = self.truncated[t].load(Ordering::Relaxed);
+            let _ = writeln!(out, "meridian_dns_truncated_total{{transport=\"{transport}\"}} {v}");
+        }
         header(
             out,
             "meridian_dns_dropped_total",
@@ -131,8 +137,6 @@ impl Metrics {
             "Messages not answered (no header, or not a query).",
         );
         for (t, transport) in ["udp", "tcp"].iter().enumerate() {
-            let v = self.truncated[t].load(Ordering::Relaxed);
-            let _ = writeln!(out, "meridian_dns_truncated_total{{transport=\"{transport}\"}} {v}");
             let v = self.dropped[t].load(Ordering::Relaxed);
             let _ = writeln!(out, "meridian_dns_dropped_total{{transport=\"{transport}\"}} {v}");
         }

@@ -440,3 +440,100 @@ async fn status_page_escapes_names_and_reasons() {
     assert!(!page.contains("<b>web") && !page.contains("<script>alert"), "{page}");
     srv.stop().await;
 }
+
+/// Runs `script` with Debian's python3 (where the test command installs prometheus_client),
+/// `input` on its stdin; panics with its output if it fails.
+fn python(script: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut p = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The exposition holds up to strict readers: prometheus_client's text parser sees every
+/// family once (its samples together), its OpenMetrics parser (strict about grouping,
+/// metadata and `# EOF`) accepts the negotiated OpenMetrics form, build and process metrics
+/// are there, and a real Prometheus scrapes it and answers PromQL over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_conformant_and_scraped_by_prometheus() {
+    let srv = TestServer::start().await;
+    let api = admin(&srv);
+    for _ in 0..5 {
+        srv.udp(&bytes(&query("prio.tm.test.", "A", None))).await.unwrap();
+    }
+    let (_, text) = http(api, "GET", "/metrics", None, None).await;
+    let families = python(
+        "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+         names = [f.name for f in p(sys.stdin.read())]\n\
+         dup = sorted({n for n in names if names.count(n) > 1})\n\
+         assert not dup, 'families split or repeated: %s' % dup\n\
+         print('\\n'.join(names))",
+        &text,
+    );
+    for want in [
+        "meridian_build_info",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "meridian_dns_queries",
+    ] {
+        assert!(families.lines().any(|l| l == want), "no family {want} in:\n{families}");
+    }
+    assert!(text.contains("meridian_build_info{version=\""), "{text}");
+    // OpenMetrics, when asked for it.
+    let mut s = tokio::net::TcpStream::connect(api).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    let (head, om) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(om.ends_with("# EOF\n"));
+    let checked = python(
+        "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+         fams = list(p(sys.stdin.read()))\nprint(len(fams), sum(len(f.samples) for f in fams))",
+        om,
+    );
+    let n: Vec<usize> = checked.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert!(n[0] >= 20 && n[1] >= n[0], "OpenMetrics families and samples: {checked}");
+
+    // A real Prometheus scrapes it, and PromQL sees what was counted.
+    let prom = crate::burst::start_prometheus(api.port());
+    let url = format!("http://127.0.0.1:{}", prom.port);
+    let ask =
+        |q: &str| meridian::config::LoadSource::Prometheus { url: url.clone(), query: q.into() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let queries = loop {
+        match meridian::control::load::fetch_value(&ask("sum(meridian_dns_queries_total)")).await {
+            Ok(v) if v >= 5.0 => break v,
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "prometheus never had the samples: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    };
+    assert!(queries >= 5.0);
+    let build =
+        meridian::control::load::fetch_value(&ask("max(meridian_build_info)")).await.unwrap();
+    assert_eq!(build, 1.0);
+    let up = meridian::control::load::fetch_value(&ask("max(up)")).await.unwrap();
+    assert_eq!(up, 1.0, "the scrape succeeded");
+    srv.stop().await;
+}

@@ -375,9 +375,9 @@ fn free_port() -> u16 {
 
 /// A real Prometheus server (Debian's `prometheus`), started on loopback and stopped by PID
 /// when dropped.
-struct Prometheus {
+pub struct Prometheus {
     child: std::process::Child,
-    port: u16,
+    pub port: u16,
     _dir: TempDir,
 }
 
@@ -388,7 +388,7 @@ impl Drop for Prometheus {
     }
 }
 
-fn start_prometheus(scrape_port: u16) -> Prometheus {
+pub fn start_prometheus(scrape_port: u16) -> Prometheus {
     let dir = TempDir::new();
     let port = free_port();
     dir.write(
