@@ -148,6 +148,8 @@ pub struct EndpointConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadConfig {
     pub source: LoadSource,
+    /// How the source's URL is called (TLS, credentials, headers).
+    pub client: ClientConfig,
     /// The raw value that means 100 % utilisation.
     pub capacity: f64,
     pub interval: Duration,
@@ -189,8 +191,53 @@ pub struct BurstConfig {
 /// A lifecycle webhook: an HTTP POST, or a local command given the same JSON on stdin.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Hook {
-    Http { url: String, secret: Option<String> },
+    Http { url: String, secret: Option<String>, client: ClientConfig },
     Exec { command: Vec<String> },
+}
+
+/// How Meridian calls an HTTP(S) URL of the operator's (webhooks, load sources): which
+/// certificates it trusts and presents, and the credentials and headers it sends. Secrets
+/// are read when the configuration is loaded, from an environment variable or a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientConfig {
+    /// PEM file of extra certificate authorities, trusted beside the bundled web roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain and key presented when the server asks (mTLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Verify the server's certificate and name (the default; these calls carry secrets).
+    pub verify_tls: bool,
+    pub auth: Option<Auth>,
+    /// Extra request headers, e.g. `x-functions-key`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            ca_file: None,
+            client_cert: None,
+            verify_tls: true,
+            auth: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Credentials sent with every request.
+#[derive(Clone, PartialEq)]
+pub enum Auth {
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Auth {
+    // Never print a secret, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Bearer(_) => f.write_str("Bearer(…)"),
+            Auth::Basic { user, .. } => write!(f, "Basic({user}, …)"),
+        }
+    }
 }
 
 /// What an endpoint answers with. A nested profile is referred to by its index in

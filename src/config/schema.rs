@@ -151,6 +151,23 @@ pub(super) struct RawLoad {
     pub(super) interval: Option<Spanned<String>>,
     pub(super) half_life: Option<Spanned<String>>,
     pub(super) stale_after: Option<Spanned<String>>,
+    pub(super) client: Option<Spanned<RawClient>>,
+}
+
+/// `client = { ... }` of a load source or webhook: TLS, credentials, headers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) client_cert: Option<Spanned<String>>,
+    pub(super) client_key: Option<Spanned<String>>,
+    pub(super) verify_tls: Option<bool>,
+    pub(super) bearer_token_env: Option<Spanned<String>>,
+    pub(super) bearer_token_file: Option<Spanned<String>>,
+    pub(super) basic_user: Option<Spanned<String>>,
+    pub(super) basic_password_env: Option<Spanned<String>>,
+    pub(super) basic_password_file: Option<Spanned<String>>,
+    pub(super) headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `[profile.burst]`.
@@ -183,6 +200,7 @@ pub(super) struct RawHook {
     pub(super) exec: Option<Spanned<Vec<String>>>,
     pub(super) secret: Option<Spanned<String>>,
     pub(super) secret_env: Option<Spanned<String>>,
+    pub(super) client: Option<Spanned<RawClient>>,
 }
 
 /// An endpoint name or a list of them.

@@ -21,6 +21,188 @@ pub(super) struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// A URL Meridian will call: `http://` or `https://`, with a host.
+    fn call_url(&mut self, u: &Spanned<String>, what: &str, example: &str) -> Option<String> {
+        match url::Url::parse(u.get_ref()) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {
+                Some(u.get_ref().clone())
+            }
+            Ok(p) if matches!(p.scheme(), "http" | "https") => {
+                self.error(u, format!("{what} url {:?} has no host", u.get_ref()), None);
+                None
+            }
+            Ok(p) => {
+                let msg = format!(
+                    "{what} url {:?}: the scheme {:?} is not http or https",
+                    u.get_ref(),
+                    p.scheme()
+                );
+                self.error(u, msg, Some(&format!("e.g. {example}")));
+                None
+            }
+            Err(e) => {
+                self.error(
+                    u,
+                    format!("{what} url {:?} is not a URL: {e}", u.get_ref()),
+                    Some(&format!("e.g. {example}")),
+                );
+                None
+            }
+        }
+    }
+
+    /// A secret from an environment variable or a file (never inline).
+    fn secret(
+        &mut self,
+        env: Option<&Spanned<String>>,
+        file: Option<&Spanned<String>>,
+        what: &str,
+    ) -> Option<String> {
+        match (env, file) {
+            (Some(e), None) => match std::env::var(e.get_ref()) {
+                Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+                _ => {
+                    let msg = format!("{what}: environment variable {} is not set", e.get_ref());
+                    self.error(e, msg, None);
+                    None
+                }
+            },
+            (None, Some(f)) => {
+                let path = self.relative(f.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+                    Ok(_) => {
+                        self.error(f, format!("{what}: {} is empty", path.display()), None);
+                        None
+                    }
+                    Err(e) => {
+                        self.error(f, format!("{what}: cannot read {}: {e}", path.display()), None);
+                        None
+                    }
+                }
+            }
+            (Some(e), Some(_)) => {
+                self.error(
+                    e,
+                    format!("{what}: give the environment variable or the file, not both"),
+                    None,
+                );
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// A path relative to the configuration file's directory.
+    fn relative(&self, p: &str) -> std::path::PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+
+    /// A PEM file that must hold at least one certificate.
+    fn pem_certs(&mut self, at: &Spanned<String>, what: &str) -> Option<std::path::PathBuf> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let path = self.relative(at.get_ref());
+        match CertificateDer::pem_file_iter(&path).map(|i| i.collect::<Result<Vec<_>, _>>()) {
+            Ok(Ok(certs)) if !certs.is_empty() => Some(path),
+            Ok(Ok(_)) => {
+                self.error(at, format!("{what}: no certificate in {}", path.display()), None);
+                None
+            }
+            Ok(Err(e)) | Err(e) => {
+                self.error(
+                    at,
+                    format!("{what}: cannot read certificates from {}: {e}", path.display()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// `client = { ... }`: how a webhook or load source URL is called.
+    fn client(&mut self, raw: Option<&Spanned<RawClient>>, what: &str) -> ClientConfig {
+        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+        let mut c = ClientConfig::default();
+        let Some(at) = raw else { return c };
+        let r = at.get_ref();
+        c.verify_tls = r.verify_tls.unwrap_or(true);
+        c.ca_file = r.ca_file.as_ref().and_then(|f| self.pem_certs(f, &format!("{what} ca_file")));
+        match (&r.client_cert, &r.client_key) {
+            (Some(cert), Some(key)) => {
+                let cert = self.pem_certs(cert, &format!("{what} client_cert"));
+                let key_path = self.relative(key.get_ref());
+                let key_ok = match PrivateKeyDer::from_pem_file(&key_path) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        let msg = format!(
+                            "{what} client_key: cannot read a private key from {}: {e}",
+                            key_path.display()
+                        );
+                        self.error(key, msg, None);
+                        false
+                    }
+                };
+                if let (Some(cert), true) = (cert, key_ok) {
+                    c.client_cert = Some((cert, key_path));
+                }
+            }
+            (Some(x), None) | (None, Some(x)) => {
+                self.error(x, format!("{what}: client_cert and client_key go together"), None);
+            }
+            (None, None) => {}
+        }
+        let bearer = self.secret(
+            r.bearer_token_env.as_ref(),
+            r.bearer_token_file.as_ref(),
+            &format!("{what} bearer token"),
+        );
+        let password = self.secret(
+            r.basic_password_env.as_ref(),
+            r.basic_password_file.as_ref(),
+            &format!("{what} basic password"),
+        );
+        c.auth = match (bearer, &r.basic_user, password) {
+            (Some(_), Some(u), _) => {
+                self.error(
+                    u,
+                    format!("{what}: a bearer token or basic credentials, not both"),
+                    None,
+                );
+                None
+            }
+            (Some(t), None, _) => Some(Auth::Bearer(t)),
+            (None, Some(u), Some(p)) => {
+                Some(Auth::Basic { user: u.get_ref().clone(), password: p })
+            }
+            (None, Some(u), None) => {
+                let hint = "add basic_password_env = \"VAR\" or basic_password_file = \"path\"";
+                self.error(u, format!("{what}: basic_user needs a password"), Some(hint));
+                None
+            }
+            (None, None, _) => None,
+        };
+        for (k, v) in r.headers.clone().unwrap_or_default() {
+            let name_ok = !k.is_empty()
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !name_ok || v.contains(['\r', '\n']) {
+                self.error(at, format!("{what}: header {k:?} is not a valid header"), None);
+                continue;
+            }
+            if ["host", "content-length", "authorization", "connection", "transfer-encoding"]
+                .contains(&k.to_ascii_lowercase().as_str())
+            {
+                self.error(
+                    at,
+                    format!("{what}: header {k:?} is set by Meridian"),
+                    Some("credentials go in bearer_token_env / basic_user"),
+                );
+                continue;
+            }
+            c.headers.push((k, v));
+        }
+        c
+    }
+
     pub(super) fn loc<T>(&self, s: &Spanned<T>) -> Loc {
         self.lines.loc(self.path, self.text, s.span().start)
     }
@@ -986,16 +1168,7 @@ impl Validator<'_> {
                 v.error(&t.source, format!("this load source needs url = \"{example}\""), None);
                 return None;
             };
-            if u.get_ref().starts_with("http://") {
-                Some(u.get_ref().clone())
-            } else {
-                v.error(
-                    u,
-                    format!("load url {:?} must start with http://", u.get_ref()),
-                    Some("HTTPS load sources are not supported yet"),
-                );
-                None
-            }
+            v.call_url(u, "load", example)
         };
         let source = match t.source.get_ref().as_str() {
             "push" => LoadSource::Push,
@@ -1036,7 +1209,8 @@ impl Validator<'_> {
         if stale_after <= interval && source != LoadSource::Push {
             self.error(at, format!("load stale_after ({stale_after:?}) must be longer than the interval ({interval:?})"), None);
         }
-        Some(LoadConfig { source, capacity, interval, half_life, stale_after })
+        let client = self.client(t.client.as_ref(), "load");
+        Some(LoadConfig { source, client, capacity, interval, half_life, stale_after })
     }
 
     fn burst(
@@ -1182,25 +1356,24 @@ impl Validator<'_> {
                 (None, None) => None,
             };
             match (&h.url, &h.exec) {
-                (Some(url), None) if url.get_ref().starts_with("http://") => {
-                    Some(Hook::Http { url: url.get_ref().clone(), secret })
-                }
                 (Some(url), None) => {
-                    v.error(
-                        url,
-                        format!("burst {key} url {:?} must start with http://", url.get_ref()),
-                        Some("HTTPS webhooks are not supported yet; an exec hook can call curl"),
-                    );
-                    None
+                    let what = format!("burst {key}");
+                    let url =
+                        v.call_url(url, &what, "\"https://func.azurewebsites.net/api/start\"");
+                    let client = v.client(h.client.as_ref(), &what);
+                    Some(Hook::Http { url: url?, secret, client })
                 }
                 (None, Some(cmd)) if !cmd.get_ref().is_empty() => {
                     if let Some(s) = &h.secret {
                         v.error(s, format!("burst {key}: an exec hook is not signed; secret applies to url hooks"), None);
                     }
+                    if let Some(c) = &h.client {
+                        v.error(c, format!("burst {key}: client applies to url hooks, not exec"), None);
+                    }
                     Some(Hook::Exec { command: cmd.get_ref().clone() })
                 }
                 _ => {
-                    v.error(at, format!("burst {key} needs url = \"http://...\" or exec = [\"command\", \"arg\"]"), None);
+                    v.error(at, format!("burst {key} needs url = \"https://...\" or exec = [\"command\", \"arg\"]"), None);
                     None
                 }
             }

@@ -1,6 +1,9 @@
 //! A minimal HTTP/1.1 client for health probes, load sources and webhooks: one request per
-//! connection (`Connection: close`), answers bounded in size. Callers bound it in time.
+//! connection (`Connection: close`), answers bounded in size, over TLS for `https://` (with
+//! the operator's CA, client certificate and credentials). Callers bound it in time.
 
+use crate::config::{Auth, ClientConfig};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -9,29 +12,233 @@ const MAX_ANSWER: usize = 1 << 20;
 /// The most header bytes read when only the status matters.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// An `http://host[:port]/path` URL, split for a request.
+/// An `http(s)://host[:port]/path` URL, split for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
-    /// `host:port` to connect to (port 80 when none is given).
+    pub https: bool,
+    /// `host:port` to connect to (80 or 443 when none is given).
     pub connect: String,
     /// The `Host` header value, as written in the URL.
     pub host: String,
+    /// The host name (or address) the server's certificate must name.
+    pub name: String,
+    /// Path and query.
     pub path: String,
 }
 
-pub fn parse_url(url: &str) -> Result<Url, String> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+pub fn parse_url(text: &str) -> Result<Url, String> {
+    let u = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    let https = match u.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(format!("{text:?}: the scheme {other:?} is not http or https")),
     };
-    if host.is_empty() {
-        return Err(format!("no host in {url:?}"));
+    let name = match u.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        None => return Err(format!("no host in {text:?}")),
+    };
+    let port = u.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+    let bracketed = if name.contains(':') { format!("[{name}]") } else { name.clone() };
+    let host = match u.port() {
+        Some(p) => format!("{bracketed}:{p}"),
+        None => bracketed.clone(),
+    };
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    Ok(Url { https, connect: format!("{bracketed}:{port}"), host, name, path })
+}
+
+/// A connection to a URL's server: plain, or TLS.
+#[allow(missing_debug_implementations)] // a TLS stream has no Debug
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
-    let has_port = host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !host.ends_with(']');
-    let connect = if has_port { host.to_string() } else { format!("{host}:80") };
-    Ok(Url { connect, host: host.to_string(), path: path.to_string() })
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The TLS client configuration for `c`, built once per distinct setting (the files are read
+/// then; a configuration reload that names other files builds another).
+pub fn tls_for(c: &ClientConfig) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    type Key = (Option<std::path::PathBuf>, Option<(std::path::PathBuf, std::path::PathBuf)>, bool);
+    type Cache = Mutex<Vec<(Key, Arc<rustls::ClientConfig>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key: Key = (c.ca_file.clone(), c.client_cert.clone(), c.verify_tls);
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some((_, cfg)) =
+        cache.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key)
+    {
+        return Ok(cfg.clone());
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = if c.verify_tls {
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        if let Some(ca) = &c.ca_file {
+            let certs = CertificateDer::pem_file_iter(ca)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+            }
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+    };
+    let cfg = match &c.client_cert {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("client_cert {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("client_key {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let cfg = Arc::new(cfg);
+    cache.lock().unwrap_or_else(|e| e.into_inner()).push((key, cfg.clone()));
+    Ok(cfg)
+}
+
+/// Connects to `url`'s server, over TLS for `https://` as `client` says.
+pub async fn connect_with(url: &Url, client: &ClientConfig) -> Result<Stream, String> {
+    let tcp = connect(url).await?;
+    if !url.https {
+        return Ok(Stream::Plain(tcp));
+    }
+    let name = rustls::pki_types::ServerName::try_from(url.name.clone())
+        .map_err(|e| format!("TLS: {:?} is not a server name: {e}", url.name))?;
+    let connector = tokio_rustls::TlsConnector::from(tls_for(client)?);
+    let tls =
+        connector.connect(name, tcp).await.map_err(|e| format!("TLS with {}: {e}", url.host))?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+/// The request head lines `client` adds: credentials and custom headers.
+pub fn client_headers(client: &ClientConfig) -> String {
+    use base64::Engine as _;
+    let mut h = String::new();
+    match &client.auth {
+        Some(Auth::Bearer(t)) => h.push_str(&format!("Authorization: Bearer {t}\r\n")),
+        Some(Auth::Basic { user, password }) => {
+            h.push_str(&format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            ));
+        }
+        None => {}
+    }
+    for (k, v) in &client.headers {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h
+}
+
+/// Accepts any server certificate (a probe asks "is it up", not "is it who it says"; an
+/// operator's `verify_tls = false`), while still checking the handshake signatures so that
+/// the TLS session itself is sound.
+#[derive(Debug)]
+pub struct AnyCertificate(pub Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Connects to `url`'s host.
@@ -122,7 +329,23 @@ mod tests {
             ("127.0.0.1:9090", "127.0.0.1:9090", "/api/v1/query?query=up")
         );
         assert_eq!(parse_url("http://app.example.com").unwrap().connect, "app.example.com:80");
-        assert!(parse_url("https://x/").is_err());
+        let u = parse_url("https://func.example.net/api/start?code=a%2Bb").unwrap();
+        assert!(u.https);
+        assert_eq!(
+            (u.connect.as_str(), u.name.as_str(), u.path.as_str()),
+            ("func.example.net:443", "func.example.net", "/api/start?code=a%2Bb")
+        );
+        assert_eq!(parse_url("http://[::1]:8080/m").unwrap().connect, "[::1]:8080");
+        assert!(parse_url("ftp://x/").is_err());
+        let basic = ClientConfig {
+            auth: Some(Auth::Basic { user: "Aladdin".into(), password: "open sesame".into() }),
+            headers: vec![("x-functions-key".into(), "k".into())],
+            ..ClientConfig::default()
+        };
+        assert_eq!(
+            client_headers(&basic),
+            "Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nx-functions-key: k\r\n"
+        );
         assert_eq!(status_line(b"HTTP/1.1 503 Busy\r\n"), Some(503));
         assert_eq!(status_line(b"HTTP/1.1 503"), None);
         assert_eq!(status_line(b"SSH-2.0\r\n"), None);

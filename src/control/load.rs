@@ -154,10 +154,11 @@ async fn poll(key: EndpointKey, cfg: LoadConfig, live: Arc<EndpointLive>) {
     let limit = (cfg.interval * 9 / 10).min(Duration::from_secs(10));
     loop {
         tick.tick().await;
-        let value = match tokio::time::timeout(limit, fetch_value(&cfg.source)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {limit:?}")),
-        };
+        let value =
+            match tokio::time::timeout(limit, fetch_value_with(&cfg.source, &cfg.client)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {limit:?}")),
+            };
         match value {
             // A refused value is counted and logged inside `record`.
             Ok(v) => _ = record(&live, &key, &cfg, v),
@@ -168,10 +169,18 @@ async fn poll(key: EndpointKey, cfg: LoadConfig, live: Arc<EndpointLive>) {
 
 /// Reads one value from a polled source.
 pub async fn fetch_value(source: &LoadSource) -> Result<f64, String> {
+    fetch_value_with(source, &crate::config::ClientConfig::default()).await
+}
+
+/// [`fetch_value`] calling the source's URL as `client` says (TLS, credentials, headers).
+pub async fn fetch_value_with(
+    source: &LoadSource,
+    client: &crate::config::ClientConfig,
+) -> Result<f64, String> {
     match source {
         LoadSource::Push => Err("push sources are not polled".into()),
         LoadSource::Http { url, json_pointer, metric, labels } => {
-            let body = get(url).await?;
+            let body = get(url, client).await?;
             match (json_pointer, metric) {
                 (Some(p), _) => {
                     let v: serde_json::Value =
@@ -188,7 +197,7 @@ pub async fn fetch_value(source: &LoadSource) -> Result<f64, String> {
         LoadSource::Prometheus { url, query } => {
             let target =
                 format!("{}/api/v1/query?query={}", url.trim_end_matches('/'), encode(query));
-            let body = get(&target).await?;
+            let body = get(&target, client).await?;
             let v: serde_json::Value =
                 serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
             if v["status"] != "success" {
@@ -261,13 +270,15 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// A plain HTTP/1.1 GET of an `http://` URL; the body, for a 2xx answer.
-pub async fn get(url: &str) -> Result<String, String> {
+/// An HTTP/1.1 GET of an `http(s)://` URL, as `client` says; the body, for a 2xx answer.
+pub async fn get(url: &str, client: &crate::config::ClientConfig) -> Result<String, String> {
     let u = crate::control::http::parse_url(url)?;
-    let mut s = crate::control::http::connect(&u).await?;
+    let mut s = crate::control::http::connect_with(&u, client).await?;
     let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Load/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        u.path, u.host
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Load/1.0\r\nAccept: */*\r\n{}Connection: close\r\n\r\n",
+        u.path,
+        u.host,
+        crate::control::http::client_headers(client)
     );
     let (code, body) = crate::control::http::exchange(&mut s, req.as_bytes(), true).await?;
     if !(200..300).contains(&code) {
@@ -446,11 +457,11 @@ pub async fn fire(
     let mut delay = HOOK_BACKOFF;
     for attempt in 1..=HOOK_ATTEMPTS {
         let outcome = match &hook {
-            Hook::Http { url, secret } => {
+            Hook::Http { url, secret, client } => {
                 let signature = secret.as_deref().map(|s| sign(s, body.as_bytes()));
                 match tokio::time::timeout(
                     Duration::from_secs(10),
-                    post(url, &body, signature.as_deref()),
+                    post(url, &body, signature.as_deref(), client),
                 )
                 .await
                 {
@@ -609,15 +620,21 @@ pub async fn run_with_timeout(
 }
 
 /// A JSON POST; returns the status code.
-async fn post(url: &str, body: &str, signature: Option<&str>) -> Result<u16, String> {
+pub async fn post(
+    url: &str,
+    body: &str,
+    signature: Option<&str>,
+    client: &crate::config::ClientConfig,
+) -> Result<u16, String> {
     let u = crate::control::http::parse_url(url)?;
-    let mut s = crate::control::http::connect(&u).await?;
+    let mut s = crate::control::http::connect_with(&u, client).await?;
     let sig = signature.map(|v| format!("X-Meridian-Signature: {v}\r\n")).unwrap_or_default();
     let req = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Webhook/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}Connection: close\r\n\r\n{body}",
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Webhook/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}{}Connection: close\r\n\r\n{body}",
         u.path,
         u.host,
-        body.len()
+        body.len(),
+        crate::control::http::client_headers(client)
     );
     crate::control::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
 }

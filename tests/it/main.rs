@@ -10,6 +10,7 @@ mod dns;
 mod fake;
 mod harness;
 mod health;
+mod https;
 mod layers;
 mod live_state;
 mod managed;
