@@ -16,6 +16,8 @@ command -v mmdblookup >/dev/null 2>&1 || packages+=(mmdb-bin)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # faketime: an expired test certificate for the HTTPS tests (tests/it/https.rs).
 command -v faketime >/dev/null 2>&1 || packages+=(faketime)
+# chromium: the status page opened in a real browser with a token (tests/it/admin.rs).
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 # unbound: a real resolver with a subnet cache in front of Meridian (tests/it/resolver.rs).
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null 2>&1 || packages+=(unbound)
 # prometheus_client's strict OpenMetrics parser checks /metrics (tests/it/admin.rs).

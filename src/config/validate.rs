@@ -1368,7 +1368,11 @@ impl Validator<'_> {
                         v.error(s, format!("burst {key}: an exec hook is not signed; secret applies to url hooks"), None);
                     }
                     if let Some(c) = &h.client {
-                        v.error(c, format!("burst {key}: client applies to url hooks, not exec"), None);
+                        v.error(
+                            c,
+                            format!("burst {key}: client applies to url hooks, not exec"),
+                            None,
+                        );
                     }
                     Some(Hook::Exec { command: cmd.get_ref().clone() })
                 }

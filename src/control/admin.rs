@@ -107,11 +107,22 @@ fn unauthorized() -> Response {
     error(401, "a bearer token is required (Authorization: Bearer ...)")
 }
 
-/// The `Authorization: Bearer <token>` credential; the scheme is case-insensitive (RFC 7235).
+/// The token an `Authorization` header carries: `Bearer <token>`, or HTTP Basic with the token
+/// as the password (any user name: what a browser sends after prompting). Schemes are
+/// case-insensitive (RFC 7235).
 fn bearer(value: &[u8]) -> Option<String> {
+    use base64::Engine as _;
     let v = std::str::from_utf8(value).ok()?.trim();
-    let (scheme, token) = v.split_once(char::is_whitespace)?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    let (scheme, cred) = v.split_once(char::is_whitespace)?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(cred.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD.decode(cred.trim()).ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        return text.split_once(':').map(|(_, password)| password.to_string());
+    }
+    None
 }
 
 async fn connection(mut stream: TcpStream, ctx: &Context) {
@@ -214,7 +225,13 @@ async fn respond(stream: &mut TcpStream, r: Response) {
         503 => "Service Unavailable",
         _ => "",
     };
-    let auth = if r.status == 401 { "WWW-Authenticate: Bearer\r\n" } else { "" };
+    // Two challenges: API clients send a bearer token; a browser prompts for Basic, where the
+    // token is the password.
+    let auth = if r.status == 401 {
+        "WWW-Authenticate: Basic realm=\"Meridian\", charset=\"UTF-8\"\r\nWWW-Authenticate: Bearer realm=\"Meridian\"\r\n"
+    } else {
+        ""
+    };
     let head = format!(
         "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{auth}Cache-Control: no-store\r\nConnection: close\r\n\r\n",
         r.status,

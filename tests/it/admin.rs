@@ -537,3 +537,52 @@ async fn metrics_are_conformant_and_scraped_by_prometheus() {
     assert_eq!(up, 1.0, "the scrape succeeded");
     srv.stop().await;
 }
+
+/// The status page opens in a real browser (Debian's headless Chromium) when a token is set:
+/// HTTP Basic with the token as the password renders the page and its chart; a wrong token
+/// gets nothing of it. `/healthz` and `/readyz` stay public.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_in_a_browser_with_a_token() {
+    let token = "0123456789abcdef-in-a-browser";
+    let dir = TempDir::new();
+    let cfg = write_config(&dir, "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replacen("[admin]\n", &format!("[admin]\ntoken = \"{token}\"\n"), 1);
+    std::fs::write(&cfg, text).unwrap();
+    let srv = TestServer::start_config(dir, cfg).await;
+    let api = admin(&srv);
+    assert_eq!(http(api, "GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(http(api, "GET", "/readyz", None, None).await.0, 200);
+    assert_eq!(http(api, "GET", "/", None, None).await.0, 401);
+    // Two history samples around some traffic, so that the chart is drawn.
+    let rt = srv.runtime().clone();
+    rt.sample_history(&srv.running.as_ref().unwrap().shared().load());
+    for _ in 0..20 {
+        srv.udp(&bytes(&query("prio.tm.test.", "A", None))).await.unwrap();
+    }
+    rt.sample_history(&srv.running.as_ref().unwrap().shared().load());
+    let browse = move |password: String| {
+        let profile = TempDir::new();
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+            ])
+            .args(["--disable-component-update", "--no-first-run", "--timeout=20000"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("--dump-dom")
+            .arg(format!("http://operator:{password}@{api}/"))
+            .output()
+            .expect("chromium is installed (the test command installs Debian's chromium)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let page = tokio::task::spawn_blocking(move || browse(token.to_string())).await.unwrap();
+    assert!(page.contains("<h1>Meridian</h1>"), "the page did not render:\n{page}");
+    assert!(page.contains("<svg") && page.contains("answers per second, every endpoint"), "{page}");
+    let page =
+        tokio::task::spawn_blocking(move || browse("0123456789abcdef-wrong".into())).await.unwrap();
+    assert!(!page.contains("<h1>Meridian</h1>") && !page.contains("<svg"), "{page}");
+    srv.stop().await;
+}
