@@ -115,17 +115,6 @@ fn syntax_hint(message: &str, text: &str, span: std::ops::Range<usize>) -> Optio
 }
 /// Parses a duration written as a number and a unit: `500ms`, `10s`, `5m`, `1h`, `1d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = text.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
+    // humantime: "500ms", "10s", "5m", "1h", "1d", and combinations such as "1h30m".
+    humantime::parse_duration(text.trim()).ok()
 }

@@ -315,12 +315,11 @@ async fn route(
             }
         }
         ("GET", ["v1", "explain"]) => {
+            // A query string is form-encoded: there `+` is a space.
             let param = |k: &str| {
-                query
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(key, _)| *key == k)
-                    .map(|(_, v)| percent_decode(v))
+                url::form_urlencoded::parse(query.as_bytes())
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.into_owned())
             };
             let (Some(name), Some(client)) = (param("name"), param("client")) else {
                 return error(
@@ -353,36 +352,9 @@ async fn route(
     }
 }
 
+/// A path segment, percent-decoded (`+` is a plus sign in a path, not a space).
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// RFC 3339 UTC, second precision.
@@ -1113,7 +1085,7 @@ mod tests {
             "2000-02-29T01:01:01Z"
         );
         assert_eq!(percent_decode("203.0.113.7%2F24"), "203.0.113.7/24");
-        assert_eq!(percent_decode("a+b%zz%4"), "a b%zz%4");
+        assert_eq!(percent_decode("a+b%zz%4"), "a+b%zz%4");
         assert!(same_token("abc", "abc") && !same_token("abc", "abd") && !same_token("abc", "ab"));
     }
 }

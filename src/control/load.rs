@@ -222,34 +222,124 @@ pub async fn fetch_value_with(
     }
 }
 
-/// The value of the one series named `metric` whose labels include `labels`.
+/// One sample of the Prometheus text exposition format: `name{labels} value [timestamp]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// Parses one sample line (not a comment, not blank). Label values are quoted strings with
+/// the format's escapes (`\\`, `\"`, `\n`), so a value may hold commas, braces and quotes; a
+/// timestamp after the value is allowed and ignored; `NaN`, `+Inf` and `-Inf` are numbers.
+pub fn parse_sample(line: &str) -> Result<Sample, String> {
+    let line = line.trim();
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace()).unwrap_or(line.len());
+    let name = &line[..name_end];
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    if !valid_name(name) {
+        return Err(format!("{name:?} is not a metric name"));
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut chars = after.char_indices().peekable();
+        loop {
+            // Skip spaces and separating commas.
+            while chars.peek().is_some_and(|(_, c)| c.is_whitespace() || *c == ',') {
+                chars.next();
+            }
+            match chars.peek() {
+                Some((i, '}')) => {
+                    rest = &after[i + 1..];
+                    break;
+                }
+                None => return Err("unterminated label set".into()),
+                _ => {}
+            }
+            let start = chars.peek().map(|(i, _)| *i).unwrap_or(0);
+            let mut end = start;
+            while let Some((i, c)) = chars.peek().copied() {
+                if c == '=' || c.is_whitespace() {
+                    break;
+                }
+                end = i + c.len_utf8();
+                chars.next();
+            }
+            let key = &after[start..end];
+            if !valid_name(key) || key.contains(':') {
+                return Err(format!("{key:?} is not a label name"));
+            }
+            while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
+                chars.next();
+            }
+            if chars.next().map(|(_, c)| c) != Some('=')
+                || chars.next().map(|(_, c)| c) != Some('"')
+            {
+                return Err(format!("label {key} needs =\"value\""));
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next() {
+                    Some((_, '"')) => break,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, c @ ('\\' | '"'))) => value.push(c),
+                        Some((_, c)) => {
+                            value.push('\\');
+                            value.push(c);
+                        }
+                        None => return Err("unterminated label value".into()),
+                    },
+                    Some((_, c)) => value.push(c),
+                    None => return Err("unterminated label value".into()),
+                }
+            }
+            labels.push((key.to_string(), value));
+        }
+    }
+    let mut parts = rest.split_whitespace();
+    let value = parts.next().ok_or("no value")?;
+    let value = match value {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        v => v.parse::<f64>().map_err(|_| format!("the value {v:?} is not a number"))?,
+    };
+    if let Some(ts) = parts.next()
+        && ts.parse::<i64>().is_err()
+    {
+        return Err(format!("the timestamp {ts:?} is not a whole number of milliseconds"));
+    }
+    Ok(Sample { name: name.to_string(), labels, value })
+}
+
+/// The one sample of `metric` carrying every label of `labels`, from a Prometheus text
+/// exposition (`# HELP`, `# TYPE` and other comments skipped; typed or untyped samples).
 pub fn prometheus_text(
     body: &str,
     metric: &str,
     labels: &[(String, String)],
 ) -> Result<f64, String> {
     let mut found = Vec::new();
-    for line in body.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (series, rest) = match line.find('{') {
-            Some(i) if line[..i].trim() == metric => {
-                let end = line.rfind('}').ok_or("unterminated label set")?;
-                (&line[i + 1..end], &line[end + 1..])
-            }
-            None if line.split_whitespace().next() == Some(metric) => ("", &line[metric.len()..]),
-            _ => continue,
-        };
-        let have: Vec<(String, String)> = series
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-            .collect();
-        if labels.iter().all(|l| have.contains(l)) {
-            let v = rest
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .ok_or("a value is not a number")?;
-            found.push(v);
+    for (n, line) in body.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // Only lines of the metric wanted are parsed: a malformed line elsewhere is not ours.
+        let name = line.split(|c: char| c == '{' || c.is_whitespace()).next().unwrap_or("");
+        if name != metric {
+            continue;
+        }
+        let s = parse_sample(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        if labels.iter().all(|l| s.labels.contains(l)) {
+            found.push(s.value);
         }
     }
     match found.as_slice() {
@@ -259,15 +349,11 @@ pub fn prometheus_text(
     }
 }
 
+/// A PromQL query as a URL query value (RFC 3986 unreserved characters kept).
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    utf8_percent_encode(s, QUERY).to_string()
 }
 
 /// An HTTP/1.1 GET of an `http(s)://` URL, as `client` says; the body, for a 2xx answer.
@@ -666,6 +752,53 @@ mod tests {
         assert!(
             prometheus_text(body, "req", &l("site", "mars")).unwrap_err().contains("no series")
         );
+    }
+
+    #[test]
+    fn prometheus_text_the_hard_cases() {
+        let l = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let body = "# TYPE http_requests counter\n\
+                    http_requests{path=\"/a,b\",note=\"say \\\"hi\\\"\"} 3 1700000000000\n\
+                    http_requests{path=\"/c\",note=\"two\\nlines\"} 4\n\
+                    http_requests{path=\"/d}\",note=\"back\\\\slash\"} 5\n\
+                    untyped_thing 6\n\
+                    ratio{q=\"x\"} NaN\n";
+        assert_eq!(prometheus_text(body, "http_requests", &l("path", "/a,b")), Ok(3.0));
+        assert_eq!(prometheus_text(body, "http_requests", &l("note", "say \"hi\"")), Ok(3.0));
+        assert_eq!(prometheus_text(body, "http_requests", &l("note", "two\nlines")), Ok(4.0));
+        assert_eq!(prometheus_text(body, "http_requests", &l("path", "/d}")), Ok(5.0));
+        assert_eq!(prometheus_text(body, "http_requests", &l("note", "back\\slash")), Ok(5.0));
+        assert_eq!(prometheus_text(body, "untyped_thing", &[]), Ok(6.0));
+        assert!(prometheus_text(body, "ratio", &[]).unwrap().is_nan());
+        let e = prometheus_text("m{a=\"x} 1\n", "m", &[]).unwrap_err();
+        assert!(e.starts_with("line 1: unterminated"), "{e}");
+        let e = prometheus_text("m 1 soon\n", "m", &[]).unwrap_err();
+        assert!(e.contains("timestamp"), "{e}");
+    }
+
+    /// `/metrics` of a real Prometheus server (Debian's 2.42), captured once: every sample
+    /// line parses, and series are picked by their labels.
+    #[test]
+    fn a_real_prometheus_exposition() {
+        let body = include_str!("../../tests/data/prometheus-metrics.txt");
+        let mut samples = 0;
+        for line in body.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            parse_sample(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            samples += 1;
+        }
+        assert!(samples > 250, "{samples}");
+        let l = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            prometheus_text(body, "prometheus_build_info", &l(&[("branch", "debian/sid")])),
+            Ok(1.0)
+        );
+        assert_eq!(
+            prometheus_text(body, "go_gc_duration_seconds", &l(&[("quantile", "0")])),
+            Ok(7.0665e-05)
+        );
+        assert!(prometheus_text(body, "go_gc_duration_seconds", &[]).is_err(), "five quantiles");
     }
 
     #[test]
