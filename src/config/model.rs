@@ -28,6 +28,8 @@ pub struct AdminConfig {
     /// Bearer token required on every request but `/healthz` and `/readyz`; mandatory when
     /// `listen` is not a loopback address.
     pub token: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain and key (read again when they change).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// How an endpoint is probed.

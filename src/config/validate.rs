@@ -903,7 +903,7 @@ impl Validator<'_> {
     pub(super) fn admin(&mut self, raw: Option<RawAdmin>) -> AdminConfig {
         let default_listen: SocketAddr = "127.0.0.1:8053".parse().expect("valid");
         let Some(raw) = raw else {
-            return AdminConfig { listen: Some(default_listen), token: None };
+            return AdminConfig { listen: Some(default_listen), token: None, tls: None };
         };
         let listen = match (&raw.listen, raw.enabled) {
             (_, Some(false)) => None,
@@ -965,7 +965,30 @@ impl Validator<'_> {
                 Some("set token_env = \"MERIDIAN_ADMIN_TOKEN\" (or token = \"...\"), or listen on 127.0.0.1"),
             );
         }
-        AdminConfig { listen, token }
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (Some(cert), Some(key)) => {
+                use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+                let cert = self.pem_certs(cert, "admin tls_cert");
+                let key_path = self.relative(key.get_ref());
+                match PrivateKeyDer::from_pem_file(&key_path) {
+                    Ok(_) => cert.map(|c| (c, key_path)),
+                    Err(e) => {
+                        let msg = format!(
+                            "admin tls_key: cannot read a private key from {}: {e}",
+                            key_path.display()
+                        );
+                        self.error(key, msg, None);
+                        None
+                    }
+                }
+            }
+            (Some(x), None) | (None, Some(x)) => {
+                self.error(x, "admin tls_cert and tls_key go together", None);
+                None
+            }
+            (None, None) => None,
+        };
+        AdminConfig { listen, token, tls }
     }
 
     /// The endpoint's monitor: the profile's `monitor` table with the endpoint's own keys on

@@ -333,3 +333,40 @@ address = "192.0.2.11"
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+/// The admin API over HTTPS: `[admin] tls_cert` and `tls_key`; a plain-HTTP request to it
+/// gets no answer; a renewed certificate is served without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_over_https() {
+    use meridian::control::load::get;
+    let p = pki();
+    let dir = TempDir::new();
+    dir.write(
+        "z.zone",
+        "$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n",
+    );
+    std::fs::copy(p.path("good.pem"), dir.path().join("admin.pem")).unwrap();
+    std::fs::copy(p.path("good.key"), dir.path().join("admin.key")).unwrap();
+    let cfg = dir.write(
+        "meridian.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"admin.pem\"\ntls_key = \"admin.key\"\n",
+    );
+    let srv = TestServer::start_config(dir, cfg).await;
+    let api = srv.running.as_ref().unwrap().admin_addr().unwrap();
+    let trust = ClientConfig { ca_file: Some(p.path("test-ca.pem")), ..ClientConfig::default() };
+    let body = get(&format!("https://{api}/healthz"), &trust).await.unwrap();
+    assert!(body.contains("\"ok\""), "{body}");
+    assert!(get(&format!("https://{api}/v1/status"), &trust).await.unwrap().contains("\"zones\""));
+    // Plain HTTP to the TLS listener: no HTTP answer.
+    assert!(get(&format!("http://{api}/healthz"), &ClientConfig::default()).await.is_err());
+    // A certificate from another CA put in place (a renewal): the next connection gets it.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::copy(p.path("stranger.pem"), srv.dir.path().join("admin.pem")).unwrap();
+    std::fs::copy(p.path("stranger.key"), srv.dir.path().join("admin.key")).unwrap();
+    let e = get(&format!("https://{api}/healthz"), &trust).await.unwrap_err();
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let other = ClientConfig { ca_file: Some(p.path("other-ca.pem")), ..ClientConfig::default() };
+    assert!(get(&format!("https://{api}/healthz"), &other).await.is_ok());
+    srv.stop().await;
+}

@@ -45,9 +45,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// How long one request may take from connect to the last byte of the answer.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -85,8 +85,23 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut stop: watch::Re
                         continue;
                     };
                     let ctx = ctx.clone();
+                    // HTTPS when the configuration in force says so (the handshake is inside
+                    // the request's deadline).
+                    let tls = ctx.shared.load().admin.tls.clone();
                     tokio::spawn(async move {
-                        if tokio::time::timeout(DEADLINE, connection(stream, &ctx)).await.is_err() {
+                        let serve = async {
+                            match tls {
+                                None => connection(stream, &ctx).await,
+                                Some((cert, key)) => match acceptor(&cert, &key) {
+                                    Ok(a) => match a.accept(stream).await {
+                                        Ok(s) => connection(s, &ctx).await,
+                                        Err(e) => debug!(%peer, error = %e, "admin TLS handshake failed"),
+                                    },
+                                    Err(e) => warn!(error = %e, "admin TLS unavailable"),
+                                },
+                            }
+                        };
+                        if tokio::time::timeout(DEADLINE, serve).await.is_err() {
                             debug!("admin request timed out");
                         }
                         drop(permit);
@@ -99,6 +114,43 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut stop: watch::Re
             },
         }
     }
+}
+
+/// The TLS acceptor for the admin listener's certificate and key, built again when either
+/// file changes (a renewed certificate is served without a restart).
+fn acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    type Stamp = (std::path::PathBuf, std::path::PathBuf, Option<SystemTime>, Option<SystemTime>);
+    type Cache = std::sync::Mutex<Option<(Stamp, tokio_rustls::TlsAcceptor)>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stamp: Stamp = (cert.to_path_buf(), key.to_path_buf(), mtime(cert), mtime(key));
+    let cache = CACHE.get_or_init(Default::default);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((s, a)) = c.as_ref()
+        && *s == stamp
+    {
+        return Ok(a.clone());
+    }
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| e.to_string())?;
+    let a = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    *c = Some((stamp, a.clone()));
+    Ok(a)
 }
 
 /// An HTTP response: status, content type, body.
@@ -138,7 +190,10 @@ fn bearer(value: &[u8]) -> Option<String> {
     None
 }
 
-async fn connection(mut stream: TcpStream, ctx: &Context) {
+async fn connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    ctx: &Context,
+) {
     // Memory grows only as the request needs it: the head as it arrives, the body once the
     // head has announced it (and, when a token is set, once the token is right).
     let mut buf: Vec<u8> = Vec::new();
@@ -224,7 +279,7 @@ async fn connection(mut stream: TcpStream, ctx: &Context) {
     respond(&mut stream, response).await;
 }
 
-async fn respond(stream: &mut TcpStream, r: Response) {
+async fn respond<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, r: Response) {
     let reason = match r.status {
         200 => "OK",
         400 => "Bad Request",
