@@ -170,24 +170,73 @@ pub async fn connect_with(url: &Url, client: &ClientConfig) -> Result<Stream, St
     Ok(Stream::Tls(Box::new(tls)))
 }
 
-/// The request head lines `client` adds: credentials and custom headers.
-pub fn client_headers(client: &ClientConfig) -> String {
+/// The request headers `client` adds: credentials and custom headers.
+pub fn client_headers(client: &ClientConfig) -> Vec<(String, String)> {
     use base64::Engine as _;
-    let mut h = String::new();
+    let mut h = Vec::new();
     match &client.auth {
-        Some(Auth::Bearer(t)) => h.push_str(&format!("Authorization: Bearer {t}\r\n")),
+        Some(Auth::Bearer(t)) => h.push(("Authorization".into(), format!("Bearer {t}"))),
         Some(Auth::Basic { user, password }) => {
-            h.push_str(&format!(
-                "Authorization: Basic {}\r\n",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            ));
+            let cred =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            h.push(("Authorization".into(), format!("Basic {cred}")));
         }
         None => {}
     }
-    for (k, v) in &client.headers {
-        h.push_str(&format!("{k}: {v}\r\n"));
-    }
+    h.extend(client.headers.iter().cloned());
     h
+}
+
+/// One request to `url` over a fresh connection (HTTP/1.1, by hyper), as `client` says:
+/// `headers` beside the client's own, `body` with its content type. Returns the status and
+/// the body, read up to 1 MiB. Callers bound it in time.
+pub async fn call(
+    url: &Url,
+    client: &ClientConfig,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Result<(u16, Vec<u8>), String> {
+    use http_body_util::{BodyExt, Full, Limited};
+    let stream = connect_with(url, client).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP with {}: {e}", url.host))?;
+    // The connection is driven beside the request; it ends with it.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(url.path.as_str())
+        .header("Host", url.host.as_str())
+        .header("Connection", "close");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    for (k, v) in client_headers(client) {
+        req = req.header(k, v);
+    }
+    let (content, payload) = match body {
+        Some((ct, b)) => (Some(ct), b),
+        None => (None, Vec::new()),
+    };
+    if let Some(ct) = content {
+        req = req.header("Content-Type", ct);
+    }
+    let req = req
+        .body(Full::new(hyper::body::Bytes::from(payload)))
+        .map_err(|e| format!("the request cannot be built: {e}"))?;
+    let resp =
+        sender.send_request(req).await.map_err(|e| format!("HTTP with {}: {e}", url.host))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| format!("the answer from {}: {e}", url.host))?
+        .to_bytes();
+    Ok((status, body.to_vec()))
 }
 
 /// Accepts any server certificate (a probe asks "is it up", not "is it who it says"; an
@@ -344,7 +393,10 @@ mod tests {
         };
         assert_eq!(
             client_headers(&basic),
-            "Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nx-functions-key: k\r\n"
+            [
+                ("Authorization".to_string(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==".to_string()),
+                ("x-functions-key".to_string(), "k".to_string())
+            ]
         );
         assert_eq!(status_line(b"HTTP/1.1 503 Busy\r\n"), Some(503));
         assert_eq!(status_line(b"HTTP/1.1 503"), None);

@@ -356,21 +356,15 @@ fn encode(s: &str) -> String {
     utf8_percent_encode(s, QUERY).to_string()
 }
 
-/// An HTTP/1.1 GET of an `http(s)://` URL, as `client` says; the body, for a 2xx answer.
+/// A GET of an `http(s)://` URL, as `client` says; the body, for a 2xx answer.
 pub async fn get(url: &str, client: &crate::config::ClientConfig) -> Result<String, String> {
     let u = crate::control::http::parse_url(url)?;
-    let mut s = crate::control::http::connect_with(&u, client).await?;
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Load/1.0\r\nAccept: */*\r\n{}Connection: close\r\n\r\n",
-        u.path,
-        u.host,
-        crate::control::http::client_headers(client)
-    );
-    let (code, body) = crate::control::http::exchange(&mut s, req.as_bytes(), true).await?;
+    let headers = [("User-Agent", "Meridian-Load/1.0"), ("Accept", "*/*")];
+    let (code, body) = crate::control::http::call(&u, client, "GET", &headers, None).await?;
     if !(200..300).contains(&code) {
         return Err(format!("HTTP status {code}"));
     }
-    String::from_utf8(body.unwrap_or_default()).map_err(|_| "the body is not UTF-8".into())
+    String::from_utf8(body).map_err(|_| "the body is not UTF-8".into())
 }
 
 /// One burst task per profile with a burst rule, re-planned after every reload. The lifecycle
@@ -713,16 +707,12 @@ pub async fn post(
     client: &crate::config::ClientConfig,
 ) -> Result<u16, String> {
     let u = crate::control::http::parse_url(url)?;
-    let mut s = crate::control::http::connect_with(&u, client).await?;
-    let sig = signature.map(|v| format!("X-Meridian-Signature: {v}\r\n")).unwrap_or_default();
-    let req = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Meridian-Webhook/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{sig}{}Connection: close\r\n\r\n{body}",
-        u.path,
-        u.host,
-        body.len(),
-        crate::control::http::client_headers(client)
-    );
-    crate::control::http::exchange(&mut s, req.as_bytes(), false).await.map(|(code, _)| code)
+    let mut headers = vec![("User-Agent", "Meridian-Webhook/1.0")];
+    if let Some(sig) = signature {
+        headers.push(("X-Meridian-Signature", sig));
+    }
+    let payload = Some(("application/json", body.as_bytes().to_vec()));
+    crate::control::http::call(&u, client, "POST", &headers, payload).await.map(|(code, _)| code)
 }
 
 #[cfg(test)]

@@ -227,8 +227,9 @@ async fn load_sources_and_webhooks_over_https() {
         ..trust.clone()
     };
     assert_eq!(fetch_value_with(&source(port), &with_auth).await, Ok(42.0));
+    // (Header names are case-insensitive; hyper writes them in lower case.)
     let head = seen.lock().unwrap()[0].clone();
-    assert!(head.contains("Authorization: Bearer s3cr3t-token\r\n"), "{head}");
+    assert!(head.contains("authorization: Bearer s3cr3t-token\r\n"), "{head}");
     assert!(head.contains("x-functions-key: fn-key-1\r\n"), "{head}");
     // Without the CA, the bundled web roots do not know it: refused, and the reason is said.
     let e = fetch_value_with(&source(port), &ClientConfig::default()).await.unwrap_err();
@@ -247,7 +248,7 @@ async fn load_sources_and_webhooks_over_https() {
     let head = seen.lock().unwrap().last().unwrap().clone();
     assert!(
         head.starts_with("POST /api/start HTTP/1.1\r\n")
-            && head.contains("Authorization: Basic bWVyaWRpYW46cHc=\r\n"),
+            && head.contains("authorization: Basic bWVyaWRpYW46cHc=\r\n"),
         "{head}"
     );
 

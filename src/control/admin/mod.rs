@@ -44,7 +44,6 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
@@ -190,125 +189,81 @@ fn bearer(value: &[u8]) -> Option<String> {
     None
 }
 
-async fn connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut stream: S,
-    ctx: &Context,
-) {
-    // Memory grows only as the request needs it: the head as it arrives, the body once the
-    // head has announced it (and, when a token is set, once the token is right).
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // Read until the head is complete (and then the body it announces).
-    let (method, path, token, body_start, content_length, openmetrics) = loop {
-        let room = (MAX_HEAD - buf.len()).min(chunk.len());
-        let n = match stream.read(&mut chunk[..room]).await {
-            Ok(0) | Err(_) => return,
+/// Serves one connection with hyper's HTTP/1.1 server: one request (no keep-alive), the head
+/// bounded by [`MAX_HEAD`] (hyper answers 431 past it, 400 to a malformed request), the body
+/// by [`MAX_BODY`]. The caller bounds the whole exchange by [`DEADLINE`].
+async fn connection<S>(stream: S, ctx: &Arc<Context>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ctx = ctx.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(into_hyper(handle(&ctx, req).await)) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .max_buf_size(MAX_HEAD.max(8192))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(DEADLINE)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        debug!(error = %e, "admin connection ended with an error");
+    }
+}
+
+/// One request: the token, the body (read only once the token checked out), the route.
+async fn handle(ctx: &Context, req: hyper::Request<hyper::body::Incoming>) -> Response {
+    use http_body_util::{BodyExt, Limited};
+    let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
+    let token = header("authorization").and_then(bearer);
+    // Prometheus asks for OpenMetrics first when it can take it.
+    let openmetrics = header("accept")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let content_length = match header("content-length").map(std::str::from_utf8) {
+        None => 0,
+        Some(Ok(v)) => match v.trim().parse::<usize>() {
             Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let len = buf.len();
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(head)) => {
-                let mut content_length = 0usize;
-                let mut token = None;
-                let mut openmetrics = false;
-                for h in req.headers.iter() {
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        content_length = match std::str::from_utf8(h.value)
-                            .ok()
-                            .and_then(|v| v.trim().parse().ok())
-                        {
-                            Some(n) => n,
-                            None => {
-                                return respond(&mut stream, error(400, "invalid Content-Length"))
-                                    .await;
-                            }
-                        };
-                    } else if h.name.eq_ignore_ascii_case("authorization") {
-                        token = bearer(h.value);
-                    } else if h.name.eq_ignore_ascii_case("accept") {
-                        // Prometheus asks for OpenMetrics first when it can take it.
-                        openmetrics = std::str::from_utf8(h.value)
-                            .is_ok_and(|v| v.contains("application/openmetrics-text"));
-                    }
-                }
-                break (
-                    req.method.unwrap_or("").to_string(),
-                    req.path.unwrap_or("/").to_string(),
-                    token,
-                    head,
-                    content_length,
-                    openmetrics,
-                );
-            }
-            Ok(httparse::Status::Partial) if len < MAX_HEAD => continue,
-            Ok(httparse::Status::Partial) => {
-                return respond(&mut stream, error(431, "request head too large")).await;
-            }
-            Err(e) => {
-                return respond(&mut stream, error(400, format!("malformed request: {e}"))).await;
-            }
-        }
+            Err(_) => return error(400, "invalid Content-Length"),
+        },
+        Some(Err(_)) => return error(400, "invalid Content-Length"),
     };
     if content_length > MAX_BODY {
-        return respond(&mut stream, error(413, format!("request body over {MAX_BODY} bytes")))
-            .await;
+        return error(413, format!("request body over {MAX_BODY} bytes"));
     }
     if content_length > 0
         && let Some(want) = &ctx.token
         && !token.as_deref().is_some_and(|t| same_token(t, want))
     {
         // No room is made for the body of a request that will be refused anyway.
-        return respond(&mut stream, unauthorized()).await;
+        return unauthorized();
     }
-    let end = body_start + content_length;
-    if buf.len() < end {
-        buf.reserve_exact(end - buf.len());
-    }
-    while buf.len() < end {
-        let room = (end - buf.len()).min(chunk.len());
-        match stream.read(&mut chunk[..room]).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = &buf[body_start..body_start + content_length];
-    let response = route(ctx, &method, &path, token.as_deref(), body, openmetrics).await;
-    respond(&mut stream, response).await;
+    let method = req.method().as_str().to_string();
+    let target = req.uri().path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(413, format!("request body over {MAX_BODY} bytes")),
+    };
+    route(ctx, &method, &target, token.as_deref(), &body, openmetrics).await
 }
 
-async fn respond<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, r: Response) {
-    let reason = match r.status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        422 => "Unprocessable Entity",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "",
-    };
-    // Two challenges: API clients send a bearer token; a browser prompts for Basic, where the
-    // token is the password.
-    let auth = if r.status == 401 {
-        "WWW-Authenticate: Basic realm=\"Meridian\", charset=\"UTF-8\"\r\nWWW-Authenticate: Bearer realm=\"Meridian\"\r\n"
-    } else {
-        ""
-    };
-    let head = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{auth}Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-        r.status,
-        r.content_type,
-        r.body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(r.body.as_bytes()).await;
-    let _ = stream.shutdown().await;
+/// Our response as hyper's: status, content type, no caching; on 401 two challenges (API
+/// clients send a bearer token; a browser prompts for Basic, where the token is the
+/// password).
+fn into_hyper(r: Response) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
+    let mut b = hyper::Response::builder()
+        .status(r.status)
+        .header("Content-Type", r.content_type)
+        .header("Cache-Control", "no-store");
+    if r.status == 401 {
+        b = b
+            .header("WWW-Authenticate", "Basic realm=\"Meridian\", charset=\"UTF-8\"")
+            .header("WWW-Authenticate", "Bearer realm=\"Meridian\"");
+    }
+    b.body(http_body_util::Full::new(hyper::body::Bytes::from(r.body)))
+        .unwrap_or_else(|_| hyper::Response::new(http_body_util::Full::default()))
 }
 
 /// Compares tokens in time independent of where they differ.
