@@ -1,6 +1,9 @@
-//! A minimal HTTP/1.1 client for health probes, load sources and webhooks: one request per
-//! connection (`Connection: close`), answers bounded in size, over TLS for `https://` (with
-//! the operator's CA, client certificate and credentials). Callers bound it in time.
+//! The HTTP client side: URLs, plain or TLS connections (with the operator's CA, client
+//! certificate and credentials), and one request per connection, answers bounded in size.
+//! Load sources and webhooks go through hyper ([`call`]). Health probes keep [`exchange`] on
+//! the raw socket: a probe needs only the status line, returns as soon as it is in (a target
+//! that streams a large or endless body costs nothing), and its timeout covers connect, TLS
+//! and that line exactly. Callers bound both in time.
 
 use crate::config::{Auth, ClientConfig};
 use std::sync::{Arc, Mutex, OnceLock};

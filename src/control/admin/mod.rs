@@ -3,7 +3,7 @@
 //! A deliberately small HTTP/1.1 server: one request per connection, headers and body size
 //! limited, at most [`MAX_CONNECTIONS`] at once, the whole exchange bounded by a deadline, so
 //! a slow or hostile client costs one task for a few seconds and nothing else. The routes
-//! below are `ROUTES` in code: the one list. Requests are parsed with `httparse`. It changes
+//! below are `ROUTES` in code: the one list. HTTP/1.1 is hyper's server. It changes
 //! state only through endpoints' live objects (`live::EndpointLive`: overrides, pushed load)
 //! and the reload channel.
 //!
