@@ -92,22 +92,38 @@ async fn a_subnet_cache_keeps_each_side_of_a_sticky_spill() {
     }
     assert_eq!(sides.len(), 2, "both sides at share 0.5: {sides:?}");
 
-    let unbound = Unbound::start(&srv.dir, srv.addr);
-    let mut ready = false;
-    for _ in 0..100 {
-        set();
-        if address(unbound.addr, "target.tm.test.", "10.0.0.0/24").await.is_some() {
-            ready = true;
-            break;
+    // Unbound on a free port, ready when it answers; a start that loses its port to another
+    // test (the port was free when read) exits, and is tried again on another. Bounded in time.
+    let mut unbound = None;
+    'attempts: for _ in 0..3 {
+        let mut u = Unbound::start(&srv.dir, srv.addr);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            set();
+            if u.child.try_wait().ok().flatten().is_some() {
+                continue 'attempts;
+            }
+            let q = address(u.addr, "target.tm.test.", "10.0.0.0/24");
+            if tokio::time::timeout(std::time::Duration::from_secs(1), q)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+            {
+                unbound = Some(u);
+                break 'attempts;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        break;
     }
-    assert!(
-        ready,
-        "unbound did not answer: {}\n{}",
-        std::fs::read_to_string(srv.dir.path().join("unbound.log")).unwrap_or_default(),
-        std::fs::read_to_string(srv.dir.path().join("unbound.conf")).unwrap_or_default()
-    );
+    let Some(unbound) = unbound else {
+        panic!(
+            "unbound did not answer: {}\n{}",
+            std::fs::read_to_string(srv.dir.path().join("unbound.log")).unwrap_or_default(),
+            std::fs::read_to_string(srv.dir.path().join("unbound.conf")).unwrap_or_default()
+        );
+    };
     // The first client's answer goes into the cache; the second, in another /24 on the other
     // side, must not be handed the first one's.
     for (want, subnet) in &sides {
