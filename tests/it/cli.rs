@@ -202,7 +202,16 @@ impl Served {
 
     /// The address from the "serving" log line.
     pub fn addr(&mut self) -> SocketAddr {
-        let line = self.wait_log("serving DNS");
+        self.logged_addr("serving DNS")
+    }
+
+    /// The admin API's address, from its log line.
+    pub fn admin_addr(&mut self) -> SocketAddr {
+        self.logged_addr("admin API listening")
+    }
+
+    fn logged_addr(&mut self, needle: &str) -> SocketAddr {
+        let line = self.wait_log(needle);
         let addr = line.split("addr=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
         addr.parse().unwrap()
     }
@@ -897,14 +906,7 @@ fn token_env_and_drain_on_sigterm() {
     let mut srv =
         Served::start_env(dir.path(), "meridian.toml", &[], &[("MERIDIAN_TEST_TOKEN", token)]);
     let dns = srv.addr();
-    let line = srv.wait_log("admin API listening");
-    let api: SocketAddr = line
-        .split("addr=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let api = srv.admin_addr();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let get = |path: &str, token: Option<&str>| {
         rt.block_on(crate::admin::http(api, "GET", path, token, None)).0
@@ -948,14 +950,7 @@ fn admin_api_survives_a_connection_flood() {
     );
     let mut srv = Served::start(dir.path(), "meridian.toml");
     let _ = srv.addr();
-    let line = srv.wait_log("admin API listening");
-    let api: SocketAddr = line
-        .split("addr=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let api = srv.admin_addr();
     let rss = |pid: u32| -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let kb = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap();
