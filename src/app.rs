@@ -29,6 +29,9 @@ pub enum AppError {
     /// A command-line argument that does not make sense.
     #[error("error: {0}")]
     Usage(#[from] crate::tools::explain::ExplainError),
+    /// The running server could not be reached, or refused (message, exit code).
+    #[error("error: {0}")]
+    Remote(String, u8),
 }
 
 impl AppError {
@@ -36,6 +39,7 @@ impl AppError {
         match self {
             AppError::Config(_) => 1,
             AppError::Bind(_) | AppError::Runtime(_) | AppError::Usage(_) => 2,
+            AppError::Remote(_, code) => *code,
         }
     }
 }

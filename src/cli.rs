@@ -33,12 +33,71 @@ pub struct Cli {
     /// Log format: human (default) or json (one object per line, for log pipelines).
     #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
     pub log_format: String,
+    /// The admin API of the running server (`status`, `reload`, `endpoint`, `load`):
+    /// `http(s)://host:port`. Default: MERIDIAN_ADMIN, else the configuration's
+    /// `[admin] listen`. The token comes from MERIDIAN_ADMIN_TOKEN or --token-file.
+    #[arg(long, global = true)]
+    pub admin: Option<String>,
+    /// A file holding the admin token
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// A PEM CA to trust for an HTTPS admin API
+    #[arg(long, global = true)]
+    pub admin_ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+pub enum EndpointAction {
+    /// Take an endpoint out of rotation (an operator override)
+    Disable {
+        profile: String,
+        endpoint: String,
+        /// Lapse after this long, e.g. 10m (default: until enabled again)
+        #[arg(long = "for")]
+        expires_in: Option<String>,
+        /// Why (shown in the status)
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Put it back (or force it in, with --for)
+    Enable {
+        profile: String,
+        endpoint: String,
+        #[arg(long = "for")]
+        expires_in: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadAction {
+    /// Record a load sample for an endpoint with a push load source
+    Push { profile: String, endpoint: String, value: f64 },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show the running server's profiles, endpoints, health, load and bursts
+    Status {
+        /// The JSON of /v1/status as it is
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the running server reload its configuration and zones (as SIGHUP does)
+    Reload,
+    /// Disable or enable an endpoint of the running server
+    Endpoint {
+        #[command(subcommand)]
+        action: EndpointAction,
+    },
+    /// Push a load sample to the running server
+    Load {
+        #[command(subcommand)]
+        action: LoadAction,
+    },
     /// Serve DNS until SIGINT or SIGTERM; SIGHUP reloads the configuration and zones.
     Serve,
     /// Validate the configuration and every zone file; exit 1 and list every problem if any.
@@ -139,8 +198,76 @@ pub enum GeoipCommand {
 }
 
 /// Runs a parsed command line.
+/// Runs an operator command against the running server's admin API.
+fn ctl(cli: &Cli, command: &Command) -> Result<(), AppError> {
+    use crate::tools::ctl;
+    let admin = ctl::Admin::locate(
+        cli.admin.clone(),
+        cli.token_file.clone(),
+        cli.admin_ca.clone(),
+        &cli.config,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = rt.block_on(async {
+        let admin = admin?;
+        match command {
+            Command::Status { json } => ctl::status(&admin, *json).await,
+            Command::Reload => ctl::reload(&admin).await,
+            Command::Endpoint {
+                action: EndpointAction::Disable { profile, endpoint, expires_in, reason },
+            } => {
+                ctl::set_endpoint(
+                    &admin,
+                    profile,
+                    endpoint,
+                    false,
+                    expires_in.as_deref(),
+                    reason.as_deref(),
+                )
+                .await
+            }
+            Command::Endpoint {
+                action: EndpointAction::Enable { profile, endpoint, expires_in, reason },
+            } => {
+                ctl::set_endpoint(
+                    &admin,
+                    profile,
+                    endpoint,
+                    true,
+                    expires_in.as_deref(),
+                    reason.as_deref(),
+                )
+                .await
+            }
+            Command::Load { action: LoadAction::Push { profile, endpoint, value } } => {
+                ctl::push_load(&admin, profile, endpoint, *value).await
+            }
+            _ => unreachable!("only operator commands come here"),
+        }
+    });
+    match result {
+        Ok(text) => {
+            out(&text);
+            Ok(())
+        }
+        Err(e) => Err(AppError::Remote(e.message, e.code)),
+    }
+}
+
 pub fn run(cli: Cli) -> Result<(), AppError> {
+    if matches!(
+        cli.command,
+        Command::Status { .. } | Command::Reload | Command::Endpoint { .. } | Command::Load { .. }
+    ) {
+        return ctl(&cli, &cli.command);
+    }
     match cli.command {
+        Command::Status { .. }
+        | Command::Reload
+        | Command::Endpoint { .. }
+        | Command::Load { .. } => {
+            Ok(()) // carried out above
+        }
         Command::Serve => app::serve(app::Options { config: cli.config, reload_on_sighup: true }),
         Command::Check => {
             let snap = state::load(&cli.config).map_err(AppError::Config)?;

@@ -4,8 +4,11 @@
 //! - [`simulate`]: `meridian simulate`, a scenario replayed in virtual time.
 //! - [`import`]: `meridian import azure`. [`demo`]: local demo endpoints and load.
 //! - [`chart`]: the burst chart drawn by `simulate --svg` and the status page.
+//! - [`ctl`]: `meridian status`, `reload`, `endpoint`, `load`: the operator's CLI over the
+//!   admin API of a running server.
 
 pub mod chart;
+pub mod ctl;
 pub mod demo;
 pub mod explain;
 pub mod import;

@@ -1006,3 +1006,85 @@ fn admin_api_survives_a_connection_flood() {
     srv.signal("-TERM");
     assert_eq!(srv.wait_exit(), Some(0));
 }
+
+/// The operator's CLI against a running server: `status` (table and JSON), `endpoint
+/// disable|enable`, `load push`, `reload`; the address and token from the environment; clear
+/// errors when the server refuses or cannot be reached.
+#[test]
+fn operator_cli_over_the_admin_api() {
+    let dir = TempDir::new();
+    let cfg = write_config(&dir, "");
+    let token = "0123456789abcdef-operator-cli";
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replacen("[admin]\n", &format!("[admin]\ntoken = \"{token}\"\n"), 1))
+        .unwrap();
+    let mut srv = Served::start(dir.path(), "meridian.toml");
+    let _ = srv.addr();
+    let api = srv.admin_addr();
+    let ctl = |args: &[&str], token: Option<&str>| {
+        let mut c = meridian();
+        c.args(args).current_dir(dir.path()).env("MERIDIAN_ADMIN", format!("http://{api}"));
+        match token {
+            Some(t) => c.env("MERIDIAN_ADMIN_TOKEN", t),
+            None => c.env_remove("MERIDIAN_ADMIN_TOKEN"),
+        };
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, table, err) = ctl(&["status"], Some(token));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(table.contains("\nprio.tm.test. (priority, ttl 30, "), "{table}");
+    assert!(
+        table.contains("burst.tm.test. (priority, ttl 60, ")
+            && table.contains(" · burst Idle share 0 %"),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.trim_start().starts_with("a ") && l.contains("Unmonitored")),
+        "{table}"
+    );
+    let (code, json, _) = ctl(&["status", "--json"], Some(token));
+    assert_eq!(code, Some(0));
+    assert!(serde_json::from_str::<serde_json::Value>(&json).unwrap()["profiles"].is_array());
+
+    let (code, out, err) = ctl(
+        &["endpoint", "disable", "prio.tm.test", "a", "--for", "10m", "--reason", "patching"],
+        Some(token),
+    );
+    assert_eq!((code, out.as_str()), (Some(0), "prio.tm.test/a: Disabled\n"), "{err}");
+    let (_, table, _) = ctl(&["status"], Some(token));
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("a ") && l.contains("Disabled"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("disabled for 600s: patching") || row.contains("disabled for 599s: patching"),
+        "{row}"
+    );
+    let (code, _, err) = ctl(&["endpoint", "enable", "prio.tm.test", "a"], Some(token));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = ctl(&["load", "push", "burst.tm.test", "onprem", "42"], Some(token));
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "burst.tm.test/onprem: load 42 recorded\n"),
+        "{err}"
+    );
+    let (code, out, _) = ctl(&["reload"], Some(token));
+    assert_eq!((code, out.as_str()), (Some(0), "reloaded\n"));
+    // Refusals and mistakes say what is wrong.
+    let (code, _, err) = ctl(&["endpoint", "disable", "prio.tm.test", "nope"], Some(token));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("the server answered 404"), "{err}");
+    let (code, _, err) = ctl(&["status"], None);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("a token is needed or it is wrong (set MERIDIAN_ADMIN_TOKEN"), "{err}");
+    srv.signal("-TERM");
+    assert_eq!(srv.wait_exit(), Some(0));
+    let (code, _, err) = ctl(&["status"], Some(token));
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&format!("cannot reach the admin API at http://{api}")), "{err}");
+}
