@@ -18,6 +18,8 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v faketime >/dev/null 2>&1 || packages+=(faketime)
 # chromium: the status page opened in a real browser with a token (tests/it/admin.rs).
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+# systemd-analyze: the shipped unit is verified (tests/it/cli.rs).
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 # unbound: a real resolver with a subnet cache in front of Meridian (tests/it/resolver.rs).
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null 2>&1 || packages+=(unbound)
 # prometheus_client's strict OpenMetrics parser checks /metrics (tests/it/admin.rs).

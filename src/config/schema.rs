@@ -24,6 +24,7 @@ pub(super) struct RawAdmin {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) token: Option<Spanned<String>>,
     pub(super) token_env: Option<Spanned<String>>,
+    pub(super) token_file: Option<Spanned<String>>,
     pub(super) tls_cert: Option<Spanned<String>>,
     pub(super) tls_key: Option<Spanned<String>>,
 }

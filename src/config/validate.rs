@@ -953,8 +953,28 @@ impl Validator<'_> {
                 self.error(t, "give token or token_env, not both", None);
                 None
             }
-            (None, None) => None,
+            // A mounted secret or a systemd credential.
+            (None, None) => match &raw.token_file {
+                Some(f) => match self.secret(None, Some(f), "admin token_file") {
+                    Some(t) if t.len() >= 16 => Some(t),
+                    Some(_) => {
+                        self.error(
+                            f,
+                            "the token in token_file is shorter than 16 characters",
+                            None,
+                        );
+                        None
+                    }
+                    None => None,
+                },
+                None => None,
+            },
         };
+        if raw.token_file.is_some() && (raw.token.is_some() || raw.token_env.is_some()) {
+            if let Some(f) = &raw.token_file {
+                self.error(f, "give one of token, token_env and token_file", None);
+            }
+        }
         if let (Some(a), None, Some(l)) = (listen, &token, &raw.listen)
             && !a.ip().is_loopback()
             && self.diags.is_empty()

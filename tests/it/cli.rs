@@ -1088,3 +1088,49 @@ fn operator_cli_over_the_admin_api() {
     assert_eq!(code, Some(2));
     assert!(err.contains(&format!("cannot reach the admin API at http://{api}")), "{err}");
 }
+
+/// The systemd unit verifies with `systemd-analyze verify` (its ExecStart pointed at the
+/// binary under test), and the admin token can come from a file, as its credential does.
+#[test]
+fn systemd_unit_verifies_and_token_file_works() {
+    let dir = TempDir::new();
+    let unit = std::fs::read_to_string(repo().join("deploy/systemd/meridian.service")).unwrap();
+    let unit = unit.replace("/usr/local/bin/meridian", env!("CARGO_BIN_EXE_meridian"));
+    dir.write("meridian.service", &unit);
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("meridian.service"))
+        .output()
+        .expect("systemd-analyze is installed (the test command installs systemd)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "DynamicUser=yes",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.contains(want), "the unit lacks {want}");
+    }
+    // token_file: off loopback the admin API needs a token; a file holds it.
+    dir.write("z.zone", ZONE);
+    dir.write("admin-token", "0123456789abcdef-from-a-file\n");
+    let cfg = "[[zone]]\nname = \"example.test\"\nfile = \"z.zone\"\n[admin]\nlisten = \"0.0.0.0:8053\"\ntoken_file = \"admin-token\"\n";
+    dir.write("meridian.toml", cfg);
+    let out = run(dir.path(), &["check"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir.write("meridian.toml", &cfg.replace("admin-token", "missing-token"));
+    let out = run(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("admin token_file: cannot read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
