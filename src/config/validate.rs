@@ -970,10 +970,10 @@ impl Validator<'_> {
                 None => None,
             },
         };
-        if raw.token_file.is_some() && (raw.token.is_some() || raw.token_env.is_some()) {
-            if let Some(f) = &raw.token_file {
-                self.error(f, "give one of token, token_env and token_file", None);
-            }
+        if let Some(f) = &raw.token_file
+            && (raw.token.is_some() || raw.token_env.is_some())
+        {
+            self.error(f, "give one of token, token_env and token_file", None);
         }
         if let (Some(a), None, Some(l)) = (listen, &token, &raw.listen)
             && !a.ip().is_loopback()
