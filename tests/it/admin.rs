@@ -586,3 +586,50 @@ async fn status_page_in_a_browser_with_a_token() {
     assert!(!page.contains("<h1>Meridian</h1>") && !page.contains("<svg"), "{page}");
     srv.stop().await;
 }
+
+/// The Grafana dashboard (`deploy/grafana/meridian.json`) queries only metrics Meridian
+/// exports: every metric name in every panel's PromQL is a family of `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_dashboard_queries_exported_metrics() {
+    let srv = TestServer::start().await;
+    let (_, text) = http(admin(&srv), "GET", "/metrics", None, None).await;
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/grafana/meridian.json")).unwrap(),
+    )
+    .unwrap();
+    let mut used = std::collections::BTreeSet::new();
+    for p in dashboard["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            // Metric names: identifiers starting with meridian_ or process_.
+            let mut rest = expr;
+            while let Some(i) = rest.find(|c: char| c.is_ascii_alphabetic()) {
+                let word: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + word.len().max(1)..];
+                if word.starts_with("meridian_") || word.starts_with("process_") {
+                    used.insert(word);
+                }
+            }
+        }
+    }
+    assert!(used.len() >= 20, "{used:?}");
+    for name in &used {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| families.contains(f)))
+            .unwrap_or(name);
+        assert!(
+            families.contains(family),
+            "the dashboard queries {name}, which Meridian does not export"
+        );
+    }
+    srv.stop().await;
+}
