@@ -142,3 +142,79 @@ fn the_import_scanner_reads_groups() {
     let got: Vec<&str> = got.iter().map(|(_, w)| w.as_str()).collect();
     assert_eq!(got, ["a", "b", "e", "f", "zone", "policy", "geo"]);
 }
+
+/// `docs/configuration.md` lists exactly the keys the configuration schema has, table by
+/// table: a key added to the schema without a line in the reference fails here, and so does
+/// a documented key the schema does not have.
+#[test]
+fn the_configuration_reference_matches_the_schema() {
+    let schema = std::fs::read_to_string(repo().join("src/config/schema.rs")).unwrap();
+    let doc = std::fs::read_to_string(repo().join("docs/configuration.md")).unwrap();
+    // Each Raw struct's keys, as TOML spells them (serde renames applied).
+    let mut structs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut current: Option<String> = None;
+    let mut rename: Option<String> = None;
+    for line in schema.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("pub(super) struct ") {
+            current = rest.strip_suffix(" {").map(|n| n.to_string());
+            continue;
+        }
+        if line == "}" {
+            current = None;
+        }
+        if let Some(r) = line.split("rename = \"").nth(1) {
+            rename = r.split('"').next().map(str::to_string);
+            continue;
+        }
+        if let (Some(s), Some(field)) = (&current, line.strip_prefix("pub(super) ")) {
+            let name = field.split(':').next().unwrap().to_string();
+            structs.entry(s.clone()).or_default().push(rename.take().unwrap_or(name));
+        }
+    }
+    let sections = [
+        ("RawConfig", "## Top level"),
+        ("RawServer", "## `[server]`"),
+        ("RawRrl", "## `[server.rrl]`"),
+        ("RawAdmin", "## `[admin]`"),
+        ("RawGeoIp", "## `[geoip]`"),
+        ("RawZone", "## `[[zone]]`"),
+        ("RawProfile", "## `[[profile]]`"),
+        ("RawView", "## `[[profile.view]]`"),
+        ("RawEndpoint", "## `[[profile.endpoint]]`"),
+        ("RawMonitor", "## `[profile.monitor]`"),
+        ("RawLoad", "## `[profile.endpoint.load]`"),
+        ("RawClient", "## `client = { ... }`"),
+        ("RawBurst", "## `[profile.burst]`"),
+        ("RawHook", "## `[profile.burst.on_warm]`"),
+    ];
+    let documented = |heading: &str| -> Vec<String> {
+        let start = doc
+            .find(heading)
+            .unwrap_or_else(|| panic!("no section {heading} in docs/configuration.md"));
+        let body = &doc[start + heading.len()..];
+        let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+        body.lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut problems = Vec::new();
+    for (s, heading) in sections {
+        let mut have = structs.remove(s).unwrap_or_else(|| panic!("no struct {s} in schema.rs"));
+        let mut doc_keys = documented(heading);
+        have.sort();
+        doc_keys.sort();
+        for k in have.iter().filter(|k| !doc_keys.contains(k)) {
+            problems.push(format!("{heading}: `{k}` is in the schema but not documented"));
+        }
+        for k in doc_keys.iter().filter(|k| !have.contains(k)) {
+            problems.push(format!("{heading}: `{k}` is documented but not in the schema"));
+        }
+    }
+    // Every table of the schema has a section (the monitor's `false | true | table` is a
+    // hand-written Deserialize over RawMonitor, covered above).
+    structs.retain(|_, keys| !keys.is_empty());
+    assert!(structs.is_empty(), "schema tables without a section: {:?}", structs.keys());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
