@@ -24,6 +24,8 @@ command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null 2>&1 || packages+=(unbound)
 # prometheus_client's strict OpenMetrics parser checks /metrics (tests/it/admin.rs).
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || packages+=(python3-prometheus-client)
+# python3-yaml: the Kubernetes manifests are parsed (tests/it/cli.rs).
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || packages+=(python3-yaml)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "==> installing ${packages[*]}"
   # Debian starts a package's daemon (prometheus) on install unless policy-rc.d forbids it;

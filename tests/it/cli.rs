@@ -1134,3 +1134,33 @@ fn systemd_unit_verifies_and_token_file_works() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The Kubernetes manifests parse as YAML (six objects: ConfigMap, Deployment, two Services,
+/// PodDisruptionBudget, ServiceMonitor), and the configuration their ConfigMap carries passes
+/// `meridian check` (with its token file where the Secret would be mounted).
+#[test]
+fn kubernetes_manifests_parse_and_their_config_checks() {
+    let dir = TempDir::new();
+    let script = "import sys, yaml\n\
+        docs = list(yaml.safe_load_all(open(sys.argv[1])))\n\
+        print(' '.join(d['kind'] for d in docs))\n\
+        cm = next(d for d in docs if d['kind'] == 'ConfigMap')\n\
+        for name, text in cm['data'].items():\n    open(sys.argv[2] + '/' + name, 'w').write(text)\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(repo().join("deploy/kubernetes/meridian.yaml"))
+        .arg(dir.path())
+        .output()
+        .expect("Debian's python3 (with python3-yaml, which the test command installs)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ConfigMap Deployment Service Service PodDisruptionBudget ServiceMonitor"
+    );
+    let cfg = std::fs::read_to_string(dir.path().join("meridian.toml")).unwrap();
+    dir.write("meridian.toml", &cfg.replace("/run/secrets/meridian/token", "token"));
+    dir.write("token", "0123456789abcdef-kubernetes-secret\n");
+    let out = run(dir.path(), &["check"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen 0.0.0.0:5353"));
+}
