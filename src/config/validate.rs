@@ -119,38 +119,47 @@ impl Validator<'_> {
         }
     }
 
+    /// A PEM certificate chain and its key (`{prefix}_cert`, `{prefix}_key`), both or neither,
+    /// each readable: the paths, resolved against the configuration's directory.
+    fn cert_and_key(
+        &mut self,
+        cert: Option<&Spanned<String>>,
+        key: Option<&Spanned<String>>,
+        what: &str,
+        prefix: &str,
+    ) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                let cert = self.pem_certs(cert, &format!("{what} {prefix}_cert"));
+                let key_path = self.relative(key.get_ref());
+                if let Err(e) = PrivateKeyDer::from_pem_file(&key_path) {
+                    let msg = format!(
+                        "{what} {prefix}_key: cannot read a private key from {}: {e}",
+                        key_path.display()
+                    );
+                    self.error(key, msg, None);
+                    return None;
+                }
+                cert.map(|c| (c, key_path))
+            }
+            (Some(x), None) | (None, Some(x)) => {
+                self.error(x, format!("{what}: {prefix}_cert and {prefix}_key go together"), None);
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
     /// `client = { ... }`: how a webhook or load source URL is called.
     fn client(&mut self, raw: Option<&Spanned<RawClient>>, what: &str) -> ClientConfig {
-        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
         let mut c = ClientConfig::default();
         let Some(at) = raw else { return c };
         let r = at.get_ref();
         c.verify_tls = r.verify_tls.unwrap_or(true);
         c.ca_file = r.ca_file.as_ref().and_then(|f| self.pem_certs(f, &format!("{what} ca_file")));
-        match (&r.client_cert, &r.client_key) {
-            (Some(cert), Some(key)) => {
-                let cert = self.pem_certs(cert, &format!("{what} client_cert"));
-                let key_path = self.relative(key.get_ref());
-                let key_ok = match PrivateKeyDer::from_pem_file(&key_path) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        let msg = format!(
-                            "{what} client_key: cannot read a private key from {}: {e}",
-                            key_path.display()
-                        );
-                        self.error(key, msg, None);
-                        false
-                    }
-                };
-                if let (Some(cert), true) = (cert, key_ok) {
-                    c.client_cert = Some((cert, key_path));
-                }
-            }
-            (Some(x), None) | (None, Some(x)) => {
-                self.error(x, format!("{what}: client_cert and client_key go together"), None);
-            }
-            (None, None) => {}
-        }
+        c.client_cert =
+            self.cert_and_key(r.client_cert.as_ref(), r.client_key.as_ref(), what, "client");
         let bearer = self.secret(
             r.bearer_token_env.as_ref(),
             r.bearer_token_file.as_ref(),
@@ -985,29 +994,7 @@ impl Validator<'_> {
                 Some("set token_env = \"MERIDIAN_ADMIN_TOKEN\" (or token = \"...\"), or listen on 127.0.0.1"),
             );
         }
-        let tls = match (&raw.tls_cert, &raw.tls_key) {
-            (Some(cert), Some(key)) => {
-                use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
-                let cert = self.pem_certs(cert, "admin tls_cert");
-                let key_path = self.relative(key.get_ref());
-                match PrivateKeyDer::from_pem_file(&key_path) {
-                    Ok(_) => cert.map(|c| (c, key_path)),
-                    Err(e) => {
-                        let msg = format!(
-                            "admin tls_key: cannot read a private key from {}: {e}",
-                            key_path.display()
-                        );
-                        self.error(key, msg, None);
-                        None
-                    }
-                }
-            }
-            (Some(x), None) | (None, Some(x)) => {
-                self.error(x, "admin tls_cert and tls_key go together", None);
-                None
-            }
-            (None, None) => None,
-        };
+        let tls = self.cert_and_key(raw.tls_cert.as_ref(), raw.tls_key.as_ref(), "admin", "tls");
         AdminConfig { listen, token, tls }
     }
 

@@ -106,19 +106,7 @@ impl Chart {
         let peak = self.rates.iter().flat_map(|(_, v)| v.iter().copied()).fold(0.0, f64::max);
         let y_max = round_up(peak * 1.05);
         let y1 = |v: f64| bot1 - (bot1 - top1) * v / y_max;
-        let y_step = round_up(y_max / 6.0);
-        let mut v = 0.0;
-        while v <= y_max * (1.0 + 1e-9) {
-            let _ = writeln!(
-                s,
-                "<line x1=\"{l}\" x2=\"{r}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#ddd\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{3}</text>",
-                y1(v),
-                l - 6.0,
-                y1(v) + 4.0,
-                trim(v)
-            );
-            v += y_step;
-        }
+        grid(&mut s, (l, r), y_max, round_up(y_max / 6.0), y1, trim);
         let _ = writeln!(
             s,
             "<text x=\"16\" y=\"{0}\" transform=\"rotate(-90 16 {0})\" text-anchor=\"middle\">{1}</text>",
@@ -151,18 +139,7 @@ impl Chart {
         let u_max = (u_peak * 1.05 * 4.0).ceil() / 4.0;
         let y2 = |v: f64| bot2 - (bot2 - top2) * v.min(u_max) / u_max;
         let u_step = if u_max <= 1.5 { 0.25 } else { round_up(u_max / 6.0) };
-        let mut v = 0.0;
-        while v <= u_max * (1.0 + 1e-9) {
-            let _ = writeln!(
-                s,
-                "<line x1=\"{l}\" x2=\"{r}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#ddd\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{3} %</text>",
-                y2(v),
-                l - 6.0,
-                y2(v) + 4.0,
-                trim(v * 100.0)
-            );
-            v += u_step;
-        }
+        grid(&mut s, (l, r), u_max, u_step, y2, |v| format!("{} %", trim(v * 100.0)));
         let _ = writeln!(
             s,
             "<text x=\"16\" y=\"{0}\" transform=\"rotate(-90 16 {0})\" text-anchor=\"middle\">utilisation, share</text>",
@@ -278,6 +255,29 @@ impl Chart {
         }
         s += "</svg>\n";
         s
+    }
+}
+
+/// Horizontal grid lines from 0 to `max` every `step`, labelled on the left.
+fn grid(
+    s: &mut String,
+    (l, r): (f64, f64),
+    max: f64,
+    step: f64,
+    y: impl Fn(f64) -> f64,
+    label: impl Fn(f64) -> String,
+) {
+    let mut v = 0.0;
+    while v <= max * (1.0 + 1e-9) {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{l}\" x2=\"{r}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#ddd\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{3}</text>",
+            y(v),
+            l - 6.0,
+            y(v) + 4.0,
+            label(v)
+        );
+        v += step;
     }
 }
 
