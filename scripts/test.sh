@@ -20,6 +20,10 @@ command -v faketime >/dev/null 2>&1 || packages+=(faketime)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 # systemd-analyze: the shipped unit is verified (tests/it/cli.rs).
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+# podman, buildah, runc: the container image is built and run (tests/it/container.rs).
+command -v podman >/dev/null 2>&1 || packages+=(podman)
+command -v buildah >/dev/null 2>&1 || packages+=(buildah)
+command -v runc >/dev/null 2>&1 || packages+=(runc)
 # unbound: a real resolver with a subnet cache in front of Meridian (tests/it/resolver.rs).
 [ -x /usr/sbin/unbound ] || command -v unbound >/dev/null 2>&1 || packages+=(unbound)
 # prometheus_client's strict OpenMetrics parser checks /metrics (tests/it/admin.rs).

@@ -86,6 +86,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 when the running server's /readyz says ready, 1 when it says not, 2 when it
+    /// cannot be reached (the container image's HEALTHCHECK)
+    Ready,
     /// Make the running server reload its configuration and zones (as SIGHUP does)
     Reload,
     /// Disable or enable an endpoint of the running server
@@ -213,6 +216,7 @@ fn ctl(cli: &Cli, command: &Command) -> Result<(), AppError> {
         match command {
             Command::Status { json } => ctl::status(&admin, *json).await,
             Command::Reload => ctl::reload(&admin).await,
+            Command::Ready => ctl::ready(&admin).await,
             Command::Endpoint {
                 action: EndpointAction::Disable { profile, endpoint, expires_in, reason },
             } => {
@@ -257,12 +261,17 @@ fn ctl(cli: &Cli, command: &Command) -> Result<(), AppError> {
 pub fn run(cli: Cli) -> Result<(), AppError> {
     if matches!(
         cli.command,
-        Command::Status { .. } | Command::Reload | Command::Endpoint { .. } | Command::Load { .. }
+        Command::Status { .. }
+            | Command::Ready
+            | Command::Reload
+            | Command::Endpoint { .. }
+            | Command::Load { .. }
     ) {
         return ctl(&cli, &cli.command);
     }
     match cli.command {
         Command::Status { .. }
+        | Command::Ready
         | Command::Reload
         | Command::Endpoint { .. }
         | Command::Load { .. } => {

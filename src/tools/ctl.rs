@@ -41,7 +41,15 @@ impl Admin {
     ) -> Result<Admin, CtlError> {
         let from_config = || {
             let c = crate::config::load(config).ok()?;
-            let listen = c.admin.listen?;
+            let mut listen = c.admin.listen?;
+            // A server listening on every interface is reached on loopback from here (the
+            // container health check runs beside it).
+            if listen.ip().is_unspecified() {
+                listen.set_ip(match listen {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
             let scheme = if c.admin.tls.is_some() { "https" } else { "http" };
             Some(format!("{scheme}://{listen}"))
         };
@@ -194,6 +202,16 @@ pub fn table(v: &Value) -> String {
         }
     }
     s
+}
+
+/// `meridian ready`: whether `/readyz` says ready (a container's or a supervisor's health
+/// check; the exit code is what it reads).
+pub async fn ready(admin: &Admin) -> Result<String, CtlError> {
+    let (code, v) = admin.call("GET", "/readyz", None).await?;
+    if code != 200 {
+        return Err(fail(1, format!("not ready: {} answered {code}", admin.base)));
+    }
+    Ok(format!("{}\n", v["status"].as_str().unwrap_or("ready")))
 }
 
 /// `meridian reload`.

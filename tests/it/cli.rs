@@ -304,27 +304,35 @@ fn bind_failure_exits_2() {
     );
 }
 
-/// The container image's configuration, derived as the Dockerfile derives it (the default
-/// configuration listening on 0.0.0.0, beside zones/ and geoip/ in /etc/meridian).
+/// The container image's configuration as docker/rootfs.sh lays it out in /etc/meridian:
+/// valid, on every interface, and refused without the admin token it asks for.
 #[test]
 fn check_accepts_the_container_config() {
     let dir = TempDir::new();
-    let text = std::fs::read_to_string(repo().join("meridian.toml")).unwrap();
-    assert!(
-        text.contains("\"127.0.0.1:5353\""),
-        "the Dockerfile's sed expects this listen address"
-    );
-    dir.write("meridian.toml", &text.replace("\"127.0.0.1:5353\"", "\"0.0.0.0:5353\""));
-    for sub in ["zones", "geoip"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(repo().join(sub)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+    let rootfs = dir.path().join("rootfs");
+    let o = Command::new(repo().join("docker/rootfs.sh"))
+        .arg(&rootfs)
+        .arg(env!("CARGO_BIN_EXE_meridian"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let etc = rootfs.join("etc/meridian");
+    let check = |token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_meridian"));
+        c.current_dir(&etc).args(["check"]).env_remove("MERIDIAN_ADMIN_TOKEN");
+        if let Some(t) = token {
+            c.env("MERIDIAN_ADMIN_TOKEN", t);
         }
-    }
-    let out = run(dir.path(), &["check"]);
+        c.output().unwrap()
+    };
+    let out = check(Some("0123456789abcdef0123"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("listen 0.0.0.0:5353"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("listen 0.0.0.0:5353"), "{text}");
+    let out = check(None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("environment variable MERIDIAN_ADMIN_TOKEN is not set"), "{err}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod admin;
 mod alloc;
 mod burst;
 mod cli;
+mod container;
 mod dig;
 mod dns;
 mod fake;

@@ -1,0 +1,266 @@
+//! The container image (docker/): built offline from docker/rootfs.sh and docker/Containerfile
+//! with Debian's buildah, then run with podman as an operator would: a read-only root, DNS and
+//! the admin API published on loopback, the token from the environment or a mounted secret,
+//! configuration from a mounted volume, a HEALTHCHECK on /readyz, SIGTERM to stop.
+//!
+//! podman runs containers here with two settings that this kind of machine needs (see
+//! docker/README.md): `--runtime runc`, because crun refuses the host's hybrid cgroup layout
+//! ("cgroups in hybrid mode not supported"), and explicit `--ulimit nofile/nproc` below the
+//! host's limits, because podman's defaults for root ask for more than the host allows and the
+//! runtime's setrlimit fails with EPERM.
+
+use crate::harness::{TempDir, repo};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "container-test-token-0123456789";
+
+fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .args(["--runtime", "runc"])
+        .args(args)
+        .output()
+        .expect("podman is installed (the test command installs podman, buildah and runc)")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Runs `podman run -d` with the settings every container here gets; the container's ID.
+fn start(image: &str, extra: &[&str]) -> Result<String, String> {
+    let mut args = vec![
+        "run",
+        "-d",
+        "--read-only",
+        "--ulimit",
+        "nofile=4096:4096",
+        "--ulimit",
+        "nproc=4096:4096",
+    ];
+    args.extend_from_slice(extra);
+    args.push(image);
+    let o = podman(&args);
+    if !o.status.success() {
+        return Err(text(&o));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// Removes the test's containers and image, whatever happened.
+struct Cleanup {
+    image: String,
+    containers: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = podman(&["rm", "-f", "-t", "0", c]);
+        }
+        let _ = podman(&["rmi", "-f", &self.image]);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn dig(port: u16, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=2", "+tries=2", "+short"])
+        .args(args)
+        .output()
+        .expect("dig is installed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `GET /readyz` on the published admin port: the status code, 0 when nothing answers.
+fn readyz(port: u16) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return 0 };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    r.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// Waits (at most 30 s) until the container's published /readyz says 200.
+fn wait_ready(id: &str, admin: u16) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while readyz(admin) != 200 {
+        assert!(Instant::now() < until, "not ready after 30 s:\n{}", text(&podman(&["logs", id])));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn image_builds_offline_and_serves_from_podman() {
+    let dir = TempDir::new();
+    let rootfs = dir.path().join("rootfs");
+    let o = Command::new(repo().join("docker/rootfs.sh"))
+        .arg(&rootfs)
+        .arg(env!("CARGO_BIN_EXE_meridian"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "docker/rootfs.sh: {}", text(&o));
+    let image = format!("localhost/meridian-test:{}", std::process::id());
+    let mut cleanup = Cleanup { image: image.clone(), containers: Vec::new() };
+    let o = Command::new("buildah")
+        .args(["bud", "--quiet", "--format", "docker", "--layers=false", "-f"])
+        .arg(repo().join("docker/Containerfile"))
+        .args(["-t", &image])
+        .arg(&rootfs)
+        .output()
+        .expect("buildah is installed (the test command installs it)");
+    assert!(o.status.success(), "buildah bud: {}", text(&o));
+
+    // What the image says about itself.
+    let o = podman(&["image", "inspect", &image]);
+    assert!(o.status.success(), "{}", text(&o));
+    let inspect: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let config = &inspect[0]["Config"];
+    assert_eq!(config["User"], "65532:65532", "{config}");
+    assert_eq!(inspect[0]["Healthcheck"]["Test"], serde_json::json!(["CMD", "meridian", "ready"]));
+    for port in ["5353/udp", "5353/tcp", "8053/tcp"] {
+        assert!(config["ExposedPorts"].get(port).is_some(), "{port} not exposed: {config}");
+    }
+    // Only the binary, its libraries, the user and the default configuration: no shell.
+    assert!(!rootfs.join("bin/sh").exists() && !rootfs.join("usr/bin/sh").exists());
+
+    // Can this machine run containers at all? If not, say exactly why and check the image's
+    // filesystem from a chroot instead (as the unprivileged user the image runs as).
+    let probe = podman(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=4096:4096",
+        "--ulimit",
+        "nproc=4096:4096",
+        &image,
+        "--version",
+    ]);
+    if !probe.status.success() {
+        eprintln!(
+            "podman cannot run containers here, so the image is checked by chroot: {}",
+            text(&probe)
+        );
+        let o = Command::new("chroot")
+            .args(["--userspec=65532:65532"])
+            .arg(&rootfs)
+            .args(["/usr/local/bin/meridian", "-c", "/etc/meridian/meridian.toml", "check"])
+            .env("MERIDIAN_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "meridian check in the image's root: {}", text(&o));
+        return;
+    }
+    assert!(text(&probe).contains("meridian "), "{}", text(&probe));
+
+    // 1. The image's own configuration, the token from the environment.
+    let (dns, admin) = (free_port(), free_port());
+    let udp = format!("127.0.0.1:{dns}:5353/udp");
+    let tcp = format!("127.0.0.1:{dns}:5353/tcp");
+    let api = format!("127.0.0.1:{admin}:8053/tcp");
+    let env = format!("MERIDIAN_ADMIN_TOKEN={TOKEN}");
+    let id = start(&image, &["-e", &env, "-p", &udp, "-p", &tcp, "-p", &api]).unwrap();
+    cleanup.containers.push(id.clone());
+    wait_ready(&id, admin);
+    assert_eq!(dig(dns, &["www.app.example.com"]), "192.0.2.10");
+    assert_eq!(dig(dns, &["+tcp", "www.app.example.com"]), "192.0.2.10");
+    let o = podman(&["healthcheck", "run", &id]);
+    assert!(o.status.success(), "the HEALTHCHECK failed: {}", text(&o));
+    // The operator CLI inside the container finds the admin API from the configuration.
+    let o = podman(&["exec", "-e", &env, &id, "meridian", "status"]);
+    assert!(text(&o).contains("www.app.example.com."), "{}", text(&o));
+    // SIGTERM: drains (2 s in the image's configuration), then exits 0.
+    let t = Instant::now();
+    let o = podman(&["stop", "-t", "20", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let took = t.elapsed();
+    let o = podman(&["inspect", &id, "--format", "{{.State.ExitCode}}"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0", "exit code after SIGTERM");
+    let logs = text(&podman(&["logs", &id]));
+    assert!(logs.contains("SIGTERM received") && logs.contains("stopped"), "{logs}");
+    eprintln!("podman stop took {took:?} (2 s of it is the configured drain)");
+
+    // 2. Without a token the admin API on every interface is refused, with the reason.
+    let id = start(&image, &[]).unwrap();
+    cleanup.containers.push(id.clone());
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = podman(&["inspect", &id, "--format", "{{.State.Status}} {{.State.ExitCode}}"]);
+        let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if state.starts_with("exited") {
+            assert_eq!(state, "exited 1");
+            break;
+        }
+        assert!(Instant::now() < until, "a tokenless container kept running: {state}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs = text(&podman(&["logs", &id]));
+    assert!(logs.contains("environment variable MERIDIAN_ADMIN_TOKEN is not set"), "{logs}");
+
+    // 3. An operator's own configuration, zones and GeoIP from a mounted volume, the token from
+    // a mounted secret file.
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(etc.join("zones")).unwrap();
+    std::fs::create_dir_all(etc.join("geoip")).unwrap();
+    std::fs::copy(repo().join("geoip/demo.mmdb"), etc.join("geoip/demo.mmdb")).unwrap();
+    std::fs::write(
+        etc.join("zones/ops.test.zone"),
+        "$TTL 60\n@ SOA ns1 hostmaster 7 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\nmounted A 192.0.2.77\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("meridian.toml"),
+        "[server]\nlisten = [\"0.0.0.0:5353\"]\n[[zone]]\nname = \"ops.test.\"\nfile = \"zones/ops.test.zone\"\n[geoip]\ndatabase = \"geoip/demo.mmdb\"\n[admin]\nlisten = \"0.0.0.0:8053\"\ntoken_file = \"/run/secrets/meridian/token\"\n",
+    )
+    .unwrap();
+    let secret = dir.write("token", &format!("{TOKEN}\n"));
+    // The container's user reads both.
+    for p in [&etc, &etc.join("zones"), &etc.join("geoip")] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    for p in [&secret, &etc.join("meridian.toml"), &etc.join("zones/ops.test.zone")] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let (dns, admin) = (free_port(), free_port());
+    let udp = format!("127.0.0.1:{dns}:5353/udp");
+    let api = format!("127.0.0.1:{admin}:8053/tcp");
+    let vol = format!("{}:/etc/meridian:ro", etc.display());
+    let sec = format!("{}:/run/secrets/meridian/token:ro", secret.display());
+    let id = start(&image, &["-v", &vol, "-v", &sec, "-p", &udp, "-p", &api]).unwrap();
+    cleanup.containers.push(id.clone());
+    wait_ready(&id, admin);
+    assert_eq!(dig(dns, &["mounted.ops.test"]), "192.0.2.77");
+    let o = podman(&["kill", "--signal", "TERM", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = podman(&["wait", &id]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "0", "{}", text(&o));
+}
+
+/// docker/Dockerfile (for Docker, with a build stage) makes the same image as
+/// docker/Containerfile: their final stages agree line for line below the COPY.
+#[test]
+fn dockerfile_and_containerfile_agree() {
+    let tail = |file: &str| {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        let last = text.rfind("FROM scratch").unwrap_or_else(|| panic!("{file}: no FROM scratch"));
+        let lines: Vec<String> = text[last..]
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect();
+        assert!(lines[1].starts_with("COPY "), "{file}: {}", lines[1]);
+        lines[2..].to_vec()
+    };
+    let (a, b) = (tail("docker/Containerfile"), tail("docker/Dockerfile"));
+    assert!(a.len() >= 8, "{a:?}");
+    assert_eq!(a, b, "docker/Containerfile and docker/Dockerfile differ");
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "target"), "target/ would be sent to Docker");
+}
