@@ -44,6 +44,15 @@ if [ ${#packages[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" </dev/null >/dev/null
   [ "$made_policy" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
 fi
+# podman-compose 1.1 or newer (Debian 12's 1.0.3 cannot give containers fixed addresses), from
+# PyPI into a virtual environment of its own: the compose demo (tests/it/container.rs).
+compose_venv=${XDG_CACHE_HOME:-$HOME/.cache}/meridian/podman-compose
+if ! "$compose_venv/bin/podman-compose" --version >/dev/null 2>&1; then
+  echo "==> installing podman-compose into $compose_venv"
+  python3 -m venv "$compose_venv"
+  "$compose_venv/bin/pip" install -q 'podman-compose>=1.1' </dev/null
+fi
+export MERIDIAN_PODMAN_COMPOSE=$compose_venv/bin/podman-compose
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

@@ -140,8 +140,9 @@ pub async fn load(
     report: Duration,
 ) -> std::io::Result<()> {
     let end = ramp.last().map_or(Duration::ZERO, |p| p.0);
+    // Any local address: the server may be on loopback or across a (container) network.
     let sock =
-        Arc::new(UdpSocket::bind(if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }).await?);
+        Arc::new(UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?);
     let query = query_bytes(name);
     let start = Instant::now();
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();

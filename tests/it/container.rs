@@ -264,3 +264,118 @@ fn dockerfile_and_containerfile_agree() {
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
     assert!(ignore.lines().any(|l| l == "target"), "target/ would be sent to Docker");
 }
+
+/// The compose demo (docker/compose/): the shipped compose file and configuration, both
+/// images built here, podman-compose bringing up Meridian, the two apps, Prometheus and the
+/// load generator on a shortened ramp. Meridian must burst while the ramp is high (its load read
+/// from Prometheus) and come all the way back to Idle after it falls.
+#[test]
+fn compose_demo_bursts_and_returns() {
+    let dir = TempDir::new();
+    let rootfs = dir.path().join("rootfs");
+    let o = Command::new(repo().join("docker/rootfs.sh"))
+        .arg(&rootfs)
+        .arg(env!("CARGO_BIN_EXE_meridian"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "docker/rootfs.sh: {}", text(&o));
+    let pid = std::process::id();
+    let image = format!("localhost/meridian-compose-test:{pid}");
+    let prom = format!("localhost/meridian-compose-test-prometheus:{pid}");
+    let _img = Cleanup { image: image.clone(), containers: Vec::new() };
+    let _prom = Cleanup { image: prom.clone(), containers: Vec::new() };
+    let o = Command::new("buildah")
+        .args(["bud", "--quiet", "--format", "docker", "--layers=false", "-f"])
+        .arg(repo().join("docker/Containerfile"))
+        .args(["-t", &image])
+        .arg(&rootfs)
+        .output()
+        .expect("buildah is installed");
+    assert!(o.status.success(), "buildah bud: {}", text(&o));
+    let o = Command::new(repo().join("docker/compose/build-prometheus-image.sh"))
+        .arg(&prom)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "build-prometheus-image.sh: {}", text(&o));
+
+    let compose_bin =
+        std::env::var("MERIDIAN_PODMAN_COMPOSE").unwrap_or_else(|_| "podman-compose".into());
+    let project = format!("meridian-test-{pid}");
+    let (dns, admin, prometheus) = (free_port(), free_port(), free_port());
+    let compose = |args: &[&str]| {
+        Command::new(&compose_bin)
+            .args(["--podman-run-args=--runtime runc", "-p", &project, "-f"])
+            .arg(repo().join("docker/compose/compose.yaml"))
+            .args(args)
+            .env("MERIDIAN_ADMIN_TOKEN", TOKEN)
+            .env("MERIDIAN_IMAGE", &image)
+            .env("PROMETHEUS_IMAGE", &prom)
+            .env("DNS_PORT", dns.to_string())
+            .env("ADMIN_PORT", admin.to_string())
+            .env("PROMETHEUS_PORT", prometheus.to_string())
+            // 10 → 100 requests/s for 30 s, then 10 until the end: a burst and its return.
+            .env("RAMP", "0s:10,5s:10,10s:100,40s:100,45s:10,120s:10")
+            .output()
+            .expect("podman-compose (1.1 or newer) is installed; the test command installs it")
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "-t", "2"]);
+        }
+    }
+    let o = compose(&["up", "-d"]);
+    let _down = Down(&compose);
+    assert!(o.status.success(), "podman-compose up: {}", text(&o));
+
+    // Before the ramp rises: every answer is on-premises.
+    let until = Instant::now() + Duration::from_secs(30);
+    while readyz(admin) != 200 {
+        assert!(Instant::now() < until, "Meridian not ready: {}", text(&compose(&["logs"])));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(dig(dns, &["www.app.example.com"]), "10.89.53.11");
+
+    // The burst state every second, from the admin API, for at most 200 s.
+    let status = || -> Option<(String, f64, Option<f64>)> {
+        let out = Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(["--admin", &format!("http://127.0.0.1:{admin}"), "status", "--json"])
+            .env("MERIDIAN_ADMIN_TOKEN", TOKEN)
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let p = &v["profiles"][0];
+        Some((
+            p["burst"]["state"].as_str()?.to_string(),
+            p["burst"]["share"].as_f64()?,
+            p["endpoints"][0]["load"]["utilisation"].as_f64(),
+        ))
+    };
+    let start = Instant::now();
+    let (mut max_share, mut max_util, mut burst_seen, mut back) = (0.0f64, 0.0f64, false, false);
+    let mut states = Vec::new();
+    while start.elapsed() < Duration::from_secs(200) {
+        std::thread::sleep(Duration::from_secs(1));
+        let Some((state, share, util)) = status() else { continue };
+        max_share = max_share.max(share);
+        max_util = max_util.max(util.unwrap_or(0.0));
+        if states.last() != Some(&state) {
+            states.push(state.clone());
+        }
+        burst_seen |= state == "Bursting" && share > 0.0;
+        if burst_seen && state == "Idle" && share == 0.0 {
+            back = true;
+            break;
+        }
+    }
+    let load_log = text(&compose(&["logs", "load"]));
+    eprintln!(
+        "compose demo: states {states:?}, max share {max_share:.2}, max utilisation {max_util:.2}, back to Idle after {:?}",
+        start.elapsed()
+    );
+    assert!(max_util > 0.8, "Prometheus never reported the ramp: {max_util}\n{load_log}");
+    assert!(burst_seen, "no burst: {states:?}\n{load_log}");
+    assert!(back, "not back to Idle within 200 s: {states:?}\n{load_log}");
+    assert!(load_log.contains("10.89.53.12"), "no request reached the public app:\n{load_log}");
+    assert_eq!(dig(dns, &["www.app.example.com"]), "10.89.53.11");
+}
