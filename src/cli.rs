@@ -162,6 +162,18 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         report: String,
     },
+    /// Print a shell completion script: `meridian completions bash > /etc/bash_completion.d/meridian`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a directory:
+    /// `meridian man --dir /usr/local/share/man/man1`
+    Man {
+        /// Write meridian.1 and meridian-COMMAND.1 pages here instead
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Import profiles from elsewhere.
     Import {
         #[command(subcommand)]
@@ -276,6 +288,25 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         | Command::Endpoint { .. }
         | Command::Load { .. } => {
             Ok(()) // carried out above
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "meridian", &mut buf);
+            out(&String::from_utf8_lossy(&buf));
+            Ok(())
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            if let Some(dir) = dir {
+                clap_mangen::generate_to(Cli::command(), &dir)?;
+                outln!("manual pages written to {}", dir.display());
+                return Ok(());
+            }
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+            out(&String::from_utf8_lossy(&buf));
+            Ok(())
         }
         Command::Serve => app::serve(app::Options { config: cli.config, reload_on_sighup: true }),
         Command::Check => {

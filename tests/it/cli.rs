@@ -1172,3 +1172,50 @@ fn kubernetes_manifests_parse_and_their_config_checks() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("listen 0.0.0.0:5353"));
 }
+
+/// `meridian completions bash` is a script bash accepts and that completes subcommands and
+/// flags; `meridian man --dir` writes a page for every command the main page refers to.
+#[test]
+fn completions_and_manual_pages() {
+    let dir = TempDir::new();
+    let out = run(dir.path(), &["completions", "bash"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let script = dir.write("meridian.bash", &String::from_utf8_lossy(&out.stdout));
+    // Complete "meridian st" and "meridian endpoint disable --r" the way bash would.
+    let complete = |words: &str, cword: usize| {
+        let program = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _meridian meridian \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let o = Command::new("bash").args(["-c", &program]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect::<Vec<_>>()
+    };
+    let got = complete("meridian st", 1);
+    assert_eq!(got, ["status"], "{got:?}");
+    let got = complete("meridian endpoint disable --r", 3);
+    assert!(got.contains(&"--reason".to_string()), "{got:?}");
+    for shell in ["zsh", "fish"] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let out = run(dir.path(), &["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+
+    let man = dir.path().join("man1");
+    std::fs::create_dir(&man).unwrap();
+    let out = run(dir.path(), &["man", "--dir", man.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let main = std::fs::read_to_string(man.join("meridian.1")).unwrap();
+    assert!(main.contains(".TH meridian 1"), "{main}");
+    // Every page the main page points at exists.
+    let mut referred = 0;
+    for line in main.lines().filter(|l| l.starts_with("meridian\\-") && l.ends_with("(1)")) {
+        let page = line.trim_end_matches("(1)").replace("\\-", "-");
+        assert!(man.join(format!("{page}.1")).exists(), "{page}.1 is referred to but missing");
+        referred += 1;
+    }
+    assert!(referred >= 10, "{referred} pages referred to:\n{main}");
+    let status = std::fs::read_to_string(man.join("meridian-status.1")).unwrap();
+    assert!(status.contains("\\-\\-json"), "{status}");
+}
