@@ -44,15 +44,18 @@ if [ ${#packages[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" </dev/null >/dev/null
   [ "$made_policy" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
 fi
-# podman-compose 1.1 or newer (Debian 12's 1.0.3 cannot give containers fixed addresses), from
-# PyPI into a virtual environment of its own: the compose demo (tests/it/container.rs).
-compose_venv=${XDG_CACHE_HOME:-$HOME/.cache}/meridian/podman-compose
-if ! "$compose_venv/bin/podman-compose" --version >/dev/null 2>&1; then
-  echo "==> installing podman-compose into $compose_venv"
-  python3 -m venv "$compose_venv"
-  "$compose_venv/bin/pip" install -q 'podman-compose>=1.1' </dev/null
+# From PyPI, into a virtual environment of the project's own: podman-compose 1.1 or newer
+# (Debian 12's 1.0.3 cannot give containers fixed addresses) for the compose demo
+# (tests/it/container.rs), and kubernetes-validate (Kubernetes' own schemas, offline) for the
+# manifests (tests/it/cli.rs).
+venv=${XDG_CACHE_HOME:-$HOME/.cache}/meridian/venv
+if ! "$venv/bin/podman-compose" --version >/dev/null 2>&1 || ! [ -x "$venv/bin/kubernetes-validate" ]; then
+  echo "==> installing podman-compose and kubernetes-validate into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'podman-compose>=1.1' 'kubernetes-validate>=1.29' </dev/null
 fi
-export MERIDIAN_PODMAN_COMPOSE=$compose_venv/bin/podman-compose
+export MERIDIAN_PODMAN_COMPOSE=$venv/bin/podman-compose
+export MERIDIAN_KUBERNETES_VALIDATE=$venv/bin/kubernetes-validate
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

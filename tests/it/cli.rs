@@ -1144,18 +1144,15 @@ fn systemd_unit_verifies_and_token_file_works() {
 }
 
 /// The Kubernetes manifests parse as YAML (six objects: ConfigMap, Deployment, two Services,
-/// PodDisruptionBudget, ServiceMonitor), and the configuration their ConfigMap carries passes
+/// PodDisruptionBudget, ServiceMonitor), validate strictly against Kubernetes' own schemas
+/// (kubernetes-validate, offline; the ServiceMonitor is a CRD it has no schema for, so its
+/// references are checked here), and the configuration their ConfigMap carries passes
 /// `meridian check` (with its token file where the Secret would be mounted).
 #[test]
 fn kubernetes_manifests_parse_and_their_config_checks() {
     let dir = TempDir::new();
-    let script = "import sys, yaml\n\
-        docs = list(yaml.safe_load_all(open(sys.argv[1])))\n\
-        print(' '.join(d['kind'] for d in docs))\n\
-        cm = next(d for d in docs if d['kind'] == 'ConfigMap')\n\
-        for name, text in cm['data'].items():\n    open(sys.argv[2] + '/' + name, 'w').write(text)\n";
     let out = Command::new("/usr/bin/python3")
-        .args(["-c", script])
+        .arg(repo().join("tests/data/kubernetes-check.py"))
         .arg(repo().join("deploy/kubernetes/meridian.yaml"))
         .arg(dir.path())
         .output()
@@ -1165,6 +1162,20 @@ fn kubernetes_manifests_parse_and_their_config_checks() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "ConfigMap Deployment Service Service PodDisruptionBudget ServiceMonitor"
     );
+    // Kubernetes' schemas, strict (unknown fields rejected): the oldest and newest supported.
+    let validate = std::env::var("MERIDIAN_KUBERNETES_VALIDATE")
+        .unwrap_or_else(|_| "kubernetes-validate".into());
+    for version in ["1.29.0", "1.37.0"] {
+        let out = Command::new(&validate)
+            .args(["--strict", "-k", version])
+            .arg(repo().join("deploy/kubernetes/meridian.yaml"))
+            .output()
+            .expect("kubernetes-validate is installed (the test command installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "against {version}: {text}");
+        assert_eq!(text.matches(" passed for resource ").count(), 5, "{text}");
+    }
     let cfg = std::fs::read_to_string(dir.path().join("meridian.toml")).unwrap();
     dir.write("meridian.toml", &cfg.replace("/run/secrets/meridian/token", "token"));
     dir.write("token", "0123456789abcdef-kubernetes-secret\n");
