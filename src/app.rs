@@ -136,7 +136,7 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
         generation_rx.clone(),
         stop_rx.clone(),
     ));
-    tasks.spawn(crate::control::load::supervise_bursts(
+    tasks.spawn(crate::control::bursts::supervise(
         shared.clone(),
         rt.clone(),
         generation_rx,

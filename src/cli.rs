@@ -149,9 +149,14 @@ pub enum Command {
         /// The name to resolve
         #[arg(default_value = "www.app.example.com")]
         name: String,
-        /// Meridian's DNS address
+        /// Meridian's DNS address; repeat it to spread the queries over several instances, as
+        /// resolvers spread theirs over a domain's name servers
         #[arg(long, default_value = "127.0.0.1:5353")]
-        server: std::net::SocketAddr,
+        server: Vec<std::net::SocketAddr>,
+        /// Send from this many client addresses (127.0.N.1, one /24 each; loopback servers
+        /// only), so that a sticky spill has clients to split
+        #[arg(long, default_value_t = 1)]
+        clients: u8,
         /// The apps' port
         #[arg(long, default_value_t = 8080)]
         port: u16,
@@ -392,13 +397,18 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
-        Command::DemoLoad { name, server, port, ramp, report } => {
+        Command::DemoLoad { name, server, clients, port, ramp, report } => {
             let usage = |e: String| AppError::Usage(crate::tools::explain::ExplainError(e));
             let ramp = crate::tools::demo::parse_ramp(&ramp).map_err(usage)?;
             let report = crate::config::parse_duration(&report)
                 .ok_or_else(|| usage(format!("{report:?} is not a duration")))?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(crate::tools::demo::load(server, &name, port, ramp, report))?;
+            if clients > 1 && server.iter().any(|s| !s.ip().is_loopback()) {
+                return Err(usage(
+                    "--clients sends from 127.0.N.1: every --server must be on loopback".into(),
+                ));
+            }
+            rt.block_on(crate::tools::demo::load(&server, clients, &name, port, ramp, report))?;
             Ok(())
         }
         Command::DemoEndpoints { names } => {

@@ -321,6 +321,26 @@ pub struct BurstDetail {
     pub transitions: u64,
     pub webhooks_ok: u64,
     pub webhooks_failed: u64,
+    /// In fleet mode: what the last aligned tick decided from.
+    pub fleet: Option<FleetView>,
+}
+
+/// The fleet view of a burst decision (`traffic::replay`): the aligned instant decided, the
+/// window replayed, and whether the shared data could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetView {
+    pub instant: SystemTime,
+    pub window: std::time::Duration,
+    /// Points in the window, and how many carried a load reading.
+    pub points: usize,
+    pub with_load: usize,
+    /// The consensus inputs at the instant: the fleet's published share, and whether the
+    /// primary and overflow groups were up by consensus (`None`: no report, own view used).
+    pub fleet_share: Option<f64>,
+    pub primary_up: Option<bool>,
+    pub overflow_up: Option<bool>,
+    /// Set when the shared data could not be read: this tick was decided locally.
+    pub error: Option<String>,
 }
 
 /// One profile's live state: the burst signals `select` reads, the lifecycle behind them, and

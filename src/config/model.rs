@@ -188,6 +188,23 @@ pub struct BurstConfig {
     pub transition_ttl: Option<u32>,
     pub on_warm: Option<Hook>,
     pub on_idle: Option<Hook>,
+    /// Decide as one fleet from the shared Prometheus (`[profile.burst.fleet]`).
+    pub fleet: Option<FleetConfig>,
+}
+
+/// How a fleet of instances decides a burst as one: from the Prometheus every primary
+/// endpoint's load comes from, at aligned instants, by replaying the lifecycle over `window`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetConfig {
+    /// How far back each replay starts.
+    pub window: Duration,
+    /// How far behind the wall clock the instant decided is (scrapes still arriving).
+    pub lag: Duration,
+    /// Label matchers selecting the fleet's own series, e.g. `job="meridian"` (or empty).
+    pub matchers: String,
+    /// The Prometheus server, and how it is called (the primary's load source's).
+    pub url: String,
+    pub client: ClientConfig,
 }
 
 /// A lifecycle webhook: an HTTP POST, or a local command given the same JSON on stdin.

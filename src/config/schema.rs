@@ -193,6 +193,17 @@ pub(super) struct RawBurst {
     pub(super) transition_ttl: Option<Spanned<i64>>,
     pub(super) on_warm: Option<Spanned<RawHook>>,
     pub(super) on_idle: Option<Spanned<RawHook>>,
+    pub(super) fleet: Option<Spanned<RawFleet>>,
+}
+
+/// `[profile.burst.fleet]`: decide from the shared Prometheus, as one fleet.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub(super) window: Option<Spanned<String>>,
+    pub(super) lag: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    pub(super) matchers: Option<Spanned<String>>,
 }
 
 /// `on_warm` / `on_idle`.

@@ -1444,6 +1444,10 @@ impl Validator<'_> {
             half_life,
             settle,
         };
+        let fleet = t
+            .fleet
+            .as_ref()
+            .and_then(|f| self.fleet(f, &rule, interval, &primary, &overflow, endpoints));
         Some(BurstConfig {
             primary,
             overflow,
@@ -1453,7 +1457,89 @@ impl Validator<'_> {
             transition_ttl,
             on_warm,
             on_idle,
+            fleet,
         })
+    }
+
+    /// `[profile.burst.fleet]`: every load the rule reads must come from one Prometheus, and
+    /// the window must be long enough for a replay from Idle to reach a burst's steady state.
+    fn fleet(
+        &mut self,
+        at: &Spanned<RawFleet>,
+        rule: &crate::traffic::burst::Rule,
+        interval: Duration,
+        primary: &[usize],
+        overflow: &[usize],
+        endpoints: &[EndpointConfig],
+    ) -> Option<FleetConfig> {
+        let f = at.get_ref();
+        let window =
+            self.duration(f.window.as_ref(), "fleet window").unwrap_or(Duration::from_secs(600));
+        let lag = self.duration(f.lag.as_ref(), "fleet lag").unwrap_or(Duration::from_secs(5));
+        let least = 2 * (2 * rule.sustain + 2 * rule.cooldown) + rule.drain_wait();
+        if window < least.max(interval * 10) {
+            let shown = humantime::format_duration(least.max(interval * 10)).to_string();
+            match &f.window {
+                Some(w) => self.error(
+                    w,
+                    format!("fleet window is too short for this rule: at least {shown}"),
+                    Some("2 × (2 × sustain + 2 × cooldown) + the longest TTL, and 10 intervals"),
+                ),
+                None => self.error(
+                    at,
+                    format!("the default fleet window (10m) is too short for this rule: set window to at least {shown}"),
+                    None,
+                ),
+            }
+        }
+        // Prometheus answers at most 11,000 points per series.
+        if window.as_secs_f64() / interval.as_secs_f64() > 10_000.0
+            && let Some(w) = &f.window
+        {
+            self.error(w, "fleet window holds more than 10,000 burst intervals", None);
+        }
+        if lag > interval * 10
+            && let Some(l) = &f.lag
+        {
+            self.error(l, "fleet lag must be at most 10 burst intervals", None);
+        }
+        let matchers =
+            f.matchers.as_ref().map(|m| m.get_ref().trim().to_string()).unwrap_or_default();
+        if matchers.contains(['{', '}'])
+            && let Some(m) = &f.matchers
+        {
+            self.error(m, "fleet match holds label matchers only, e.g. 'job=\"meridian\"'", None);
+        }
+        // One Prometheus for everything the rule reads.
+        let mut url: Option<(String, ClientConfig)> = None;
+        for &i in primary.iter().chain(overflow.iter()) {
+            let e = &endpoints[i];
+            let Some(l) = &e.load else { continue };
+            match &l.source {
+                LoadSource::Prometheus { url: u, .. } => match &url {
+                    None => url = Some((u.clone(), l.client.clone())),
+                    Some((first, _)) if first != u => {
+                        self.error(
+                            at,
+                            format!("fleet mode reads one Prometheus; endpoint {:?} queries {u}, another {first}", e.name),
+                            None,
+                        );
+                        return None;
+                    }
+                    Some(_) => {}
+                },
+                _ => {
+                    self.error(
+                        at,
+                        format!("fleet mode needs every burst endpoint's load from Prometheus; endpoint {:?} has another source", e.name),
+                        Some("source = \"prometheus\": the store every instance shares"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let (url, client) = url?;
+        Some(FleetConfig { window, lag, matchers, url, client })
     }
 }
 

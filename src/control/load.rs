@@ -367,31 +367,6 @@ pub async fn get(url: &str, client: &crate::config::ClientConfig) -> Result<Stri
     String::from_utf8(body).map_err(|_| "the body is not UTF-8".into())
 }
 
-/// One burst task per profile with a burst rule, re-planned after every reload. The lifecycle
-/// lives in the profile's live object, so it carries over reloads (and task restarts).
-pub async fn supervise_bursts(
-    shared: Arc<Shared>,
-    rt: Arc<Runtime>,
-    reloaded: watch::Receiver<u64>,
-    stop: watch::Receiver<bool>,
-) {
-    let plan = |snap: &Snapshot| {
-        let mut want = HashMap::new();
-        for (pid, p) in snap.policies.profiles.iter().enumerate() {
-            if let Some(b) = &p.burst {
-                let live = snap.signals.profile(pid as u32).clone();
-                want.insert(p.name.clone(), Bound { spec: b.clone(), live });
-            }
-        }
-        want
-    };
-    let start = |name: &crate::dns::name::Name, b: &Bound<ProfileBurst, ProfileLive>| {
-        let task = drive(name.clone(), b.spec.clone(), b.live.clone(), shared.clone(), rt.clone());
-        Some(tokio::spawn(task))
-    };
-    crate::control::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
-}
-
 /// What one tick of a burst rule did.
 #[derive(Debug, Clone)]
 pub struct Tick {
@@ -444,13 +419,32 @@ pub fn burst_inputs(
 /// the lifecycle the answers follow). The server's burst task and `meridian simulate` both
 /// run exactly this; `None` when the profile or its rule is gone.
 pub fn burst_tick(name: &crate::dns::name::Name, snap: &Snapshot, now: Instant) -> Option<Tick> {
+    let pid = snap.policies.profile_id(name)?;
+    let b = snap.policies.profiles[pid as usize].burst.as_ref()?;
+    let inputs = burst_inputs(snap, b, now);
+    publish(name, snap, pid, |d| {
+        let step = d.machine.step(now, inputs, &b.rule);
+        d.utilisation = inputs.utilisation;
+        (step, inputs)
+    })
+}
+
+/// Publishes what `decide` makes of profile `pid`'s lifecycle: the signals `select` reads and
+/// the detail `/v1/status` shows, changed together under the detail's lock; the webhook the
+/// step's event calls for.
+pub(crate) fn publish(
+    name: &crate::dns::name::Name,
+    snap: &Snapshot,
+    pid: u32,
+    decide: impl FnOnce(
+        &mut crate::live::BurstDetail,
+    ) -> (crate::traffic::burst::Step, crate::traffic::burst::Inputs),
+) -> Option<Tick> {
     use crate::live::BurstDetail;
     use crate::traffic::burst::{Event, Machine};
     let p = &snap.policies;
-    let pid = p.profile_id(name)?;
     let b = p.profiles[pid as usize].burst.as_ref()?;
     let profile = snap.signals.profile(pid);
-    let inputs = burst_inputs(snap, b, now);
     let mut detail = profile.burst();
     let d = detail.get_or_insert_with(|| BurstDetail {
         machine: Machine::new(),
@@ -459,9 +453,9 @@ pub fn burst_tick(name: &crate::dns::name::Name, snap: &Snapshot, now: Instant) 
         transitions: 0,
         webhooks_ok: 0,
         webhooks_failed: 0,
+        fleet: None,
     });
-    let step = d.machine.step(now, inputs, &b.rule);
-    d.utilisation = inputs.utilisation;
+    let (step, inputs) = decide(d);
     let machine = &d.machine;
     if step.transition.is_some() {
         d.last_transition = Some(SystemTime::now());
@@ -478,7 +472,7 @@ pub fn burst_tick(name: &crate::dns::name::Name, snap: &Snapshot, now: Instant) 
             "state": machine.state.as_str(),
             "primary": names(&b.primary),
             "overflow": names(&b.overflow),
-            "utilisation": inputs.utilisation,
+            "utilisation": d.utilisation,
             "share": machine.share,
             "timestamp": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         })
@@ -495,7 +489,7 @@ pub fn burst_tick(name: &crate::dns::name::Name, snap: &Snapshot, now: Instant) 
 /// The server's burst task: [`burst_tick`] every `interval` (the first at once), webhooks
 /// fired on their own tasks. The lifecycle lives in the profile's live object, so it carries
 /// over reloads (and task restarts).
-async fn drive(
+pub(crate) async fn drive(
     name: crate::dns::name::Name,
     cfg: ProfileBurst,
     profile: Arc<ProfileLive>,
@@ -508,16 +502,27 @@ async fn drive(
         tick.tick().await;
         let snap = shared.load();
         let Some(t) = burst_tick(&name, &snap, now()) else { continue };
-        if let Some((from, to)) = t.step.transition {
-            let share = profile.burst_share();
-            info!(profile = %name, from = from.as_str(), to = to.as_str(), utilisation = ?t.inputs.utilisation, share, "burst state changed");
-        }
-        if let Some(event) = t.step.event {
-            info!(profile = %name, event = ?event, "burst event");
-        }
-        if let Some((Some(hook), body)) = t.hook {
-            tokio::spawn(fire(hook, body, profile.clone(), rt.clone(), name.to_string()));
-        }
+        after_tick(&name, t, &profile, &rt);
+    }
+}
+
+/// What follows a burst tick, local or fleet: its transition and event logged, its webhook
+/// fired on a task of its own.
+pub(crate) fn after_tick(
+    name: &crate::dns::name::Name,
+    t: Tick,
+    profile: &Arc<ProfileLive>,
+    rt: &Arc<Runtime>,
+) {
+    if let Some((from, to)) = t.step.transition {
+        let share = profile.burst_share();
+        info!(profile = %name, from = from.as_str(), to = to.as_str(), utilisation = ?t.inputs.utilisation, share, "burst state changed");
+    }
+    if let Some(event) = t.step.event {
+        info!(profile = %name, event = ?event, "burst event");
+    }
+    if let Some((Some(hook), body)) = t.hook {
+        tokio::spawn(fire(hook, body, profile.clone(), rt.clone(), name.to_string()));
     }
 }
 

@@ -8,6 +8,7 @@
 //!   HTTP client of probes, load sources and webhooks.
 
 pub mod admin;
+pub mod bursts;
 pub mod health;
 pub mod http;
 pub mod load;

@@ -130,19 +130,30 @@ fn rate_at(pts: &[(Duration, f64)], t: Duration) -> f64 {
     }
 }
 
-/// Resolves `name` through `server` for every request and sends it to the address it was
-/// given (port `port`); prints the split every `report`. Stops at the end of the ramp.
+/// Resolves `name` through the `servers` (in turn) for every request, from `clients` client
+/// addresses (in turn), and sends it to the address it was given (port `port`); prints the
+/// split every `report`. Stops at the end of the ramp.
 pub async fn load(
-    server: SocketAddr,
+    servers: &[SocketAddr],
+    clients: u8,
     name: &str,
     port: u16,
     ramp: Vec<(Duration, f64)>,
     report: Duration,
 ) -> std::io::Result<()> {
     let end = ramp.last().map_or(Duration::ZERO, |p| p.0);
-    // Any local address: the server may be on loopback or across a (container) network.
-    let sock =
-        Arc::new(UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?);
+    let first = *servers.first().ok_or_else(|| std::io::Error::other("no server"))?;
+    let mut socks = Vec::new();
+    if clients > 1 {
+        // One client per /24 of loopback, as many resolvers would be.
+        for i in 1..=clients {
+            socks.push(UdpSocket::bind((std::net::Ipv4Addr::new(127, 0, i, 1), 0)).await?);
+        }
+    } else {
+        // Any local address: the server may be on loopback or across a (container) network.
+        socks.push(UdpSocket::bind(if first.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?);
+    }
+    let mut turn = 0usize;
     let query = query_bytes(name);
     let start = Instant::now();
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
@@ -156,7 +167,9 @@ pub async fn load(
         sent += rate_at(&ramp, t) * tick.as_secs_f64();
         while sent >= 1.0 {
             sent -= 1.0;
-            let target = match resolve(&sock, server, &query).await {
+            let (sock, server) = (&socks[turn % socks.len()], servers[turn % servers.len()]);
+            turn += 1;
+            let target = match resolve(sock, server, &query).await {
                 Some(ip) => {
                     let ok = tokio::time::timeout(
                         Duration::from_secs(1),

@@ -469,6 +469,14 @@ impl Machine {
         step
     }
 
+    /// The share the primary's reading reflects, as the next [`Machine::step`] at `now` will
+    /// work it out when no answers are counted (the fleet replay feeds no answer counters: one
+    /// instance's are not the fleet's).
+    pub fn seen_next(&self, now: Instant, rule: &Rule, primary_down: bool) -> f64 {
+        let held = if primary_down { 1.0 } else { self.held.unwrap_or(self.share) };
+        ewma(self.seen.zip(self.seen_at), held, now, rule.half_life)
+    }
+
     /// Whether answers should carry the profile's transition TTL (a change is under way).
     pub fn in_transition(&self) -> bool {
         self.state != State::Idle

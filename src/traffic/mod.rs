@@ -7,3 +7,4 @@
 pub mod burst;
 pub mod geo;
 pub mod policy;
+pub mod replay;

@@ -369,7 +369,7 @@ interval = "200ms"
 
 /// A free loopback TCP port (bound and released; the kernel will not hand it out again at
 /// once).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -389,12 +389,19 @@ impl Drop for Prometheus {
 }
 
 pub fn start_prometheus(scrape_port: u16) -> Prometheus {
+    start_prometheus_with(&format!(
+        "  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:{scrape_port}']\n"
+    ))
+}
+
+/// A Prometheus scraping every second what `jobs` (YAML items of `scrape_configs`) says.
+pub fn start_prometheus_with(jobs: &str) -> Prometheus {
     let dir = TempDir::new();
     let port = free_port();
     dir.write(
         "prometheus.yml",
         &format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:{scrape_port}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
         ),
     );
     let child = std::process::Command::new("prometheus")

@@ -186,6 +186,7 @@ fn the_configuration_reference_matches_the_schema() {
         ("RawClient", "## `client = { ... }`"),
         ("RawBurst", "## `[profile.burst]`"),
         ("RawHook", "## `[profile.burst.on_warm]`"),
+        ("RawFleet", "## `[profile.burst.fleet]`"),
     ];
     let documented = |heading: &str| -> Vec<String> {
         let start = doc

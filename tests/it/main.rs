@@ -9,6 +9,7 @@ mod container;
 mod dig;
 mod dns;
 mod fake;
+mod fleet;
 mod harness;
 mod health;
 mod https;

@@ -118,6 +118,20 @@ pub(super) fn status(snap: &Snapshot, rt: &Runtime) -> Value {
                     "transitions": b.as_ref().map_or(0, |b| b.transitions),
                     "webhooks_delivered": b.as_ref().map_or(0, |b| b.webhooks_ok),
                     "webhooks_failed": b.as_ref().map_or(0, |b| b.webhooks_failed),
+                    // Fleet mode: the instant decided, the window replayed, the consensus
+                    // inputs, and whether the shared data could be read.
+                    "fleet": b.as_ref().and_then(|b| b.fleet.as_ref()).map(|f| json!({
+                        "instant": rfc3339(f.instant),
+                        "instant_unix": f.instant.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+                        "window_seconds": f.window.as_secs_f64(),
+                        "points": f.points,
+                        "points_with_load": f.with_load,
+                        "fleet_share": f.fleet_share,
+                        "primary_up": f.primary_up,
+                        "overflow_up": f.overflow_up,
+                        "decided_by": if f.error.is_some() { "local" } else { "fleet" },
+                        "error": f.error,
+                    })),
                 });
             }
             v

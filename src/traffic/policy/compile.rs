@@ -100,6 +100,7 @@ pub fn compile(config: &Config) -> Policies {
             interval: b.interval,
             on_warm: b.on_warm.clone(),
             on_idle: b.on_idle.clone(),
+            fleet: b.fleet.clone(),
         });
         profiles.push(Profile {
             name: pc.name.clone(),

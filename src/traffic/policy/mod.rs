@@ -116,6 +116,8 @@ pub struct ProfileBurst {
     pub interval: std::time::Duration,
     pub on_warm: Option<crate::config::Hook>,
     pub on_idle: Option<crate::config::Hook>,
+    /// Decided as one fleet from the shared Prometheus (`traffic::replay`).
+    pub fleet: Option<crate::config::FleetConfig>,
 }
 
 /// Every profile and endpoint of a snapshot, by dense id.

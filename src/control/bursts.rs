@@ -1,0 +1,315 @@
+//! The burst tasks: one per profile with a burst rule, local (`load::drive`: the lifecycle
+//! stepped from this instance's own readings every `interval`) or, for a
+//! `[profile.burst.fleet]` rule, the fleet's.
+//!
+//! Fleet mode: at every aligned
+//! instant `t = k × interval` of the wall clock (decided `lag` later, so that scrapes up to `t`
+//! have arrived), it reads the window `[t - window, t]` from the shared Prometheus with range
+//! queries at step `interval`, replays the lifecycle over it (`traffic::replay`), and publishes
+//! the result. Every instance reads the same points, so every instance decides the same.
+//!
+//! Per tick and profile, it costs Prometheus one range query per primary endpoint (and per
+//! overflow endpoint with a load source), one for the fleet's published share and one for the
+//! fleet's health reports, each of `window / interval + 1` points.
+//!
+//! When Prometheus cannot be read (down, slow, an error), the tick is decided locally, as a
+//! rule without `fleet` is: the lifecycle continues from the fleet's last decision with this
+//! instance's own load readings and health (a load from an unreachable Prometheus is unknown,
+//! so the state and share hold where the fleet left them; the safety exits still act on the
+//! instance's own probes). The status says so, and the next readable tick rejoins the fleet.
+
+use crate::config::{FleetConfig, LoadSource};
+use crate::control::load::{self, Tick};
+use crate::control::runtime::Runtime;
+use crate::control::supervise::Bound;
+use crate::dns::name::Name;
+use crate::live::{FleetView, ProfileLive};
+use crate::state::{Shared, Snapshot};
+use crate::traffic::policy::{ProfileBurst, available};
+use crate::traffic::replay::{self, Point};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// One burst task per profile with a burst rule, re-planned after every reload. The lifecycle
+/// lives in the profile's live object, so it carries over reloads (and task restarts).
+pub async fn supervise(
+    shared: Arc<Shared>,
+    rt: Arc<Runtime>,
+    reloaded: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+) {
+    let plan = |snap: &Snapshot| {
+        let mut want = HashMap::new();
+        for (pid, p) in snap.policies.profiles.iter().enumerate() {
+            if let Some(b) = &p.burst {
+                let live = snap.signals.profile(pid as u32).clone();
+                want.insert(p.name.clone(), Bound { spec: b.clone(), live });
+            }
+        }
+        want
+    };
+    let start = |name: &crate::dns::name::Name, b: &Bound<ProfileBurst, ProfileLive>| {
+        let (name, spec, live) = (name.clone(), b.spec.clone(), b.live.clone());
+        let (shared, rt) = (shared.clone(), rt.clone());
+        Some(if spec.fleet.is_some() {
+            tokio::spawn(drive(name, spec, live, shared, rt))
+        } else {
+            tokio::spawn(load::drive(name, spec, live, shared, rt))
+        })
+    };
+    crate::control::supervise::supervise(shared.clone(), reloaded, stop, plan, start).await;
+}
+
+/// The aligned instant to decide next after wall time `now`: the first `k × interval` with
+/// `k × interval + lag > now`.
+pub fn next_instant(now: SystemTime, interval: Duration, lag: Duration) -> SystemTime {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default().saturating_sub(lag);
+    let step = interval.as_nanos().max(1);
+    let k = since.as_nanos() / step + 1;
+    UNIX_EPOCH + Duration::from_nanos((k * step) as u64)
+}
+
+/// One range query: the series it returned, each as (labels, values by point index).
+async fn range(
+    f: &FleetConfig,
+    query: &str,
+    start: f64,
+    end: f64,
+    step: f64,
+    n: usize,
+) -> Result<Vec<(serde_json::Value, Vec<Option<f64>>)>, String> {
+    let url = format!(
+        "{}/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step}",
+        f.url.trim_end_matches('/'),
+        percent_encoding::utf8_percent_encode(query, percent_encoding::NON_ALPHANUMERIC),
+    );
+    let body = load::get(&url, &f.client).await?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
+    if v["status"] != "success" {
+        return Err(format!(
+            "query {query} failed: {}",
+            v["error"].as_str().unwrap_or("unknown error")
+        ));
+    }
+    let result = v["data"]["result"].as_array().ok_or("no result in the answer")?;
+    Ok(result
+        .iter()
+        .map(|series| {
+            let mut values = vec![None; n];
+            for pair in series["values"].as_array().into_iter().flatten() {
+                let (Some(ts), Some(x)) =
+                    (pair[0].as_f64(), pair[1].as_str().and_then(|s| s.parse::<f64>().ok()))
+                else {
+                    continue;
+                };
+                let i = ((ts - start) / step).round();
+                if i >= 0.0 && (i as usize) < n && x.is_finite() {
+                    values[i as usize] = Some(x);
+                }
+            }
+            (series["metric"].clone(), values)
+        })
+        .collect())
+}
+
+/// The selector of the fleet's own series for profile `name`.
+fn selector(f: &FleetConfig, name: &Name) -> String {
+    let extra = if f.matchers.is_empty() { String::new() } else { format!(",{}", f.matchers) };
+    format!("{{profile=\"{name}\"{extra}}}")
+}
+
+/// Reads the window ending at `instant` for profile `pid`'s rule.
+pub async fn fetch(
+    snap: &Snapshot,
+    pid: u32,
+    b: &ProfileBurst,
+    f: &FleetConfig,
+    instant: SystemTime,
+) -> Result<Vec<Point>, String> {
+    let p = &snap.policies;
+    let name = &p.profiles[pid as usize].name;
+    let step = b.interval.as_secs_f64();
+    let end = instant.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    let start = end - f.window.as_secs_f64();
+    let n = (f.window.as_secs_f64() / step).round() as usize + 1;
+    let load_of = |id: u32| p.endpoints[id as usize].load.as_ref();
+    // One load series per endpoint: (endpoint, capacity, values).
+    let loads = |ids: &[u32]| {
+        let ids: Vec<u32> = ids.to_vec();
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                let Some(cfg) = load_of(id) else { continue };
+                let LoadSource::Prometheus { query, .. } = &cfg.source else { continue };
+                let series = range(f, query, start, end, step, n).await?;
+                let values = match series.as_slice() {
+                    [one] => one.1.clone(),
+                    [] => vec![None; n],
+                    many => {
+                        return Err(format!(
+                            "the load query of {} returned {} series; it must return one",
+                            p.endpoints[id as usize].name,
+                            many.len()
+                        ));
+                    }
+                };
+                // The check every sample passes, whatever its source.
+                let values = values
+                    .into_iter()
+                    .map(|v| v.and_then(|x| load::validate(x, cfg.capacity).ok()))
+                    .collect::<Vec<_>>();
+                out.push((id, cfg.capacity, values));
+            }
+            Ok::<_, String>(out)
+        }
+    };
+    let sel = selector(f, name);
+    let share_q = format!("max(meridian_burst_share{sel})");
+    let health_q = format!("avg by (endpoint) (meridian_endpoint_available{sel})");
+    let (primary, overflow, share, health) = tokio::try_join!(
+        loads(&b.primary),
+        loads(&b.overflow),
+        range(f, &share_q, start, end, step, n),
+        range(f, &health_q, start, end, step, n),
+    )?;
+    let share: Vec<Option<f64>> =
+        share.into_iter().next().map(|s| s.1).unwrap_or_else(|| vec![None; n]);
+    let health: HashMap<String, Vec<Option<f64>>> = health
+        .into_iter()
+        .filter_map(|(m, v)| Some((m["endpoint"].as_str()?.to_string(), v)))
+        .collect();
+    let total_capacity: f64 =
+        b.primary.iter().filter_map(|&id| load_of(id)).map(|c| c.capacity).sum();
+    let every_overflow_loaded = !b.overflow.is_empty() && overflow.len() == b.overflow.len();
+    // Consensus: up when at least half the reporting instances say available; an endpoint no
+    // instance reported at that point counts as this instance sees it now.
+    let up = |ids: &[u32], j: usize| -> Option<bool> {
+        let mut reported = false;
+        let mut any = false;
+        for &id in ids {
+            let e = &p.endpoints[id as usize];
+            match health.get(&e.name).and_then(|v| v[j]) {
+                Some(frac) => {
+                    reported = true;
+                    any |= frac >= 0.5;
+                }
+                None => any |= available(p, id, &snap.signals, 0),
+            }
+        }
+        reported.then_some(any)
+    };
+    Ok((0..n)
+        .map(|j| {
+            let (mut l, mut c) = (0.0, 0.0);
+            for (_, cap, v) in &primary {
+                if let Some(x) = v[j] {
+                    l += x;
+                    c += cap;
+                }
+            }
+            let overflow_load = every_overflow_loaded
+                .then(|| overflow.iter().map(|(_, _, v)| v[j]).sum::<Option<f64>>())
+                .flatten()
+                .filter(|_| total_capacity > 0.0)
+                .map(|o| o / total_capacity);
+            Point {
+                utilisation: (c > 0.0).then(|| l / c),
+                overflow: overflow_load,
+                fleet_share: share[j],
+                primary_up: up(&b.primary, j),
+                overflow_up: up(&b.overflow, j),
+            }
+        })
+        .collect())
+}
+
+/// One fleet tick of profile `name` for `instant`: fetch, replay, publish; on a fetch error,
+/// the local tick, with the reason in the status.
+pub async fn tick(name: &Name, snap: &Snapshot, instant: SystemTime) -> Option<Tick> {
+    let p = &snap.policies;
+    let pid = p.profile_id(name)?;
+    let b = p.profiles[pid as usize].burst.as_ref()?;
+    let f = b.fleet.as_ref()?;
+    // A fetch must finish well within the interval (and never past 10 s).
+    let limit = (b.interval * 9 / 10).min(Duration::from_secs(10));
+    let fetched = match tokio::time::timeout(limit, fetch(snap, pid, b, f, instant)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("Prometheus did not answer within {limit:?}")),
+    };
+    let view = |points: &[Point], error: Option<String>| {
+        let last = points.last().copied().unwrap_or_default();
+        FleetView {
+            instant,
+            window: f.window,
+            points: points.len(),
+            with_load: points.iter().filter(|p| p.utilisation.is_some()).count(),
+            fleet_share: last.fleet_share,
+            primary_up: last.primary_up,
+            overflow_up: last.overflow_up,
+            error,
+        }
+    };
+    match fetched {
+        Ok(points) => {
+            let local_up = (
+                b.primary.iter().any(|&id| available(p, id, &snap.signals, 0)),
+                b.overflow.iter().any(|&id| available(p, id, &snap.signals, 0)),
+            );
+            let now = load::now();
+            let r = replay::replay(&b.rule, b.interval, &points, now, local_up);
+            let v = view(&points, None);
+            load::publish(name, snap, pid, |d| {
+                let step = replay::step_between(d.machine.state, r.machine.state);
+                d.machine = r.machine.clone();
+                d.utilisation = r.observed;
+                d.fleet = Some(v);
+                (step, r.last)
+            })
+        }
+        Err(e) => {
+            let t = load::burst_tick(name, snap, load::now());
+            let mut guard = snap.signals.profile(pid).burst();
+            if let Some(d) = guard.as_mut() {
+                let mut v = d.fleet.clone().unwrap_or_else(|| view(&[], None));
+                v.instant = instant;
+                v.error = Some(e);
+                d.fleet = Some(v);
+            }
+            t
+        }
+    }
+}
+
+/// The burst task of a fleet rule: one [`tick`] per aligned instant.
+pub async fn drive(
+    name: Name,
+    cfg: ProfileBurst,
+    profile: Arc<ProfileLive>,
+    shared: Arc<Shared>,
+    rt: Arc<Runtime>,
+) {
+    let Some(f) = cfg.fleet.clone() else { return };
+    let mut failing = false;
+    loop {
+        let instant = next_instant(SystemTime::now(), cfg.interval, f.lag);
+        let wake = (instant + f.lag).duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::time::sleep(wake).await;
+        let snap = shared.load();
+        let Some(t) = tick(&name, &snap, instant).await else { continue };
+        let error = profile.burst().as_ref().and_then(|d| d.fleet.as_ref()?.error.clone());
+        match (&error, failing) {
+            (Some(e), false) => {
+                warn!(profile = %name, error = %e, "fleet data unreadable; deciding locally")
+            }
+            (None, true) => {
+                info!(profile = %name, "fleet data readable again; deciding as the fleet")
+            }
+            _ => {}
+        }
+        failing = error.is_some();
+        load::after_tick(&name, t, &profile, &rt);
+    }
+}

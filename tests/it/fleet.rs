@@ -1,0 +1,303 @@
+//! A fleet that decides as one (`[profile.burst.fleet]`), with real parts: three Meridian
+//! processes on 127.0.0.51–53, started at different times and one restarted mid-burst, one
+//! real Prometheus scraping the two demo apps and the three instances, and the demo load
+//! generator spreading a 10 → 100 → 10 requests/s ramp from 40 client prefixes over the three
+//! instances, as resolvers spread theirs over a domain's name servers.
+//!
+//! At every aligned instant the instances must report the same burst state and share, and for
+//! 20 client subnets (`dig +subnet`) give the same answers. When Prometheus goes away each
+//! instance says it decides locally and holds where the fleet was.
+
+use crate::burst::{free_port, start_prometheus_with};
+use crate::harness::TempDir;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A process of the binary under test, stopped by PID when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(dir: &TempDir, config: &str, args: &[&str], log: &str) -> Proc {
+    let log = std::fs::File::create(dir.path().join(log)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .arg("-c")
+        .arg(dir.path().join(config))
+        .args(args)
+        .env_remove("MERIDIAN_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+fn get(addr: &str, path: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).ok()?;
+    serde_json::from_str(r.split("\r\n\r\n").nth(1)?).ok()
+}
+
+/// An instance's decision: (instant, state, share, decided by). Without fleet mode (the
+/// baseline measurement) the instant is the second it was read in.
+fn decision(admin: &str) -> Option<(u64, String, f64, String)> {
+    let v = get(admin, "/v1/status")?;
+    let b = &v["profiles"][0]["burst"];
+    let f = &b["fleet"];
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    Some((
+        f["instant_unix"].as_f64().map_or(now, |t| t.round() as u64),
+        b["state"].as_str()?.to_string(),
+        b["share"].as_f64()?,
+        f["decided_by"].as_str().unwrap_or("fleet").to_string(),
+    ))
+}
+
+/// The A answers of one instance for every subnet, with one dig.
+fn answers(dns: &str, subnets: &[String]) -> Vec<String> {
+    let (ip, port) = dns.split_once(':').unwrap();
+    let mut args = vec![
+        format!("@{ip}"),
+        "-p".into(),
+        port.into(),
+        "+short".into(),
+        "+tries=1".into(),
+        "+time=1".into(),
+    ];
+    for s in subnets {
+        args.push(format!("+subnet={s}"));
+        args.push("www.fleet.test".into());
+    }
+    let out = Command::new("dig").args(&args).output().expect("dig is installed");
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+}
+
+const ZONE: &str =
+    "$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.51\n";
+
+/// `MERIDIAN_FLEET_BASELINE=1` runs the same fleet without `[profile.burst.fleet]` (each
+/// instance deciding alone, as before fleet mode) and only prints the figures: the "before" of
+/// the closing note. Without it the test asserts the fleet decides as one.
+#[test]
+fn three_instances_decide_as_one() {
+    let baseline = std::env::var_os("MERIDIAN_FLEET_BASELINE").is_some();
+    let dir = TempDir::new();
+    dir.write("fleet.zone", ZONE);
+    let (dns_port, admin_port, app_port) = (free_port(), free_port(), free_port());
+    let admins: Vec<String> = (1..=3).map(|i| format!("127.0.0.5{i}:{admin_port}")).collect();
+    let dnss: Vec<String> = (1..=3).map(|i| format!("127.0.0.5{i}:{dns_port}")).collect();
+    let jobs = format!(
+        "  - job_name: apps\n    static_configs:\n      - targets: ['127.0.0.61:{app_port}', '127.0.0.62:{app_port}']\n  - job_name: meridian\n    static_configs:\n      - targets: [{}]\n",
+        admins.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
+    );
+    let prometheus = start_prometheus_with(&jobs);
+    let config = |i: usize| {
+        format!(
+            r#"[server]
+listen = ["127.0.0.5{i}:{dns_port}"]
+udp_workers = 1
+[[zone]]
+name = "fleet.test."
+file = "fleet.zone"
+[admin]
+listen = "127.0.0.5{i}:{admin_port}"
+[[profile]]
+name = "www"
+method = "priority"
+ttl = 2
+[profile.monitor]
+protocol = "http"
+port = {app_port}
+path = "/health"
+interval = "1s"
+timeout = "500ms"
+tolerated_failures = 1
+[profile.burst]
+primary = "on-premises"
+overflow = "public-cloud"
+warm_at = 0.6
+burst_at = 0.8
+release_at = 0.4
+target = 0.7
+sustain = "3s"
+cooldown = "6s"
+interval = "1s"
+max_step = 0.2
+max_share = 0.8
+transition_ttl = 1
+sticky = "client-subnet"
+[profile.burst.fleet]
+window = "60s"
+lag = "2s"
+match = 'job="meridian"'
+[[profile.endpoint]]
+name = "on-premises"
+address = "127.0.0.61"
+priority = 1
+[profile.endpoint.load]
+source = "prometheus"
+url = "http://127.0.0.1:{prom}"
+query = 'demo_requests_per_second{{job="apps",endpoint="on-premises"}}'
+capacity = 50
+interval = "1s"
+half_life = "2s"
+stale_after = "10s"
+[[profile.endpoint]]
+name = "public-cloud"
+address = "127.0.0.62"
+priority = 2
+"#,
+            prom = prometheus.port
+        )
+    };
+    for i in 1..=3 {
+        let mut c = config(i);
+        if baseline {
+            let a = c.find("[profile.burst.fleet]").unwrap();
+            let b = c.find("[[profile.endpoint]]").unwrap();
+            c.replace_range(a..b, "");
+        }
+        dir.write(&format!("m{i}.toml"), &c);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .arg("-c")
+        .arg(dir.path().join("m1.toml"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _apps = spawn(&dir, "m1.toml", &["demo-endpoints"], "apps.log");
+    // Started at different times.
+    let mut instances: Vec<Option<Proc>> = Vec::new();
+    for i in 1..=3 {
+        instances.push(Some(spawn(&dir, &format!("m{i}.toml"), &["serve"], &format!("m{i}.log"))));
+        std::thread::sleep(Duration::from_millis(2300));
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while !admins.iter().all(|a| decision(a).is_some_and(|d| d.3 == "fleet")) {
+        assert!(Instant::now() < until, "the instances never decided as the fleet");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let servers: Vec<String> =
+        dnss.iter().flat_map(|d| ["--server".to_string(), d.clone()]).collect();
+    let mut load_args = vec!["demo-load", "www.fleet.test", "--clients", "40", "--report", "10s"];
+    let port = app_port.to_string();
+    load_args.extend(["--port", &port, "--ramp", "0s:10,5s:10,10s:100,50s:100,55s:10,110s:10"]);
+    load_args.extend(servers.iter().map(String::as_str));
+    let load = spawn(&dir, "m1.toml", &load_args, "load.log");
+    let started = Instant::now();
+
+    let subnets: Vec<String> = (1..=20).map(|i| format!("10.{i}.7.0/24")).collect();
+    // Per instant: each instance's (state, share), as it reported them.
+    let mut seen: BTreeMap<u64, [Option<(String, f64)>; 3]> = BTreeMap::new();
+    let (mut answer_rounds, mut answer_disagreements, mut spilled_answers) = (0, 0, 0);
+    let mut restarted_at: Option<Instant> = None;
+    let mut rejoined_after: Option<Duration> = None;
+    let mut states = Vec::new();
+    while started.elapsed() < Duration::from_secs(125) {
+        // Read at mid-interval: the ticks publish just after each whole second plus the lag.
+        let frac = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_millis();
+        std::thread::sleep(Duration::from_millis(((1500 - frac as u64) % 1000).max(1)));
+        let t = started.elapsed();
+        // Instance 3 stops mid-burst and comes back 5 s later.
+        if t > Duration::from_secs(35) && restarted_at.is_none() && instances[2].is_some() {
+            instances[2] = None;
+        }
+        if t > Duration::from_secs(40) && restarted_at.is_none() {
+            instances[2] = Some(spawn(&dir, "m3.toml", &["serve"], "m3-again.log"));
+            restarted_at = Some(Instant::now());
+        }
+        let before: Vec<_> = admins.iter().map(|a| decision(a)).collect();
+        for (i, d) in before.iter().enumerate() {
+            if let Some((instant, state, share, by)) = d
+                && by == "fleet"
+            {
+                seen.entry(*instant).or_default()[i] = Some((state.clone(), *share));
+                if i == 0 && states.last() != Some(state) {
+                    states.push(state.clone());
+                }
+            }
+        }
+        if let (Some(at), None, Some(Some(d3)), Some(Some(d1))) =
+            (restarted_at, rejoined_after, before.get(2), before.first())
+            && d3.0 == d1.0
+            && (&d3.1, d3.2) == (&d1.1, d1.2)
+        {
+            rejoined_after = Some(at.elapsed());
+        }
+        // The same answers from every instance, when all three decided the same instant.
+        let instants: Vec<Option<u64>> = before.iter().map(|d| d.as_ref().map(|d| d.0)).collect();
+        if instants.iter().all(|i| i.is_some() && *i == instants[0]) {
+            let got: Vec<Vec<String>> = dnss.iter().map(|d| answers(d, &subnets)).collect();
+            let after: Vec<Option<u64>> = admins.iter().map(|a| decision(a).map(|d| d.0)).collect();
+            if after == instants {
+                answer_rounds += 1;
+                spilled_answers += got[0].iter().filter(|a| *a == "127.0.0.62").count();
+                if got.iter().any(|g| *g != got[0] || g.len() != subnets.len()) {
+                    answer_disagreements += 1;
+                    eprintln!("answers differ at {t:?}: {got:?}");
+                }
+            }
+        }
+    }
+    drop(load);
+    // Disagreements: instants at which two instances published different decisions.
+    let mut compared = 0;
+    let mut disagreements = Vec::new();
+    for (instant, per) in &seen {
+        let have: Vec<&(String, f64)> = per.iter().flatten().collect();
+        if have.len() < 2 {
+            continue;
+        }
+        compared += 1;
+        if have.iter().any(|d| *d != have[0]) {
+            disagreements.push(format!("{instant}: {per:?}"));
+        }
+    }
+    eprintln!(
+        "fleet: {compared} instants compared, {} state/share disagreements; {answer_rounds} answer rounds ({} answers each), {answer_disagreements} disagreeing, {spilled_answers} spilled answers seen; states {states:?}; restarted instance rejoined after {rejoined_after:?}",
+        disagreements.len(),
+        subnets.len() * 3
+    );
+    let load_log = std::fs::read_to_string(dir.path().join("load.log")).unwrap_or_default();
+    if baseline {
+        eprintln!("baseline (no fleet mode): {}", disagreements.join("\n"));
+        return;
+    }
+    assert!(compared >= 60, "only {compared} instants compared");
+    assert!(disagreements.is_empty(), "instances disagreed:\n{}", disagreements.join("\n"));
+    assert_eq!(answer_disagreements, 0);
+    assert!(answer_rounds >= 30, "only {answer_rounds} answer rounds");
+    assert!(states.iter().any(|s| s == "Bursting"), "no burst: {states:?}\n{load_log}");
+    assert!(spilled_answers > 0, "no subnet was ever spilled");
+    assert_eq!(states.last().map(String::as_str), Some("Idle"), "{states:?}\n{load_log}");
+    assert!(rejoined_after.is_some_and(|d| d < Duration::from_secs(10)), "{rejoined_after:?}");
+
+    // Prometheus gone: every instance says it decides locally, and holds the fleet's decision.
+    let last: Vec<_> = admins.iter().map(|a| decision(a).unwrap()).collect();
+    drop(prometheus);
+    std::thread::sleep(Duration::from_secs(4));
+    for (a, before) in admins.iter().zip(&last) {
+        let v = get(a, "/v1/status").unwrap();
+        let b = &v["profiles"][0]["burst"];
+        assert_eq!(b["fleet"]["decided_by"], "local", "{b}");
+        assert!(b["fleet"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{b}");
+        assert_eq!(
+            (b["state"].as_str().unwrap(), b["share"].as_f64().unwrap()),
+            (before.1.as_str(), before.2)
+        );
+    }
+    let log = std::fs::read_to_string(dir.path().join("m1.log")).unwrap();
+    assert!(log.contains("fleet data unreadable; deciding locally"), "{log}");
+}
