@@ -143,6 +143,7 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
         stop_rx.clone(),
     ));
     tasks.spawn(expire_overrides(shared.clone(), rt.clone(), stop_rx.clone()));
+    tasks.spawn(crate::control::consensus::run(shared.clone(), stop_rx.clone()));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let hup = if opts.reload_on_sighup {

@@ -129,6 +129,9 @@ pub struct Health {
     pub probes_failed: u64,
     pub probe_seconds: f64,
     pub transitions: u64,
+    /// This instance's own verdict (the probe machine's status), when it has probed. The
+    /// status answers follow is this, unless a consensus decides.
+    pub verdict: Option<Status>,
 }
 
 impl Default for Health {
@@ -140,6 +143,7 @@ impl Default for Health {
             probes_failed: 0,
             probe_seconds: 0.0,
             transitions: 0,
+            verdict: None,
         }
     }
 }
@@ -191,6 +195,19 @@ pub struct EndpointDetail {
     pub health: Health,
     pub admin: Option<AdminOverride>,
     pub load: Load,
+    /// Health by consensus (`consensus = "prometheus"`): what the fleet's probes said at the
+    /// last instant read, `None` when there was no report (this instance's verdict decides).
+    pub consensus: Option<Consensus>,
+}
+
+/// What the fleet's probes said about an endpoint at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consensus {
+    /// At least half the reporting instances see it up.
+    pub up: bool,
+    /// The share of reporting instances that see it up.
+    pub fraction: f64,
+    pub instant: SystemTime,
 }
 
 /// One endpoint's live state: the signals `policy::select` reads, and their detail.
@@ -299,8 +316,24 @@ impl EndpointLive {
         if let Some(to) = new_status {
             d.health.since = SystemTime::now();
             d.health.transitions += 1;
-            self.set_status(to);
+            d.health.verdict = Some(to);
+            self.set_status(effective(&d, to));
         }
+    }
+
+    /// This instance's own verdict: what its probes decided (the status, before any probe).
+    pub fn verdict(&self) -> Status {
+        let d = self.detail();
+        d.health.verdict.unwrap_or_else(|| self.status())
+    }
+
+    /// Sets (or clears) the fleet's consensus; the status follows it, or this instance's own
+    /// verdict without one. Both under the lock.
+    pub fn set_consensus(&self, c: Option<Consensus>) {
+        let mut d = self.detail();
+        d.consensus = c;
+        let own = d.health.verdict.unwrap_or_else(|| self.status());
+        self.set_status(effective(&d, own));
     }
 
     /// Forgets what the probes found and sets `status`: Unmonitored when the endpoint's
@@ -308,7 +341,17 @@ impl EndpointLive {
     pub fn reset_health(&self, status: Status) {
         let mut d = self.detail();
         d.health = Health::default();
+        d.consensus = None;
         self.set_status(status);
+    }
+}
+
+/// The status answers follow: the fleet's consensus when there is one, else `own`.
+fn effective(d: &EndpointDetail, own: Status) -> Status {
+    match &d.consensus {
+        Some(c) if c.up => Status::Online,
+        Some(_) => Status::Degraded,
+        None => own,
     }
 }
 

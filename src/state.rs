@@ -42,6 +42,8 @@ pub struct Snapshot {
     /// as in the snapshot before, for every endpoint the two share.
     pub signals: Signals,
     pub geo: Option<GeoDb>,
+    /// `[fleet]`: the Prometheus the fleet shares, for health by consensus.
+    pub fleet: Option<config::FleetShared>,
 }
 
 impl Snapshot {
@@ -199,6 +201,7 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
         sources,
         server: config.server,
         admin: config.admin,
+        fleet: config.fleet,
         zones: ZoneSet::new(zones),
         settings,
         policies,

@@ -64,6 +64,7 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
         text,
         lines: crate::diag::Lines::new(text),
         diags: Diagnostics::default(),
+        fleet_declared: raw.fleet.is_some(),
     };
     let server = v.server(raw.server);
     let zones = v.zones(raw.zones);
@@ -73,7 +74,8 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
     });
     let profiles = v.profiles(raw.profiles, &zones, geoip.is_some());
     let admin = v.admin(raw.admin);
-    let config = Config { path: path.to_path_buf(), server, zones, geoip, profiles, admin };
+    let fleet = v.fleet_shared(raw.fleet.as_ref());
+    let config = Config { path: path.to_path_buf(), server, zones, geoip, profiles, admin, fleet };
     Ok((config, v.diags))
 }
 

@@ -18,6 +18,19 @@ pub struct Config {
     pub geoip: Option<GeoIpConfig>,
     pub profiles: Vec<ProfileConfig>,
     pub admin: AdminConfig,
+    pub fleet: Option<FleetShared>,
+}
+
+/// `[fleet]`: the Prometheus the instances of a fleet share (it scrapes every instance), for
+/// health by consensus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetShared {
+    pub url: String,
+    pub client: ClientConfig,
+    /// Label matchers selecting the fleet's own series (or empty).
+    pub matchers: String,
+    /// How far behind the wall clock the instant read is.
+    pub lag: Duration,
 }
 
 /// `[admin]`: the HTTP admin API, metrics and status page.
@@ -48,6 +61,8 @@ pub struct MonitorConfig {
     pub expected_status: Vec<(u16, u16)>,
     pub headers: Vec<(String, String)>,
     pub verify_tls: bool,
+    /// Health by consensus (`consensus = "prometheus"`): the fleet's probe results decide.
+    pub consensus: bool,
 }
 
 /// A monitor's protocol.

@@ -15,6 +15,18 @@ pub(super) struct RawConfig {
     #[serde(default, rename = "profile")]
     pub(super) profiles: Vec<RawProfile>,
     pub(super) admin: Option<RawAdmin>,
+    pub(super) fleet: Option<Spanned<RawFleetShared>>,
+}
+
+/// `[fleet]`: the Prometheus a fleet of instances shares, for health by consensus.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleetShared {
+    pub(super) prometheus: Spanned<String>,
+    #[serde(rename = "match")]
+    pub(super) matchers: Option<Spanned<String>>,
+    pub(super) lag: Option<Spanned<String>>,
+    pub(super) client: Option<Spanned<RawClient>>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +99,7 @@ pub(super) struct RawMonitor {
     pub(super) expected_status: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
     pub(super) verify_tls: Option<Spanned<bool>>,
+    pub(super) consensus: Option<Spanned<String>>,
 }
 
 impl RawMonitor {
@@ -103,6 +116,7 @@ impl RawMonitor {
             expected_status: self.expected_status.or(base.expected_status),
             headers: self.headers.or(base.headers),
             verify_tls: self.verify_tls.or(base.verify_tls),
+            consensus: self.consensus.or(base.consensus),
         }
     }
 }

@@ -18,6 +18,8 @@ pub(super) struct Validator<'a> {
     pub(super) text: &'a str,
     pub(super) lines: crate::diag::Lines,
     pub(super) diags: Diagnostics,
+    /// Whether the configuration has a `[fleet]` table (monitors' consensus needs one).
+    pub(super) fleet_declared: bool,
 }
 
 impl Validator<'_> {
@@ -1130,6 +1132,28 @@ impl Validator<'_> {
             }
         }
         let verify_tls = m.verify_tls.as_ref().is_some_and(|b| *b.get_ref());
+        let consensus = match &m.consensus {
+            None => false,
+            Some(c) if c.get_ref() == "none" => false,
+            Some(c) if c.get_ref() == "prometheus" => {
+                if !self.fleet_declared {
+                    self.error(
+                        c,
+                        "consensus = \"prometheus\" needs the fleet's Prometheus",
+                        Some("add [fleet] with prometheus = \"http://prometheus:9090\""),
+                    );
+                }
+                true
+            }
+            Some(c) => {
+                self.error(
+                    c,
+                    format!("unknown monitor consensus {:?}", c.get_ref()),
+                    Some("\"prometheus\" (the fleet's probe results decide) or \"none\""),
+                );
+                false
+            }
+        };
         Some(MonitorConfig {
             protocol,
             port,
@@ -1141,7 +1165,32 @@ impl Validator<'_> {
             expected_status,
             headers,
             verify_tls,
+            consensus,
         })
+    }
+
+    /// `[fleet]`.
+    pub(super) fn fleet_shared(
+        &mut self,
+        raw: Option<&Spanned<RawFleetShared>>,
+    ) -> Option<FleetShared> {
+        let f = raw?.get_ref();
+        let url = self.call_url(&f.prometheus, "fleet prometheus", "\"http://prometheus:9090\"");
+        let client = self.client(f.client.as_ref(), "fleet prometheus");
+        let matchers =
+            f.matchers.as_ref().map(|m| m.get_ref().trim().to_string()).unwrap_or_default();
+        if matchers.contains(['{', '}'])
+            && let Some(m) = &f.matchers
+        {
+            self.error(m, "fleet match holds label matchers only, e.g. 'job=\"meridian\"'", None);
+        }
+        let lag = self.duration(f.lag.as_ref(), "fleet lag").unwrap_or(Duration::from_secs(5));
+        if lag > Duration::from_secs(60)
+            && let Some(l) = &f.lag
+        {
+            self.error(l, "fleet lag must be at most 1m", None);
+        }
+        Some(FleetShared { url: url?, client, matchers, lag })
     }
 
     /// A duration-valued key, reported at its value when it is not one.

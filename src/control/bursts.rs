@@ -177,15 +177,19 @@ pub async fn fetch(
     )?;
     let share: Vec<Option<f64>> =
         share.into_iter().next().map(|s| s.1).unwrap_or_else(|| vec![None; n]);
+    // Gaps in an endpoint's reports (an instant before the first scrape, a missed one) take the
+    // nearest earlier report, or the first one: a function of the shared data alone, so every
+    // instance fills them alike. Only an endpoint with no report in the whole window falls
+    // back to this instance's own view.
     let health: HashMap<String, Vec<Option<f64>>> = health
         .into_iter()
-        .filter_map(|(m, v)| Some((m["endpoint"].as_str()?.to_string(), v)))
+        .filter_map(|(m, v)| Some((m["endpoint"].as_str()?.to_string(), filled(v))))
         .collect();
     let total_capacity: f64 =
         b.primary.iter().filter_map(|&id| load_of(id)).map(|c| c.capacity).sum();
     let every_overflow_loaded = !b.overflow.is_empty() && overflow.len() == b.overflow.len();
     // Consensus: up when at least half the reporting instances say available; an endpoint no
-    // instance reported at that point counts as this instance sees it now.
+    // instance reported in the window counts as this instance sees it now.
     let up = |ids: &[u32], j: usize| -> Option<bool> {
         let mut reported = false;
         let mut any = false;
@@ -224,6 +228,19 @@ pub async fn fetch(
             }
         })
         .collect())
+}
+
+/// Each gap takes the nearest earlier value, or (before the first) the first one.
+fn filled(mut v: Vec<Option<f64>>) -> Vec<Option<f64>> {
+    let Some(first) = v.iter().flatten().next().copied() else { return v };
+    let mut last = first;
+    for x in v.iter_mut() {
+        match x {
+            Some(now) => last = *now,
+            None => *x = Some(last),
+        }
+    }
+    v
 }
 
 /// One fleet tick of profile `name` for `instant`: fetch, replay, publish; on a fetch error,
@@ -311,5 +328,28 @@ pub async fn drive(
         }
         failing = error.is_some();
         load::after_tick(&name, t, &profile, &rt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_take_the_nearest_earlier_report() {
+        assert_eq!(
+            filled(vec![None, Some(1.0), None, Some(0.0), None]),
+            vec![Some(1.0), Some(1.0), Some(1.0), Some(0.0), Some(0.0)]
+        );
+        assert_eq!(filled(vec![None, None]), vec![None, None]);
+    }
+
+    #[test]
+    fn instants_are_aligned_to_the_interval_after_the_lag() {
+        let at = |s: f64| UNIX_EPOCH + Duration::from_secs_f64(s);
+        let i = Duration::from_secs(5);
+        // At 1002.3 s with a 2 s lag, 1000 was decided at 1002: next is 1005, decided at 1007.
+        assert_eq!(next_instant(at(1002.3), i, Duration::from_secs(2)), at(1005.0));
+        assert_eq!(next_instant(at(1001.9), i, Duration::from_secs(2)), at(1000.0));
     }
 }

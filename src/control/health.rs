@@ -129,7 +129,8 @@ async fn probe_loop(key: EndpointKey, spec: ProbeSpec, live: Arc<EndpointLive>) 
         // A monitor added by a reload to an endpoint that had none.
         live.reset_health(Status::CheckingEndpoint);
     }
-    let mut machine = Machine::new(live.status());
+    // From this instance's own verdict: a consensus may have set the status answers follow.
+    let mut machine = Machine::new(live.verdict());
     let mut ticker = tokio::time::interval(spec.monitor.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -281,6 +282,7 @@ mod tests {
             expected_status: vec![(200, 299)],
             headers: vec![],
             verify_tls: false,
+            consensus: false,
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod bursts;
+pub mod consensus;
 pub mod health;
 pub mod http;
 pub mod load;

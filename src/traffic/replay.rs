@@ -23,7 +23,8 @@
 //! **Health** comes from the fleet too: an endpoint counts as up at an instant when at least
 //! half of the instances reporting `meridian_endpoint_available` for it say 1 (Traffic
 //! Manager's "fewer than half up means down"), so one instance's broken probe path does not
-//! move the fleet. Instants with no report use this instance's own view of now.
+//! move the fleet. A gap in an endpoint's reports takes the nearest earlier report (or the
+//! first); only an endpoint with no report in the whole window uses this instance's own view.
 
 use crate::traffic::burst::{Event, Inputs, Machine, Rule, State, Step, ewma};
 use std::time::{Duration, Instant};

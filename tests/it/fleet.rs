@@ -60,7 +60,12 @@ fn decision(admin: &str) -> Option<(u64, String, f64, String)> {
         f["instant_unix"].as_f64().map_or(now, |t| t.round() as u64),
         b["state"].as_str()?.to_string(),
         b["share"].as_f64()?,
-        f["decided_by"].as_str().unwrap_or("fleet").to_string(),
+        // Until the fleet's health reports exist (the first seconds of a new fleet), health
+        // in the replay is each instance's own view: not yet a fleet decision.
+        match (f["decided_by"].as_str(), f["primary_up"].is_null() || f["overflow_up"].is_null()) {
+            (Some("fleet"), true) => "fleet, own health".to_string(),
+            (by, _) => by.unwrap_or("fleet").to_string(),
+        },
     ))
 }
 
@@ -112,6 +117,10 @@ name = "fleet.test."
 file = "fleet.zone"
 [admin]
 listen = "127.0.0.5{i}:{admin_port}"
+[fleet]
+prometheus = "http://127.0.0.1:{prom}"
+match = 'job="meridian"'
+lag = "2s"
 [[profile]]
 name = "www"
 method = "priority"
@@ -123,6 +132,7 @@ path = "/health"
 interval = "1s"
 timeout = "500ms"
 tolerated_failures = 1
+consensus = "prometheus"
 [profile.burst]
 primary = "on-premises"
 overflow = "public-cloud"
@@ -161,8 +171,15 @@ priority = 2
             prom = prometheus.port
         )
     };
+    // Instance 2's probe path to the on-premises app is broken (it probes a closed port), while
+    // the other two see it up: by consensus, it stays Online everywhere.
+    let closed = free_port();
     for i in 1..=3 {
         let mut c = config(i);
+        if i == 2 {
+            let at = c.find("priority = 1\n").unwrap() + "priority = 1\n".len();
+            c.insert_str(at, &format!("[profile.endpoint.monitor]\nport = {closed}\n"));
+        }
         if baseline {
             let a = c.find("[profile.burst.fleet]").unwrap();
             let b = c.find("[[profile.endpoint]]").unwrap();
@@ -188,6 +205,30 @@ priority = 2
     while !admins.iter().all(|a| decision(a).is_some_and(|d| d.3 == "fleet")) {
         assert!(Instant::now() < until, "the instances never decided as the fleet");
         std::thread::sleep(Duration::from_millis(250));
+    }
+    // Instance 2's own probes find the on-premises app down; the fleet's say up.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = get(&admins[1], "/v1/status").unwrap_or_default();
+        let e = &v["profiles"][0]["endpoints"][0];
+        if e["verdict"] == "Degraded" && e["status"] == "Online" && e["consensus"]["up"] == true {
+            let f = e["consensus"]["fraction_up"].as_f64().unwrap();
+            assert!((f - 2.0 / 3.0).abs() < 0.01, "{e}");
+            break;
+        }
+        assert!(Instant::now() < until, "instance 2 never followed the consensus: {e}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // explain (the admin API's, on the live state) shows the consensus and the fleet view.
+    let v = get(&admins[1], "/v1/explain?name=www.fleet.test&client=10.1.7.0/24").unwrap();
+    let trace = v["trace"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string());
+    let trace = trace.collect::<Vec<_>>().join("\n");
+    for want in [
+        "by the fleet's consensus: 67 % of instances see it up (this instance's own probes: Degraded)",
+        "burst fleet: decided as one fleet every 1s at aligned instants",
+        "decided by the fleet",
+    ] {
+        assert!(trace.contains(want), "{want:?} not in:\n{trace}");
     }
     let servers: Vec<String> =
         dnss.iter().flat_map(|d| ["--server".to_string(), d.clone()]).collect();
@@ -224,8 +265,8 @@ priority = 2
                 && by == "fleet"
             {
                 seen.entry(*instant).or_default()[i] = Some((state.clone(), *share));
-                if i == 0 && states.last() != Some(state) {
-                    states.push(state.clone());
+                if i == 0 && states.last().map(|s: &(String, u64)| &s.0) != Some(state) {
+                    states.push((state.clone(), t.as_secs()));
                 }
             }
         }
@@ -279,25 +320,35 @@ priority = 2
     assert!(disagreements.is_empty(), "instances disagreed:\n{}", disagreements.join("\n"));
     assert_eq!(answer_disagreements, 0);
     assert!(answer_rounds >= 30, "only {answer_rounds} answer rounds");
-    assert!(states.iter().any(|s| s == "Bursting"), "no burst: {states:?}\n{load_log}");
+    assert!(states.iter().any(|s| s.0 == "Bursting"), "no burst: {states:?}\n{load_log}");
     assert!(spilled_answers > 0, "no subnet was ever spilled");
-    assert_eq!(states.last().map(String::as_str), Some("Idle"), "{states:?}\n{load_log}");
+    assert_eq!(states.last().map(|s| s.0.as_str()), Some("Idle"), "{states:?}\n{load_log}");
     assert!(rejoined_after.is_some_and(|d| d < Duration::from_secs(10)), "{rejoined_after:?}");
 
-    // Prometheus gone: every instance says it decides locally, and holds the fleet's decision.
+    // Prometheus gone: every instance says it decides locally. Instances 1 and 3 hold the
+    // fleet's decision; instance 2 falls back to its own probes, which find the on-premises
+    // app down, so that endpoint is Degraded there and its safety exit warms a burst.
     let last: Vec<_> = admins.iter().map(|a| decision(a).unwrap()).collect();
     drop(prometheus);
     std::thread::sleep(Duration::from_secs(4));
-    for (a, before) in admins.iter().zip(&last) {
+    for (i, (a, before)) in admins.iter().zip(&last).enumerate() {
         let v = get(a, "/v1/status").unwrap();
         let b = &v["profiles"][0]["burst"];
+        let e = &v["profiles"][0]["endpoints"][0];
         assert_eq!(b["fleet"]["decided_by"], "local", "{b}");
         assert!(b["fleet"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{b}");
-        assert_eq!(
-            (b["state"].as_str().unwrap(), b["share"].as_f64().unwrap()),
-            (before.1.as_str(), before.2)
-        );
+        assert!(e["consensus"].is_null(), "{e}");
+        let now = (b["state"].as_str().unwrap(), b["share"].as_f64().unwrap());
+        if i == 1 {
+            assert_eq!(e["status"], "Degraded", "{e}");
+            assert_ne!(now.0, "Idle", "{b}");
+        } else {
+            assert_eq!(e["status"], "Online", "{e}");
+            assert_eq!(now, (before.1.as_str(), before.2));
+        }
     }
+    let log = std::fs::read_to_string(dir.path().join("m2.log")).unwrap();
+    assert!(log.contains("fleet health unreadable"), "{log}");
     let log = std::fs::read_to_string(dir.path().join("m1.log")).unwrap();
     assert!(log.contains("fleet data unreadable; deciding locally"), "{log}");
 }

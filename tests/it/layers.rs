@@ -187,6 +187,7 @@ fn the_configuration_reference_matches_the_schema() {
         ("RawBurst", "## `[profile.burst]`"),
         ("RawHook", "## `[profile.burst.on_warm]`"),
         ("RawFleet", "## `[profile.burst.fleet]`"),
+        ("RawFleetShared", "## `[fleet]`"),
     ];
     let documented = |heading: &str| -> Vec<String> {
         let start = doc

@@ -95,6 +95,25 @@ pub(super) fn metrics(snap: &Snapshot, rt: &Runtime) -> String {
         .chain(retired.iter())
         .map(|(pn, en, l)| (pn, en, l.detail().health.clone()))
         .collect();
+    // This instance's own verdict, before any consensus: what the fleet's consensus reads.
+    header(
+        &mut out,
+        "meridian_endpoint_probe_up",
+        "gauge",
+        "1 when this instance's own probes find the endpoint up, 0 when down.",
+    );
+    for (id, (pn, en, l)) in current.iter().enumerate() {
+        if p.endpoints[id].monitor.is_none() {
+            continue;
+        }
+        let up = match l.detail().health.verdict {
+            Some(Status::Online) => 1,
+            Some(Status::Degraded) => 0,
+            _ => continue,
+        };
+        let _ =
+            writeln!(out, "meridian_endpoint_probe_up{{profile=\"{pn}\",endpoint=\"{en}\"}} {up}");
+    }
     header(&mut out, "meridian_probes_total", "counter", "Health probes, by result.");
     for (pn, en, h) in &probed {
         for (result, n) in [("success", h.probes_ok), ("failure", h.probes_failed)] {

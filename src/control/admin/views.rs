@@ -50,8 +50,20 @@ pub(super) fn endpoint_json(snap: &Snapshot, id: u32) -> Value {
         "monitored": e.monitor.is_some(),
         "answers": live.answers(),
     });
-    if e.monitor.is_some() {
+    if let Some(m) = &e.monitor {
         v["since"] = json!(rfc3339(d.health.since));
+        // This instance's own verdict; with a consensus, what the fleet's probes said.
+        v["verdict"] = json!(d.health.verdict.map(|s| s.as_str()));
+        if m.consensus {
+            v["consensus"] = match &d.consensus {
+                Some(c) => json!({
+                    "up": c.up,
+                    "fraction_up": c.fraction,
+                    "instant": rfc3339(c.instant),
+                }),
+                None => json!(null),
+            };
+        }
         if let Some(p) = &d.health.last_probe {
             v["last_probe"] = json!({
                 "at": rfc3339(p.at),

@@ -340,7 +340,24 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
             } else {
                 format!("status {}", signals.status(id).as_str())
             };
-            format!("endpoint {}: {} ({why})", e.name, if ok { "available" } else { "unavailable" })
+            // Health by consensus: the fleet's probes decided, whatever this instance's say.
+            let fleet = e.monitor.as_ref().filter(|m| m.consensus).map(|_| {
+                let live = signals.endpoint(id).detail();
+                let own = live.health.verdict.map_or("none yet", |s| s.as_str());
+                match &live.consensus {
+                    Some(c) => format!(
+                        "; by the fleet's consensus: {:.0} % of instances see it up (this instance's own probes: {own})",
+                        c.fraction * 100.0
+                    ),
+                    None => format!("; consensus: no fleet report, this instance's own probes decide ({own})"),
+                }
+            });
+            format!(
+                "endpoint {}: {} ({why}{})",
+                e.name,
+                if ok { "available" } else { "unavailable" },
+                fleet.unwrap_or_default()
+            )
         });
     }
     // Traffic Manager's "all degraded" rule, or the profile's own choice.

@@ -67,6 +67,40 @@ pub(super) fn spill<T: Trace>(
             if m.why.is_empty() { "no move yet" } else { &m.why }
         )
     });
+    // Fleet mode: what the decision was taken from.
+    if let Some(f) = &b.fleet {
+        d.trace.note(depth, || {
+            let head = format!(
+                "burst fleet: decided as one fleet every {} at aligned instants, from {} (window {}, lag {})",
+                humantime::format_duration(b.interval),
+                f.url,
+                humantime::format_duration(f.window),
+                humantime::format_duration(f.lag)
+            );
+            let detail = signals.profile(pid).burst();
+            let Some(v) = detail.as_ref().and_then(|b| b.fleet.as_ref()) else {
+                return format!("{head}; no fleet tick yet");
+            };
+            let up = |u: Option<bool>| match u {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "no report (own view)",
+            };
+            format!(
+                "{head}; instant {}: {} points ({} with load), fleet share {}, primary {}, overflow {}; {}",
+                humantime::format_rfc3339_seconds(v.instant),
+                v.points,
+                v.with_load,
+                v.fleet_share.map_or("none".to_string(), |s| format!("{s:.3}")),
+                up(v.primary_up),
+                up(v.overflow_up),
+                match &v.error {
+                    None => "decided by the fleet".to_string(),
+                    Some(e) => format!("decided locally: {e}"),
+                }
+            )
+        });
+    }
     if !go {
         return id;
     }
