@@ -309,13 +309,7 @@ fn bind_failure_exits_2() {
 #[test]
 fn check_accepts_the_container_config() {
     let dir = TempDir::new();
-    let rootfs = dir.path().join("rootfs");
-    let o = Command::new(repo().join("docker/rootfs.sh"))
-        .arg(&rootfs)
-        .arg(env!("CARGO_BIN_EXE_meridian"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rootfs = crate::container::rootfs(&dir);
     let etc = rootfs.join("etc/meridian");
     let check = |token: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_meridian"));

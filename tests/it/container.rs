@@ -95,9 +95,8 @@ fn wait_ready(id: &str, admin: u16) {
     }
 }
 
-#[test]
-fn image_builds_offline_and_serves_from_podman() {
-    let dir = TempDir::new();
+/// The image's root filesystem, from docker/rootfs.sh and the binary under test.
+pub fn rootfs(dir: &TempDir) -> std::path::PathBuf {
     let rootfs = dir.path().join("rootfs");
     let o = Command::new(repo().join("docker/rootfs.sh"))
         .arg(&rootfs)
@@ -105,16 +104,28 @@ fn image_builds_offline_and_serves_from_podman() {
         .output()
         .unwrap();
     assert!(o.status.success(), "docker/rootfs.sh: {}", text(&o));
-    let image = format!("localhost/meridian-test:{}", std::process::id());
-    let mut cleanup = Cleanup { image: image.clone(), containers: Vec::new() };
+    rootfs
+}
+
+/// docker/Containerfile built over `rootfs` with buildah, as docker/build-image.sh does.
+fn build(rootfs: &std::path::Path, image: &str) {
     let o = Command::new("buildah")
         .args(["bud", "--quiet", "--format", "docker", "--layers=false", "-f"])
         .arg(repo().join("docker/Containerfile"))
-        .args(["-t", &image])
-        .arg(&rootfs)
+        .args(["-t", image])
+        .arg(rootfs)
         .output()
         .expect("buildah is installed (the test command installs it)");
     assert!(o.status.success(), "buildah bud: {}", text(&o));
+}
+
+#[test]
+fn image_builds_offline_and_serves_from_podman() {
+    let dir = TempDir::new();
+    let rootfs = rootfs(&dir);
+    let image = format!("localhost/meridian-test:{}", std::process::id());
+    let mut cleanup = Cleanup { image: image.clone(), containers: Vec::new() };
+    build(&rootfs, &image);
 
     // What the image says about itself.
     let o = podman(&["image", "inspect", &image]);
@@ -272,26 +283,13 @@ fn dockerfile_and_containerfile_agree() {
 #[test]
 fn compose_demo_bursts_and_returns() {
     let dir = TempDir::new();
-    let rootfs = dir.path().join("rootfs");
-    let o = Command::new(repo().join("docker/rootfs.sh"))
-        .arg(&rootfs)
-        .arg(env!("CARGO_BIN_EXE_meridian"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "docker/rootfs.sh: {}", text(&o));
+    let rootfs = rootfs(&dir);
     let pid = std::process::id();
     let image = format!("localhost/meridian-compose-test:{pid}");
     let prom = format!("localhost/meridian-compose-test-prometheus:{pid}");
     let _img = Cleanup { image: image.clone(), containers: Vec::new() };
     let _prom = Cleanup { image: prom.clone(), containers: Vec::new() };
-    let o = Command::new("buildah")
-        .args(["bud", "--quiet", "--format", "docker", "--layers=false", "-f"])
-        .arg(repo().join("docker/Containerfile"))
-        .args(["-t", &image])
-        .arg(&rootfs)
-        .output()
-        .expect("buildah is installed");
-    assert!(o.status.success(), "buildah bud: {}", text(&o));
+    build(&rootfs, &image);
     let o = Command::new(repo().join("docker/compose/build-prometheus-image.sh"))
         .arg(&prom)
         .output()
