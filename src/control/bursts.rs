@@ -287,15 +287,18 @@ pub async fn tick(name: &Name, snap: &Snapshot, instant: SystemTime) -> Option<T
             })
         }
         Err(e) => {
-            let t = load::burst_tick(name, snap, load::now());
-            let mut guard = snap.signals.profile(pid).burst();
-            if let Some(d) = guard.as_mut() {
+            // Decided locally, as a rule without `fleet` is, and said so in the same publish.
+            let now = load::now();
+            let inputs = load::burst_inputs(snap, b, now);
+            load::publish(name, snap, pid, |d| {
+                let step = d.machine.step(now, inputs, &b.rule);
+                d.utilisation = inputs.utilisation;
                 let mut v = d.fleet.clone().unwrap_or_else(|| view(&[], None));
                 v.instant = instant;
                 v.error = Some(e);
                 d.fleet = Some(v);
-            }
-            t
+                (step, inputs)
+            })
         }
     }
 }
