@@ -243,6 +243,55 @@ fn filled(mut v: Vec<Option<f64>>) -> Vec<Option<f64>> {
     v
 }
 
+/// The fleet's decision for `instant` from `points` (one per interval, the last at `instant`),
+/// published: the replay, and the fleet view beside it. `now` is the clock the lifecycle
+/// continues on. `meridian simulate` decides a fleet rule's ticks through this too.
+pub fn decide(
+    name: &Name,
+    snap: &Snapshot,
+    points: &[Point],
+    instant: SystemTime,
+    now: std::time::Instant,
+) -> Option<Tick> {
+    let p = &snap.policies;
+    let pid = p.profile_id(name)?;
+    let b = p.profiles[pid as usize].burst.as_ref()?;
+    let f = b.fleet.as_ref()?;
+    let local_up = (
+        b.primary.iter().any(|&id| available(p, id, &snap.signals, 0)),
+        b.overflow.iter().any(|&id| available(p, id, &snap.signals, 0)),
+    );
+    let r = replay::replay(&b.rule, b.interval, points, now, local_up);
+    let v = fleet_view(f, points, instant, None);
+    load::publish(name, snap, pid, |d| {
+        let step = replay::step_between(d.machine.state, r.machine.state);
+        d.machine = r.machine.clone();
+        d.utilisation = r.observed;
+        d.fleet = Some(v);
+        (step, r.last)
+    })
+}
+
+/// What a tick decided from, for the status and `explain`.
+fn fleet_view(
+    f: &FleetConfig,
+    points: &[Point],
+    instant: SystemTime,
+    error: Option<String>,
+) -> FleetView {
+    let last = points.last().copied().unwrap_or_default();
+    FleetView {
+        instant,
+        window: f.window,
+        points: points.len(),
+        with_load: points.iter().filter(|p| p.utilisation.is_some()).count(),
+        fleet_share: last.fleet_share,
+        primary_up: last.primary_up,
+        overflow_up: last.overflow_up,
+        error,
+    }
+}
+
 /// One fleet tick of profile `name` for `instant`: fetch, replay, publish; on a fetch error,
 /// the local tick, with the reason in the status.
 pub async fn tick(name: &Name, snap: &Snapshot, instant: SystemTime) -> Option<Tick> {
@@ -256,36 +305,8 @@ pub async fn tick(name: &Name, snap: &Snapshot, instant: SystemTime) -> Option<T
         Ok(r) => r,
         Err(_) => Err(format!("Prometheus did not answer within {limit:?}")),
     };
-    let view = |points: &[Point], error: Option<String>| {
-        let last = points.last().copied().unwrap_or_default();
-        FleetView {
-            instant,
-            window: f.window,
-            points: points.len(),
-            with_load: points.iter().filter(|p| p.utilisation.is_some()).count(),
-            fleet_share: last.fleet_share,
-            primary_up: last.primary_up,
-            overflow_up: last.overflow_up,
-            error,
-        }
-    };
     match fetched {
-        Ok(points) => {
-            let local_up = (
-                b.primary.iter().any(|&id| available(p, id, &snap.signals, 0)),
-                b.overflow.iter().any(|&id| available(p, id, &snap.signals, 0)),
-            );
-            let now = load::now();
-            let r = replay::replay(&b.rule, b.interval, &points, now, local_up);
-            let v = view(&points, None);
-            load::publish(name, snap, pid, |d| {
-                let step = replay::step_between(d.machine.state, r.machine.state);
-                d.machine = r.machine.clone();
-                d.utilisation = r.observed;
-                d.fleet = Some(v);
-                (step, r.last)
-            })
-        }
+        Ok(points) => decide(name, snap, &points, instant, load::now()),
         Err(e) => {
             // Decided locally, as a rule without `fleet` is, and said so in the same publish.
             let now = load::now();
@@ -293,7 +314,7 @@ pub async fn tick(name: &Name, snap: &Snapshot, instant: SystemTime) -> Option<T
             load::publish(name, snap, pid, |d| {
                 let step = d.machine.step(now, inputs, &b.rule);
                 d.utilisation = inputs.utilisation;
-                let mut v = d.fleet.clone().unwrap_or_else(|| view(&[], None));
+                let mut v = d.fleet.clone().unwrap_or_else(|| fleet_view(f, &[], instant, None));
                 v.instant = instant;
                 v.error = Some(e);
                 d.fleet = Some(v);

@@ -35,6 +35,9 @@ pub struct Sample {
     pub estimated: Option<f64>,
     /// Every primary endpoint was unavailable.
     pub primary_down: bool,
+    /// Fleet mode: the consensus inputs at this instant (the fleet's share, primary and
+    /// overflow up) and the points the replay read.
+    pub fleet: Option<crate::live::FleetView>,
 }
 
 /// What a simulation produced.
@@ -57,6 +60,8 @@ pub struct Outcome {
     /// The primary endpoints (ids) and their capacity together.
     pub primary: Vec<usize>,
     pub capacity: f64,
+    /// Fleet mode (`[profile.burst.fleet]`): the window each tick replays.
+    pub fleet_window: Option<Duration>,
 }
 
 fn demand_at(points: &[(Duration, f64)], t: Duration) -> f64 {
@@ -278,6 +283,40 @@ impl World {
     }
 }
 
+/// The point the shared store would hold at `now` for rule `b`: the primary's last raw load
+/// while fresh over its capacity, the overflow's (when every overflow endpoint has a load
+/// source), the share published, and who is up.
+fn shared_point(
+    snap: &Snapshot,
+    pid: ProfileId,
+    b: &crate::traffic::policy::ProfileBurst,
+    now: Instant,
+) -> crate::traffic::replay::Point {
+    use crate::traffic::policy::available;
+    let (p, sig) = (&snap.policies, &snap.signals);
+    let raw = |id: u32| {
+        let cfg = p.endpoints[id as usize].load.as_ref()?;
+        let d = sig.endpoint(id).detail();
+        d.load.fresh(cfg.stale_after, now).and(d.load.raw).map(|r| (r, cfg.capacity))
+    };
+    let (mut load, mut cap, mut total) = (0.0, 0.0, 0.0);
+    for &id in b.primary.iter() {
+        total += p.endpoints[id as usize].load.as_ref().map_or(0.0, |c| c.capacity);
+        if let Some((r, c)) = raw(id) {
+            load += r;
+            cap += c;
+        }
+    }
+    let overflow: Option<f64> = b.overflow.iter().map(|&id| raw(id).map(|r| r.0)).sum();
+    crate::traffic::replay::Point {
+        utilisation: (cap > 0.0).then(|| load / cap),
+        overflow: overflow.filter(|_| total > 0.0).map(|o| o / total),
+        fleet_share: Some(sig.burst_share(pid)),
+        primary_up: Some(b.primary.iter().any(|&id| available(p, id, sig, 0))),
+        overflow_up: Some(b.overflow.iter().any(|&id| available(p, id, sig, 0))),
+    }
+}
+
 /// Runs `sc` against `snap` (which it changes: statuses, load samples, the burst lifecycle).
 pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
     let mut world = World::new(snap, sc)?;
@@ -306,7 +345,11 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
                     .sum()
             })
             .unwrap_or(0.0),
+        fleet_window: burst.and_then(|b| b.fleet.as_ref()).map(|f| f.window),
     };
+    // Fleet mode: the shared data a Prometheus would hold, one point per tick, as every
+    // instance would read it (one instance is simulated: the fleet's share is its own).
+    let mut points: Vec<crate::traffic::replay::Point> = Vec::new();
     let (mut next_world, mut next_tick) = (WORLD_OFFSET, Duration::ZERO);
     while next_tick <= sc.duration {
         if next_world < next_tick {
@@ -316,8 +359,24 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
         }
         let t = next_tick;
         next_tick += interval;
-        let tick =
-            burst.and_then(|_| crate::control::load::burst_tick(&profile.name, snap, t0 + t));
+        let tick = match burst {
+            Some(b) if b.fleet.is_some() => {
+                points.push(shared_point(snap, pid, b, t0 + t));
+                let f = b.fleet.as_ref().expect("fleet rule");
+                let n = (f.window.as_secs_f64() / interval.as_secs_f64()).round() as usize + 1;
+                let from = points.len().saturating_sub(n);
+                let instant = std::time::UNIX_EPOCH + t;
+                crate::control::bursts::decide(
+                    &profile.name,
+                    snap,
+                    &points[from..],
+                    instant,
+                    t0 + t,
+                )
+            }
+            Some(_) => crate::control::load::burst_tick(&profile.name, snap, t0 + t),
+            None => None,
+        };
         if let Some(tick) = &tick {
             if let Some((from, to)) = tick.step.transition {
                 out.transitions.push((t, from, to));
@@ -332,12 +391,13 @@ pub fn run(snap: &Snapshot, sc: &Scenario) -> Result<Outcome, String> {
             t,
             demand: world.demand,
             per_endpoint: world.per_endpoint.clone(),
-            utilisation: tick.as_ref().and_then(|t| t.inputs.utilisation),
+            utilisation: detail.as_ref().and_then(|d| d.utilisation),
             state: snap.signals.burst_state(pid),
             share: snap.signals.burst_share(pid),
             held: machine.and_then(|m| m.held),
             estimated: machine.and_then(|m| m.demand),
             primary_down: tick.as_ref().is_some_and(|t| t.inputs.primary_down),
+            fleet: detail.as_ref().and_then(|d| d.fleet.clone()),
         });
     }
     for x in &out.samples {
@@ -493,6 +553,13 @@ pub fn table(o: &Outcome, rows: usize) -> String {
         let _ = write!(s, " {:>12}", o.names[i]);
     }
     let _ = writeln!(s, " {:>6} {:>6}  state", "util", "share");
+    if let Some(w) = o.fleet_window {
+        let _ = writeln!(
+            s,
+            "fleet mode: each tick is an aligned instant; it replays the lifecycle over the last {} of shared data (the primary's load, the fleet's share, consensus health; one instance simulated, so the fleet's share is its own)",
+            humantime::format_duration(w)
+        );
+    }
     let every = (o.samples.len() / rows.max(1)).max(1);
     for x in o.samples.iter().step_by(every) {
         let _ = write!(s, "{:>8} {:>9.1}", clock(x.t), x.demand);
@@ -501,7 +568,23 @@ pub fn table(o: &Outcome, rows: usize) -> String {
             let _ = write!(s, " {:>7.1} {:>3.0}%", x.per_endpoint[i], pct);
         }
         let u = x.utilisation.map_or("-".to_string(), |u| format!("{u:.2}"));
-        let _ = writeln!(s, " {u:>6} {:>6.2}  {}", x.share, x.state.as_str());
+        let _ = write!(s, " {u:>6} {:>6.2}  {}", x.share, x.state.as_str());
+        if let Some(f) = &x.fleet {
+            let up = |u: Option<bool>| match u {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "-",
+            };
+            let _ = write!(
+                s,
+                "  [{} points, fleet share {}, primary {}, overflow {}]",
+                f.points,
+                f.fleet_share.map_or("-".to_string(), |v| format!("{v:.2}")),
+                up(f.primary_up),
+                up(f.overflow_up)
+            );
+        }
+        s.push('\n');
     }
     for (t, from, to) in &o.transitions {
         let _ = writeln!(s, "{}  {} -> {}", clock(*t), from.as_str(), to.as_str());

@@ -229,3 +229,36 @@ async fn simulate_is_the_server() {
         assert_eq!(a, b, "simulate (left) and the server (right) differ");
     }
 }
+
+/// `meridian simulate` of a fleet rule (`[profile.burst.fleet]`): every tick is decided by the
+/// fleet's replay over the window of simulated shared data, and the table shows the fleet view.
+/// On the shipped 2.5× ramp it bursts, holds and comes home without a reversal.
+#[test]
+fn simulate_shows_the_fleet_view() {
+    let dir = TempDir::new();
+    let text = std::fs::read_to_string(repo().join("meridian.toml")).unwrap();
+    let http = "source = \"http\"\nurl = \"http://127.0.0.11:8080/metrics\"\nmetric = \"demo_requests_per_second\"";
+    assert!(text.contains(http), "the shipped stack-hub load source changed");
+    let text = text
+        .replace(http, "source = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"\nquery = 'demo_requests_per_second{endpoint=\"stack-hub\"}'")
+        .replacen("transition_ttl = 5\n", "transition_ttl = 5\n[profile.burst.fleet]\nwindow = \"10m\"\n", 1)
+        .replace("\"zones/", &format!("\"{}/zones/", repo().display()))
+        .replace("\"geoip/", &format!("\"{}/geoip/", repo().display()));
+    let cfg = dir.write("fleet.toml", &text);
+    let snap = meridian::state::load(&cfg).unwrap();
+    let sc =
+        meridian::config::load_scenario(&repo().join("examples/scenarios/ramp-2.5x.toml")).unwrap();
+    let o = simulate::run(&snap, &sc).unwrap();
+    assert_eq!(o.fleet_window, Some(Duration::from_secs(600)));
+    let table = simulate::table(&o, 30);
+    assert!(table.contains("fleet mode: each tick is an aligned instant; it replays the lifecycle over the last 10m"), "{table}");
+    assert!(table.contains("points, fleet share"), "{table}");
+    let states: Vec<State> = o.transitions.iter().map(|t| t.2).collect();
+    assert_eq!(states, [State::Warming, State::Bursting, State::Draining, State::Idle], "{table}");
+    // The window is full once the simulation is 10 minutes in: 121 points at 5 s.
+    let late = o.samples.iter().find(|x| x.t >= Duration::from_secs(900)).unwrap();
+    assert_eq!(late.fleet.as_ref().map(|f| f.points), Some(121));
+    let card = simulate::scorecard(&o);
+    assert_eq!(card.flaps, 0);
+    eprintln!("fleet simulate of ramp-2.5x: {card:?}");
+}
