@@ -1169,6 +1169,16 @@ impl Validator<'_> {
         })
     }
 
+    /// A fleet's `match`: PromQL label matchers, without braces (they go inside a selector).
+    fn matchers(&mut self, m: Option<&Spanned<String>>) -> String {
+        let Some(m) = m else { return String::new() };
+        let text = m.get_ref().trim().to_string();
+        if text.contains(['{', '}']) {
+            self.error(m, "fleet match holds label matchers only, e.g. 'job=\"meridian\"'", None);
+        }
+        text
+    }
+
     /// `[fleet]`.
     pub(super) fn fleet_shared(
         &mut self,
@@ -1177,13 +1187,7 @@ impl Validator<'_> {
         let f = raw?.get_ref();
         let url = self.call_url(&f.prometheus, "fleet prometheus", "\"http://prometheus:9090\"");
         let client = self.client(f.client.as_ref(), "fleet prometheus");
-        let matchers =
-            f.matchers.as_ref().map(|m| m.get_ref().trim().to_string()).unwrap_or_default();
-        if matchers.contains(['{', '}'])
-            && let Some(m) = &f.matchers
-        {
-            self.error(m, "fleet match holds label matchers only, e.g. 'job=\"meridian\"'", None);
-        }
+        let matchers = self.matchers(f.matchers.as_ref());
         let lag = self.duration(f.lag.as_ref(), "fleet lag").unwrap_or(Duration::from_secs(5));
         if lag > Duration::from_secs(60)
             && let Some(l) = &f.lag
@@ -1552,13 +1556,7 @@ impl Validator<'_> {
         {
             self.error(l, "fleet lag must be at most 10 burst intervals", None);
         }
-        let matchers =
-            f.matchers.as_ref().map(|m| m.get_ref().trim().to_string()).unwrap_or_default();
-        if matchers.contains(['{', '}'])
-            && let Some(m) = &f.matchers
-        {
-            self.error(m, "fleet match holds label matchers only, e.g. 'job=\"meridian\"'", None);
-        }
+        let matchers = self.matchers(f.matchers.as_ref());
         // One Prometheus for everything the rule reads.
         let mut url: Option<(String, ClientConfig)> = None;
         for &i in primary.iter().chain(overflow.iter()) {

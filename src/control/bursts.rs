@@ -72,6 +72,14 @@ pub fn next_instant(now: SystemTime, interval: Duration, lag: Duration) -> Syste
     UNIX_EPOCH + Duration::from_nanos((k * step) as u64)
 }
 
+/// The next aligned instant to decide (see [`next_instant`]), once it is `lag` old.
+pub async fn aligned(interval: Duration, lag: Duration) -> SystemTime {
+    let instant = next_instant(SystemTime::now(), interval, lag);
+    let wake = (instant + lag).duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(wake).await;
+    instant
+}
+
 /// One range query: the series it returned, each as (labels, values by point index).
 async fn range(
     f: &FleetConfig,
@@ -81,20 +89,15 @@ async fn range(
     step: f64,
     n: usize,
 ) -> Result<Vec<(serde_json::Value, Vec<Option<f64>>)>, String> {
-    let url = format!(
-        "{}/api/v1/query_range?query={}&start={start:.3}&end={end:.3}&step={step}",
-        f.url.trim_end_matches('/'),
-        percent_encoding::utf8_percent_encode(query, percent_encoding::NON_ALPHANUMERIC),
-    );
-    let body = load::get(&url, &f.client).await?;
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
-    if v["status"] != "success" {
-        return Err(format!(
-            "query {query} failed: {}",
-            v["error"].as_str().unwrap_or("unknown error")
-        ));
-    }
-    let result = v["data"]["result"].as_array().ok_or("no result in the answer")?;
+    let params = [
+        ("query", query.to_string()),
+        ("start", format!("{start:.3}")),
+        ("end", format!("{end:.3}")),
+        ("step", step.to_string()),
+    ];
+    let result = load::prometheus_api(&f.url, &f.client, "query_range", &params)
+        .await
+        .map_err(|e| format!("{query}: {e}"))?;
     Ok(result
         .iter()
         .map(|series| {
@@ -335,9 +338,7 @@ pub async fn drive(
     let Some(f) = cfg.fleet.clone() else { return };
     let mut failing = false;
     loop {
-        let instant = next_instant(SystemTime::now(), cfg.interval, f.lag);
-        let wake = (instant + f.lag).duration_since(SystemTime::now()).unwrap_or_default();
-        tokio::time::sleep(wake).await;
+        let instant = aligned(cfg.interval, f.lag).await;
         let snap = shared.load();
         let Some(t) = tick(&name, &snap, instant).await else { continue };
         let error = profile.burst().as_ref().and_then(|d| d.fleet.as_ref()?.error.clone());

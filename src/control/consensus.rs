@@ -12,7 +12,7 @@
 //! An endpoint no instance reported, or every endpoint when Prometheus cannot be read, falls
 //! back to this instance's own verdict (logged when it starts and stops).
 
-use crate::control::bursts::next_instant;
+use crate::control::bursts::aligned;
 use crate::control::load;
 use crate::live::Consensus;
 use crate::state::Shared;
@@ -30,18 +30,10 @@ async fn read(
     let sel = if f.matchers.is_empty() { String::new() } else { format!("{{{}}}", f.matchers) };
     let query = format!("avg by (profile, endpoint) (meridian_endpoint_probe_up{sel})");
     let t = instant.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-    let url = format!(
-        "{}/api/v1/query?query={}&time={t:.3}",
-        f.url.trim_end_matches('/'),
-        percent_encoding::utf8_percent_encode(&query, percent_encoding::NON_ALPHANUMERIC),
-    );
-    let body = load::get(&url, &f.client).await?;
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
-    if v["status"] != "success" {
-        return Err(format!("query failed: {}", v["error"].as_str().unwrap_or("unknown error")));
-    }
+    let params = [("query", query), ("time", format!("{t:.3}"))];
+    let result = load::prometheus_api(&f.url, &f.client, "query", &params).await?;
     let mut out = HashMap::new();
-    for s in v["data"]["result"].as_array().ok_or("no result in the answer")? {
+    for s in &result {
         let (Some(p), Some(e), Some(x)) = (
             s["metric"]["profile"].as_str(),
             s["metric"]["endpoint"].as_str(),
@@ -78,12 +70,10 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .min()
             .unwrap_or(Duration::from_secs(10));
         drop(snap);
-        let instant = next_instant(SystemTime::now(), interval, f.lag);
-        let wake = (instant + f.lag).duration_since(SystemTime::now()).unwrap_or_default();
-        tokio::select! {
-            _ = tokio::time::sleep(wake) => {}
+        let instant = tokio::select! {
+            t = aligned(interval, f.lag) => t,
             _ = stop.changed() => return,
-        }
+        };
         let limit = (interval * 9 / 10).min(Duration::from_secs(10));
         let got = match tokio::time::timeout(limit, read(&f, instant)).await {
             Ok(r) => r,

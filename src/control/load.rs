@@ -195,18 +195,7 @@ pub async fn fetch_value_with(
             }
         }
         LoadSource::Prometheus { url, query } => {
-            let target =
-                format!("{}/api/v1/query?query={}", url.trim_end_matches('/'), encode(query));
-            let body = get(&target, client).await?;
-            let v: serde_json::Value =
-                serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
-            if v["status"] != "success" {
-                return Err(format!(
-                    "query failed: {}",
-                    v["error"].as_str().unwrap_or("unknown error")
-                ));
-            }
-            let result = v["data"]["result"].as_array().ok_or("no result in the answer")?;
+            let result = prometheus_api(url, client, "query", &[("query", query.clone())]).await?;
             match result.as_slice() {
                 [one] => one["value"][1]
                     .as_str()
@@ -346,6 +335,29 @@ pub fn prometheus_text(
         [v] => Ok(*v),
         [] => Err(format!("no series {metric} with the given labels")),
         more => Err(format!("{} series match {metric}; add labels to pick one", more.len())),
+    }
+}
+
+/// One call of a Prometheus server's HTTP API (`api`: `query` or `query_range`, with its
+/// parameters): the series of a successful answer, or why there are none. Load sources, the
+/// fleet's range queries and the health consensus all read Prometheus through this.
+pub async fn prometheus_api(
+    base: &str,
+    client: &crate::config::ClientConfig,
+    api: &str,
+    params: &[(&str, String)],
+) -> Result<Vec<serde_json::Value>, String> {
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    let url = format!("{}/api/v1/{api}?{}", base.trim_end_matches('/'), query.join("&"));
+    let body = get(&url, client).await?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}"))?;
+    if v["status"] != "success" {
+        return Err(format!("query failed: {}", v["error"].as_str().unwrap_or("unknown error")));
+    }
+    match v["data"]["result"].take() {
+        serde_json::Value::Array(series) => Ok(series),
+        _ => Err("no result in the answer".into()),
     }
 }
 

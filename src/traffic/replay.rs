@@ -150,6 +150,17 @@ mod tests {
 
     const STEP: Duration = Duration::from_secs(5);
 
+    /// A point with everything up: the primary's utilisation and the fleet's share.
+    fn healthy(utilisation: f64, share: f64) -> Point {
+        Point {
+            utilisation: Some(utilisation),
+            fleet_share: Some(share),
+            primary_up: Some(true),
+            overflow_up: Some(true),
+            overflow: None,
+        }
+    }
+
     /// A fleet running the replay every tick over a closed loop: demand (× capacity) as a
     /// function of the tick; the primary's utilisation at tick k is the demand times what the
     /// fleet's decision at tick k-1 left it. Returns (state, share) per tick, deciding at each
@@ -160,13 +171,7 @@ mod tests {
         let mut out: Vec<(State, f64)> = Vec::new();
         for k in 0..ticks {
             let share = out.last().map_or(0.0, |d| d.1);
-            points.push(Point {
-                utilisation: Some(demand(k) * (1.0 - share)),
-                fleet_share: Some(share),
-                primary_up: Some(true),
-                overflow_up: Some(true),
-                overflow: None,
-            });
+            points.push(healthy(demand(k) * (1.0 - share), share));
             let from = points.len().saturating_sub(window);
             let r = replay(&rule(), STEP, &points[from..], t0 + STEP * k as u32, (true, true));
             out.push((r.machine.state, r.machine.share));
@@ -203,13 +208,7 @@ mod tests {
         let mut points = Vec::new();
         for (k, _) in fleet.iter().enumerate() {
             let share = if k == 0 { 0.0 } else { fleet[k - 1].1 };
-            points.push(Point {
-                utilisation: Some(demand(k) * (1.0 - share)),
-                fleet_share: Some(share),
-                primary_up: Some(true),
-                overflow_up: Some(true),
-                overflow: None,
-            });
+            points.push(healthy(demand(k) * (1.0 - share), share));
             if k >= 60 {
                 // The late instance's clock differs (another Instant base): only relative
                 // time counts.
@@ -222,13 +221,7 @@ mod tests {
 
     #[test]
     fn consensus_health_overrides_local_and_gaps_use_it() {
-        let p = Point {
-            utilisation: Some(0.2),
-            fleet_share: Some(0.0),
-            primary_up: Some(false),
-            overflow_up: Some(true),
-            overflow: None,
-        };
+        let p = Point { primary_up: Some(false), ..healthy(0.2, 0.0) };
         // The fleet says the primary is down: a down primary warms at once.
         let r = replay(&rule(), STEP, &[p], Instant::now(), (true, true));
         assert_eq!(r.machine.state, State::Warming);
