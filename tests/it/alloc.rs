@@ -108,6 +108,9 @@ fn cases() -> Vec<Case> {
     let q = |name: &str, rtype: &str, edns: Option<u16>| bytes(&query(name, rtype, edns));
     let ecs = |name: &str, subnet: &str| bytes(&query_ecs(name, "A", subnet));
     let api: &[&str] = &["api.app.example.com. 300 A 192.0.2.10"];
+    // A NOTIFY carrying OPT: the NOTIMP reply carries OPT too.
+    let mut notify_opt = q("api.app.example.com.", "SOA", Some(1232));
+    notify_opt[2] = 4 << 3;
     vec![
         case("static A", q("api.app.example.com.", "A", None), Udp, "NOERROR aa", api),
         case("static A, EDNS", q("api.app.example.com.", "A", Some(1232)), Udp, "NOERROR aa", api),
@@ -139,6 +142,7 @@ fn cases() -> Vec<Case> {
             &["txt.big.test. 300 TXT record 00 padded to be long enough for the test"],
         ),
         case("formerr", vec![0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0], Udp, "FORMERR", &[]),
+        case("notimp with OPT", notify_opt, Udp, "NOTIMP", &[]),
         // Traffic-managed names, GeoIP lookups and ECS included.
         case(
             "priority",

@@ -184,7 +184,8 @@ async fn question_case_is_echoed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages() {
     let srv = TestServer::start().await;
-    let good = bytes(&query("api.app.example.com.", "A", None));
+    let mut good = bytes(&query("api.app.example.com.", "A", None));
+    good[2] |= 0x01; // RD
     let header = |id: u16, flags: u16, counts: [u16; 4]| {
         let mut h = id.to_be_bytes().to_vec();
         h.extend_from_slice(&flags.to_be_bytes());
@@ -193,14 +194,32 @@ async fn malformed_messages() {
         }
         h
     };
-    // rcode of the answer, or None when nothing came back.
-    async fn rcode(srv: &TestServer, msg: &[u8], tcp: bool) -> Option<u8> {
+    // The reply's rcode, whether it carries OPT, and the query flags it echoes; None when
+    // nothing came back.
+    async fn reply(srv: &TestServer, msg: &[u8], tcp: bool) -> Option<(u8, bool, u16)> {
         let a = if tcp { srv.tcp(msg).await } else { srv.udp(msg).await }?;
         assert!(a.len() >= 12);
         assert_eq!(a[..2], msg[..2], "id is echoed");
         assert_eq!(a[2] & 0x80, 0x80, "QR is set");
-        Some(a[3] & 0x0f)
+        let flags = u16::from_be_bytes([a[2], a[3]]);
+        let arcount = u16::from_be_bytes([a[10], a[11]]);
+        // The OPT, when there is one, is the last record: root owner, type 41, no options.
+        let opt = arcount > 0 && a.len() >= 23 && a[a.len() - 11..a.len() - 8] == [0, 0, 41];
+        if opt {
+            // An error's OPT carries no extended rcode bits and no options.
+            assert_eq!(a[a.len() - 6..a.len() - 4], [0, 0], "extended rcode");
+            assert_eq!(a[a.len() - 2..], [0, 0], "RDLENGTH");
+        }
+        Some((a[3] & 0x0f, opt, flags & 0x7910))
     }
+    // The flag bits a reply may echo: opcode, RD, CD.
+    const RD: u16 = 0x0100;
+    const CD: u16 = 0x0010;
+    let with_opt = |mut m: Vec<u8>| {
+        m[11] += 1;
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+        m
+    };
     let mut two_questions = good.clone();
     two_questions[5] = 2;
     two_questions.extend_from_slice(&good[12..]);
@@ -223,39 +242,61 @@ async fn malformed_messages() {
     let l = bad_option.len();
     bad_option[l - 2..].copy_from_slice(&[0, 4]);
     bad_option.extend_from_slice(&[0, 10, 0, 9]); // option claims 9 bytes, has 0
+    // Client Subnet with a source prefix of /24 but two address bytes.
+    let mut bad_ecs = bytes(&query("api.app.example.com.", "A", Some(1232)));
+    let l = bad_ecs.len();
+    bad_ecs[l - 2..].copy_from_slice(&[0, 10]);
+    bad_ecs.extend_from_slice(&[0, 8, 0, 6, 0, 1, 24, 0, 192, 0]);
     let mut notify = good.clone();
-    notify[2] = 4 << 3; // opcode NOTIFY
+    notify[2] = 4 << 3 | 0x01; // opcode NOTIFY, RD
     let mut update = good.clone();
-    update[2] = 5 << 3;
+    update[2] = 5 << 3 | 0x01;
+    // An unassigned opcode, with RD and CD set: only the opcode and RD come back.
+    let mut opcode_3 = good.clone();
+    opcode_3[2] = 3 << 3 | 0x01;
+    opcode_3[3] = 0x10;
     let mut opt_qtype = good.clone();
     let l = opt_qtype.len();
     opt_qtype[l - 4..l - 2].copy_from_slice(&41u16.to_be_bytes());
     let mut response = good.clone();
     response[2] |= 0x80;
+    let mut formerr_rd_cd = header(10, RD | CD, [0, 0, 0, 0]);
+    formerr_rd_cd.truncate(12);
 
-    let cases: Vec<(&str, Vec<u8>, Option<u8>)> = vec![
-        ("good", good.clone(), Some(0)),
-        ("two questions", two_questions, Some(1)),
-        ("no question", no_question, Some(1)),
-        ("compression pointer in question", pointer_name, Some(1)),
-        ("question cut short", short_question, Some(1)),
-        ("reserved label type", bad_label, Some(1)),
-        ("two OPT records", two_opts, Some(1)),
-        ("OPT rdata past the end", opt_overrun, Some(1)),
-        ("EDNS option past its OPT", bad_option, Some(1)),
-        ("OPT as the question type", opt_qtype, Some(1)),
-        ("opcode NOTIFY", notify, Some(4)),
-        ("opcode UPDATE", update, Some(4)),
+    type Case = (&'static str, Vec<u8>, Option<(u8, bool, u16)>);
+    let cases: Vec<Case> = vec![
+        ("good", good.clone(), Some((0, false, RD))),
+        ("good, with OPT", with_opt(good.clone()), Some((0, true, RD))),
+        ("two questions", two_questions.clone(), Some((1, false, RD))),
+        ("two questions, with OPT", with_opt(two_questions), Some((1, true, RD))),
+        ("no question", no_question.clone(), Some((1, false, RD))),
+        ("no question, with OPT", with_opt(no_question), Some((1, true, RD))),
+        ("FORMERR echoes RD and CD", formerr_rd_cd, Some((1, false, RD | CD))),
+        ("compression pointer in question", pointer_name, Some((1, false, 0))),
+        ("question cut short", short_question, Some((1, false, RD))),
+        ("reserved label type", bad_label, Some((1, false, 0))),
+        // Not one valid OPT: nothing to echo.
+        ("two OPT records", two_opts, Some((1, false, 0))),
+        ("OPT rdata past the end", opt_overrun, Some((1, false, 0))),
+        // The OPT record is sound; what is inside it is not.
+        ("EDNS option past its OPT", bad_option, Some((1, true, 0))),
+        ("malformed Client Subnet", bad_ecs, Some((1, true, 0))),
+        ("OPT as the question type", opt_qtype, Some((1, false, RD))),
+        ("opcode NOTIFY", notify.clone(), Some((4, false, 4 << 11 | RD))),
+        ("opcode NOTIFY, with OPT", with_opt(notify), Some((4, true, 4 << 11 | RD))),
+        ("opcode UPDATE", update.clone(), Some((4, false, 5 << 11 | RD))),
+        ("opcode UPDATE, with OPT", with_opt(update), Some((4, true, 5 << 11 | RD))),
+        ("opcode 3 with RD and CD", opcode_3, Some((4, false, 3 << 11 | RD))),
         ("a response, not a query", response, None),
         ("shorter than a header", good[..11].to_vec(), None),
     ];
     for (what, msg, want) in &cases {
-        assert_eq!(rcode(&srv, msg, false).await, *want, "udp: {what}");
+        assert_eq!(reply(&srv, msg, false).await, *want, "udp: {what}");
     }
     // The server is still answering after all of that.
-    assert_eq!(rcode(&srv, &good, false).await, Some(0));
+    assert_eq!(reply(&srv, &good, false).await, Some((0, false, RD)));
     for (what, msg, want) in cases.iter().filter(|c| c.1.len() >= 12) {
-        assert_eq!(rcode(&srv, msg, true).await, *want, "tcp: {what}");
+        assert_eq!(reply(&srv, msg, true).await, *want, "tcp: {what}");
     }
     srv.stop().await;
 }

@@ -161,22 +161,46 @@ pub(crate) fn query(msg: &[u8], ecs: bool) -> Result<Query<'_>, Reject> {
     Ok(q)
 }
 
-/// Walks a resource record starting at `pos`; returns its type and where the next one starts.
-fn skip_record(msg: &[u8], mut pos: usize) -> Result<(u16, usize), Reject> {
-    // Owner name: labels, ending in the root label or a compression pointer.
+/// The EDNS parameters of a message that could not be answered normally (FORMERR, NOTIMP),
+/// so that the error reply carries OPT too (RFC 6891 §6.1.1: a responder MUST include one
+/// when the request had one). `None` unless the message has exactly one OPT, owned by the
+/// root, found by walking its sections as their counts say.
+pub(crate) fn rejected_edns(msg: &[u8]) -> Option<Edns> {
+    let count = |at| u16_at(msg, at).map(usize::from);
+    let (qd, an, ns, ar) = (count(4)?, count(6)?, count(8)?, count(10)?);
+    let mut pos = HEADER_LEN;
+    for _ in 0..qd {
+        pos = skip_name(msg, pos).ok()? + 4;
+    }
+    for _ in 0..an + ns {
+        pos = skip_record(msg, pos).ok()?.1;
+    }
+    let mut edns = None;
+    for _ in 0..ar {
+        let (rtype, next) = skip_record(msg, pos).ok()?;
+        if rtype == T_OPT {
+            if edns.is_some() || msg[pos] != 0 {
+                return None;
+            }
+            let payload = u16_at(msg, pos + 3)?;
+            edns =
+                Some(Edns { payload, version: msg[pos + 6], dnssec_ok: msg[pos + 7] & 0x80 != 0 });
+        }
+        pos = next;
+    }
+    edns
+}
+
+/// Walks a name starting at `pos` (labels, ending in the root label or a compression pointer);
+/// returns where what follows it starts.
+fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, Reject> {
     let mut hops = 0;
     loop {
         let len = *msg.get(pos).ok_or(Reject::FormErr)? as usize;
         match len & 0xc0 {
-            0x00 if len == 0 => {
-                pos += 1;
-                break;
-            }
+            0x00 if len == 0 => return Ok(pos + 1),
             0x00 => pos += 1 + len,
-            0xc0 => {
-                pos += 2;
-                break;
-            }
+            0xc0 => return Ok(pos + 2),
             _ => return Err(Reject::FormErr),
         }
         hops += 1;
@@ -184,6 +208,11 @@ fn skip_record(msg: &[u8], mut pos: usize) -> Result<(u16, usize), Reject> {
             return Err(Reject::FormErr);
         }
     }
+}
+
+/// Walks a resource record starting at `pos`; returns its type and where the next one starts.
+fn skip_record(msg: &[u8], pos: usize) -> Result<(u16, usize), Reject> {
+    let pos = skip_name(msg, pos)?;
     let rtype = u16_at(msg, pos).ok_or(Reject::FormErr)?;
     let rdlen = u16_at(msg, pos + 8).ok_or(Reject::FormErr)? as usize;
     let end = pos + 10 + rdlen;

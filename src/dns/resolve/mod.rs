@@ -79,8 +79,11 @@ const OPT_LEN: usize = 11;
 const QR: u16 = 0x8000;
 const AA: u16 = 0x0400;
 const TC: u16 = 0x0200;
+const OPCODE: u16 = 0x7800;
+const RD: u16 = 0x0100;
+const CD: u16 = 0x0010;
 /// Opcode, RD and CD are echoed from the query.
-const ECHO_FLAGS: u16 = 0x7800 | 0x0100 | 0x0010;
+const ECHO_FLAGS: u16 = OPCODE | RD | CD;
 
 /// Answers `query`, writing the response into `out` (which should be 65535 bytes, the largest
 /// DNS message, so that TCP answers are never cut). Returns `None` when nothing should be sent.
@@ -113,9 +116,28 @@ pub fn resolve_traced<T: Trace>(
         }
         Err(reject) => {
             let (id, flags) = decode::header(query)?;
-            let rcode = if reject == Reject::NotImp { rcode::NOTIMP } else { rcode::FORMERR };
+            let (rcode, echo) = match reject {
+                // Knot's choice, and the safe one: of an unknown opcode's flags only RD is
+                // known to mean what we think it means.
+                Reject::NotImp => (rcode::NOTIMP, OPCODE | RD),
+                _ => (rcode::FORMERR, ECHO_FLAGS),
+            };
             trace.note(0, || format!("malformed or unsupported query: {}", rcode::name(rcode)));
-            return Some(header_only(out, id, flags, rcode));
+            let mut a = header_only(out, id, flags & echo, rcode);
+            if let Some(e) = decode::rejected_edns(query) {
+                let mut w = Writer {
+                    buf: out,
+                    pos: a.len,
+                    limit: HEADER_LEN + OPT_LEN,
+                    counts: [0; 4],
+                    payload: snap.settings.udp_payload,
+                };
+                // Room for exactly this OPT was allowed, so this cannot fail.
+                let _ = w.opt(e, rcode, None, 0);
+                w.buf[10..12].copy_from_slice(&1u16.to_be_bytes());
+                a.len = w.pos;
+            }
+            return Some(a);
         }
     };
 
@@ -206,6 +228,7 @@ fn finish(w: &mut Writer<'_>, q: &Query<'_>, meta: Meta, extra_flags: u16) -> u1
 }
 
 /// A response with no sections: for FORMERR and NOTIMP, where the question may be unreadable.
+/// `flags` are the query's, less what must not be echoed.
 fn header_only(out: &mut [u8], id: u16, flags: u16, rcode: u16) -> Answer {
     out[..HEADER_LEN].fill(0);
     out[0..2].copy_from_slice(&id.to_be_bytes());
