@@ -1,12 +1,14 @@
 //! Response rate limiting (RRL) for UDP: an authoritative server must not become a reflection
 //! amplifier for traffic spoofed from a victim's address.
 //!
-//! Identical responses (same question, same rcode) to the same client prefix are counted per
-//! second; past `responses_per_second`, they are dropped, except every `slip`-th, which is sent
-//! truncated (TC=1, no records) so that a genuine client retries over TCP, where spoofing is
-//! impossible. Each UDP worker owns its limiter: a fixed-size table, no lock, no allocation
-//! after start. Collisions overwrite (the table forgets, it never grows), which can only make
-//! it more lenient.
+//! Responses of one kind to the same client prefix are counted per second; past
+//! `responses_per_second`, they are dropped, except every `slip`-th, which is sent truncated
+//! (TC=1, no records) so that a genuine client retries over TCP, where spoofing is impossible.
+//! What "one kind" is comes from `resolve::RrlKey`, as in BIND's and NSD's RRL: an answer is
+//! counted per question and rcode, NXDOMAIN and wildcard answers per zone (so random names
+//! share one budget), and errors per client prefix alone. Each UDP worker owns its limiter: a
+//! fixed-size table, no lock, no allocation after start. Collisions overwrite (the table
+//! forgets, it never grows), which can only make it more lenient.
 
 use std::net::IpAddr;
 
@@ -19,6 +21,9 @@ pub struct RrlConfig {
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
 }
+
+/// The class every error response is counted under together (no rcode is this large).
+pub const ERRORS: u16 = u16::MAX;
 
 /// What to do with one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +60,11 @@ impl Limiter {
         self.cfg
     }
 
-    /// Judges one response. `question` is its question section as sent (hashed without regard
-    /// to letter case, so 0x20 randomisation does not evade the limit); `second` is a
-    /// monotonic count of seconds.
-    pub fn check(&mut self, client: IpAddr, question: &[u8], rcode: u16, second: u32) -> Verdict {
+    /// Judges one response. `name` is what it is counted under beside the client prefix (the
+    /// question section as sent, or the zone's name; hashed without regard to letter case, so
+    /// 0x20 randomisation does not evade the limit); `class` its rcode, or [`ERRORS`] for every
+    /// error alike; `second` is a monotonic count of seconds.
+    pub fn check(&mut self, client: IpAddr, name: &[u8], class: u16, second: u32) -> Verdict {
         let prefix: u128 = match client {
             IpAddr::V4(a) => {
                 let bits = self.cfg.ipv4_prefix.min(32);
@@ -74,8 +80,8 @@ impl Limiter {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325
             ^ prefix as u64
             ^ ((prefix >> 64) as u64).rotate_left(17)
-            ^ (rcode as u64) << 48;
-        for &b in question {
+            ^ (class as u64) << 48;
+        for &b in name {
             h ^= b.to_ascii_lowercase() as u64;
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }

@@ -10,7 +10,7 @@
 //! so that slow or silent clients cannot hold resources for long.
 
 use crate::control::runtime::Runtime;
-use crate::dns::resolve::{Request, Transport, resolve};
+use crate::dns::resolve::{Request, RrlKey, Transport, resolve};
 use crate::state::{Shared, Snapshot};
 use crate::traffic::policy::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -178,10 +178,13 @@ impl UdpTurn {
             if self.limiter.as_ref().is_none_or(|l| l.config() != cfg) {
                 self.limiter = Some(crate::dns::rrl::Limiter::new(cfg));
             }
-            let question = &out[12..12 + answer.question_len];
+            let key = answer.rrl_name(out);
+            let class = match answer.rrl {
+                RrlKey::Error => crate::dns::rrl::ERRORS,
+                _ => answer.rcode,
+            };
             let second = self.epoch.elapsed().as_secs() as u32;
-            let verdict =
-                self.limiter.as_mut().map(|l| l.check(peer.ip(), question, answer.rcode, second));
+            let verdict = self.limiter.as_mut().map(|l| l.check(peer.ip(), key, class, second));
             match verdict {
                 Some(crate::dns::rrl::Verdict::Drop) => {
                     rt.metrics.rrl_dropped.fetch_add(1, Ordering::Relaxed);

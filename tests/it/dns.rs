@@ -323,6 +323,86 @@ async fn ipv4_and_ipv6_listeners() {
     srv.stop().await;
 }
 
+/// Sends `queries` from `sock` as fast as it can, then collects replies until none come for
+/// 300 ms. Returns (full answers, truncated answers, bytes sent, bytes of full answers, the
+/// most limiter seconds the flood can have spanned, rcodes seen).
+async fn flood(
+    sock: &tokio::net::UdpSocket,
+    to: std::net::SocketAddr,
+    queries: &[Vec<u8>],
+) -> (u32, u32, usize, usize, u32, std::collections::BTreeSet<u8>) {
+    let sent = std::time::Instant::now();
+    let mut out_bytes = 0;
+    for q in queries {
+        out_bytes += sock.send_to(q, to).await.unwrap();
+    }
+    let seconds = sent.elapsed().as_secs() as u32 + 2;
+    let (mut full, mut truncated, mut in_bytes) = (0, 0, 0);
+    let mut rcodes = std::collections::BTreeSet::new();
+    let mut buf = vec![0u8; 2048];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), sock.recv(&mut buf)).await
+    {
+        rcodes.insert(buf[3] & 0x0f);
+        if buf[2] & 0x02 != 0 {
+            truncated += 1;
+        } else {
+            full += 1;
+            in_bytes += n;
+        }
+    }
+    (full, truncated, out_bytes, in_bytes, seconds, rcodes)
+}
+
+/// The reflection attack RRL exists for: spoofed queries for random names. NXDOMAIN and
+/// wildcard answers are counted per zone and errors per client prefix, so random names share
+/// one budget instead of each getting their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limiting_holds_against_random_names() {
+    let srv = TestServer::start_with("[server.rrl]\nresponses_per_second = 5\nslip = 0\n").await;
+    let names = |pattern: &str, qtype: &str| -> Vec<Vec<u8>> {
+        (0..2000)
+            .map(|i| {
+                let label = format!("r{i}x{:08x}", (i as u32).wrapping_mul(2_654_435_761));
+                let mut q = query(&pattern.replace('*', &label), qtype, Some(1232));
+                q.metadata.id = i as u16;
+                bytes(&q)
+            })
+            .collect()
+    };
+    // OPT as the question type: FORMERR.
+    let mut formerr = names("*.app.example.com.", "A");
+    for q in &mut formerr {
+        let at = q.len() - 11 - 4;
+        q[at..at + 2].copy_from_slice(&41u16.to_be_bytes());
+    }
+    // Each flood from its own address, so that their budgets cannot mix.
+    let cases = [
+        ("NXDOMAIN", "127.0.3.1", names("*.app.example.com.", "A"), 3),
+        ("wildcard", "127.0.4.1", names("*.user.app.example.com.", "A"), 0),
+        ("REFUSED", "127.0.5.1", names("*.example.org.", "A"), 5),
+        ("FORMERR", "127.0.6.1", formerr, 1),
+    ];
+    for (what, from, queries, rcode) in cases {
+        let sock = tokio::net::UdpSocket::bind(format!("{from}:0")).await.unwrap();
+        let (full, truncated, out_bytes, in_bytes, seconds, rcodes) =
+            flood(&sock, srv.addr, &queries).await;
+        eprintln!(
+            "{what}: {full} full answers of {} over at most {seconds} s; amplification {:.3}",
+            queries.len(),
+            in_bytes as f64 / out_bytes as f64
+        );
+        assert!((5..=5 * seconds).contains(&full), "{what}: {full} full answers");
+        assert_eq!(truncated, 0, "{what}: slip = 0 sends no truncated answers");
+        assert_eq!(rcodes, [rcode].into(), "{what}");
+        // A name that exists still has its own budget from the same client.
+        let q = bytes(&query("api.app.example.com.", "A", None));
+        let (full, ..) = flood(&sock, srv.addr, &[q]).await;
+        assert_eq!(full, 1, "{what}: a real name is answered during the flood");
+    }
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_rate_limiting() {
     // SO_REUSEPORT hashes one client socket to one worker, so one limiter sees its queries.

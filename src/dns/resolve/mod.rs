@@ -68,6 +68,36 @@ pub struct Answer {
     pub truncated: bool,
     /// Bytes of the question section echoed after the header (0 for header-only answers).
     pub question_len: usize,
+    /// What response rate limiting counts this answer under.
+    pub rrl: RrlKey,
+}
+
+/// What response rate limiting counts an answer under, as BIND's and NSD's RRL do: otherwise
+/// a flood of random names would give every name its own budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RrlKey {
+    /// A positive answer, NODATA or a referral: per question (name, type and class).
+    Question,
+    /// NXDOMAIN, or an answer synthesised from a wildcard: per zone. `apex_at` is where the
+    /// zone's name starts in the echoed question's name.
+    Zone { apex_at: u8 },
+    /// An error (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS): per client prefix only.
+    Error,
+}
+
+impl Answer {
+    /// The bytes of `out` (the buffer this answer was written into) that rate limiting keys
+    /// on beside the client prefix and the rcode.
+    pub fn rrl_name<'o>(&self, out: &'o [u8]) -> &'o [u8] {
+        let question = &out[HEADER_LEN..HEADER_LEN + self.question_len];
+        match self.rrl {
+            RrlKey::Question => question,
+            // The zone's name: a suffix of the question name (which ends 4 bytes before the
+            // question does).
+            RrlKey::Zone { apex_at } => &question[apex_at as usize..self.question_len - 4],
+            RrlKey::Error => &[],
+        }
+    }
 }
 
 /// The most CNAMEs followed inside a zone before the chain is cut short.
@@ -186,7 +216,7 @@ pub fn resolve_traced<T: Trace>(
             req.src
         }
     };
-    let mut meta = Meta { rcode: rcode::NOERROR, aa: false, scope: 0 };
+    let mut meta = Meta { rcode: rcode::NOERROR, aa: false, scope: 0, rrl: RrlKey::Question };
     let result = answer(snap, &q, client, rng, &mut w, &mut meta, trace);
     let truncated = result.is_err();
     if truncated || meta.rcode == rcode::SERVFAIL {
@@ -208,12 +238,16 @@ pub fn resolve_traced<T: Trace>(
             meta.scope
         )
     });
-    Some(Answer { len: w.pos, rcode: rc, truncated, question_len: question_end - HEADER_LEN })
+    let rrl = match rc {
+        rcode::NOERROR | rcode::NXDOMAIN => meta.rrl,
+        _ => RrlKey::Error,
+    };
+    Some(Answer { len: w.pos, rcode: rc, truncated, question_len: question_end - HEADER_LEN, rrl })
 }
 
 /// Writes the OPT record (when the query had one) and the header flags and counts.
 fn finish(w: &mut Writer<'_>, q: &Query<'_>, meta: Meta, extra_flags: u16) -> u16 {
-    let Meta { rcode, aa, scope } = meta;
+    let Meta { rcode, aa, scope, .. } = meta;
     if let Some(e) = q.edns {
         // Space for OPT was reserved, so this cannot fail.
         let _ = w.opt(e, rcode, q.ecs, scope);
@@ -234,7 +268,7 @@ fn header_only(out: &mut [u8], id: u16, flags: u16, rcode: u16) -> Answer {
     out[0..2].copy_from_slice(&id.to_be_bytes());
     let f = QR | (flags & ECHO_FLAGS) | rcode;
     out[2..4].copy_from_slice(&f.to_be_bytes());
-    Answer { len: HEADER_LEN, rcode, truncated: false, question_len: 0 }
+    Answer { len: HEADER_LEN, rcode, truncated: false, question_len: 0, rrl: RrlKey::Error }
 }
 
 /// The rcode, AA bit and ECS scope of an answer, decided before its sections are written so
@@ -245,6 +279,7 @@ struct Meta {
     aa: bool,
     /// How many leading bits of the client address the answer depended on.
     scope: u8,
+    rrl: RrlKey,
 }
 
 /// Fills the answer, authority and additional sections and sets `meta`; `Err` when they do
@@ -276,6 +311,8 @@ fn answer<T: Trace>(
     };
     trace.note(0, || format!("zone {}", zone.origin()));
     meta.aa = true;
+    // A name is at most 255 bytes, so the zone's offset in it fits a byte.
+    let by_zone = RrlKey::Zone { apex_at: labels.offset(qname, apex_label) as u8 };
 
     // The name currently being answered: the question name, then each CNAME target in turn.
     // `at` is where an uncompressed copy of it sits in the message, for compression pointers.
@@ -296,9 +333,15 @@ fn answer<T: Trace>(
             Found::NxDomain => {
                 // RFC 6604: after a CNAME chain the rcode describes the last name.
                 meta.rcode = rcode::NXDOMAIN;
+                meta.rrl = by_zone;
                 return negative(zone, &cur, w);
             }
-            Found::Node { node, .. } => node,
+            Found::Node { node, wildcard } => {
+                if wildcard {
+                    meta.rrl = by_zone;
+                }
+                node
+            }
         };
         let next = match node.profile() {
             Some(pid) => managed(snap, q, zone, pid, &cur, client, rng, w, meta, trace)?,
