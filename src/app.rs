@@ -326,7 +326,13 @@ impl Reloader {
         // editors that replace files.
         let mut poll = tokio::time::interval(WATCH_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut seen = stamps(&self.shared.load().sources);
+        // Files a failed reload named that the snapshot does not have (a new zone file, or one
+        // a zone file newly includes): fixing them must reload too.
+        let mut also: Vec<PathBuf> = Vec::new();
+        let watched = |snap: &Snapshot, also: &[PathBuf]| -> Vec<PathBuf> {
+            snap.sources.iter().chain(also).cloned().collect()
+        };
+        let mut seen = stamps(&watched(&self.shared.load(), &also));
         // A change seen but not yet settled: the stamps then, and when they last moved.
         let mut settling: Option<(Stamps, tokio::time::Instant)> = None;
         loop {
@@ -345,7 +351,7 @@ impl Reloader {
                     if !snap.server.watch {
                         continue;
                     }
-                    let now = stamps(&snap.sources);
+                    let now = stamps(&watched(&snap, &also));
                     if now == seen {
                         settling = None;
                         continue;
@@ -365,14 +371,29 @@ impl Reloader {
             settling = None;
             // Stamps taken before anything is read: a write that lands while the reload reads
             // the files shows as a difference afterwards, and is loaded by the next poll.
-            let old_sources = self.shared.load().sources.clone();
+            let old_sources = watched(&self.shared.load(), &also);
             let before = stamps(&old_sources);
             let result = self.reload().await;
+            also = match &result {
+                Ok(()) => Vec::new(),
+                Err(diags) => {
+                    let snap = self.shared.load();
+                    let mut named: Vec<PathBuf> = diags
+                        .0
+                        .iter()
+                        .map(|d| d.loc.file.clone())
+                        .filter(|f| !snap.sources.contains(f))
+                        .collect();
+                    named.sort();
+                    named.dedup();
+                    named
+                }
+            };
             seen = if stamps(&old_sources) != before {
                 info!("a watched file changed during the reload; it will be loaded again");
                 before
             } else {
-                stamps(&self.shared.load().sources)
+                stamps(&watched(&self.shared.load(), &also))
             };
             if let Some(reply) = reply {
                 let _ = reply.send(result);

@@ -83,6 +83,11 @@ impl Diagnostic {
         self.hint = Some(hint.into());
         self
     }
+
+    /// Sets the hint of a diagnostic already pushed.
+    pub fn hint(&mut self, hint: impl Into<String>) {
+        self.hint = Some(hint.into());
+    }
 }
 
 impl fmt::Display for Diagnostic {

@@ -193,7 +193,7 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
     let signals = Signals::from_parts(endpoints, profiles);
     let settings = Settings { udp_payload: config.server.udp_payload, ecs: config.server.ecs };
     let sources = std::iter::once(config.path.clone())
-        .chain(config.zones.iter().map(|z| z.file.clone()))
+        .chain(zones.iter().flat_map(|z| z.files().iter().cloned()))
         .chain(config.geoip.iter().map(|g| g.database.clone()))
         .collect();
     diags.into_result(()).map(|()| Snapshot {

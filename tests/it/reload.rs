@@ -236,6 +236,55 @@ async fn watch_reloads_on_file_change() {
     srv.stop().await;
 }
 
+/// Waits (bounded) until `name` is answered with `want`.
+async fn answers(srv: &TestServer, name: &str, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = render(&srv.udp(&bytes(&query(name, "A", None))).await.unwrap());
+        if got == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name}: still {got:?}, never {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A zone split with `$INCLUDE`: a change to an included file is a reload, and so is the fix
+/// of a file that a failed reload newly included (which no snapshot had watched yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_included_files() {
+    let dir = TempDir::new();
+    let head = "$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\n";
+    dir.write("z.zone", &format!("{head}$INCLUDE hosts/api.zone\n"));
+    dir.write("hosts/api.zone", "api A 192.0.2.10\n");
+    let cfg =
+        dir.write("meridian.toml", &config("").replace("[server]\n", "[server]\nwatch = true\n"));
+    let srv = TestServer::start_config(dir, cfg).await;
+    let rt = srv.runtime().clone();
+    assert_eq!(api(&srv).await, "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.10");
+
+    srv.dir.write("hosts/api.zone", "api A 192.0.2.77\n");
+    answers(&srv, "api.reload.test.", "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.77").await;
+
+    // A new include whose file is broken: the reload fails, the old data keeps serving.
+    let failures = || rt.metrics.reload_failures.load(Ordering::Relaxed);
+    let before = failures();
+    srv.dir.write("hosts/new.zone", "new A 192.0.2.300\n");
+    srv.dir.write("z.zone", &format!("{head}$INCLUDE hosts/api.zone\n$INCLUDE hosts/new.zone\n"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while failures() == before {
+        assert!(std::time::Instant::now() < deadline, "the broken include was never tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = rt.reload_info().last_error.unwrap_or_default();
+    assert!(err.contains("new.zone:1:7: invalid IPv4 address"), "{err}");
+    assert_eq!(api(&srv).await, "NOERROR aa\nan: api.reload.test. 60 A 192.0.2.77");
+    // Fixing only the included file is enough.
+    srv.dir.write("hosts/new.zone", "new A 192.0.2.30\n");
+    answers(&srv, "new.reload.test.", "NOERROR aa\nan: new.reload.test. 60 A 192.0.2.30").await;
+    srv.stop().await;
+}
+
 fn watched_config(dir: &TempDir) -> std::path::PathBuf {
     dir.write(
         "meridian.toml",

@@ -17,7 +17,7 @@ use crate::diag::{Diagnostic, Diagnostics, Loc};
 use crate::dns::name::Name;
 use rdata::{T_A, T_AAAA, T_CNAME, T_DNAME, T_DS, T_MX, T_NS, T_SOA, T_SRV};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use rdata::type_name;
 
@@ -84,6 +84,8 @@ pub struct Zone {
     /// of the SOA's own TTL and its MINIMUM field).
     pub(crate) soa_negative: Box<[u8]>,
     record_count: usize,
+    /// The zone file and every file it includes, for watching.
+    files: Box<[PathBuf]>,
 }
 
 /// What a name is inside a zone.
@@ -137,6 +139,11 @@ impl Zone {
     }
 
     /// How many records the zone file held (after removing duplicates).
+    /// The zone file and every file it `$INCLUDE`s.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
     pub fn record_count(&self) -> usize {
         self.record_count
     }
@@ -253,90 +260,321 @@ struct Record {
     rtype: u16,
     ttl: u32,
     rdata: rdata::Rdata,
+    /// Index of the file the record is in (the zone file, or one it includes).
+    file: u16,
     line: u32,
     col: u32,
 }
 
-/// Parses and validates the zone `origin` from `text` (the contents of `file`, which is only
-/// used in messages). Reports every problem found, not just the first.
+/// How deep `$INCLUDE`s may nest. Loops are found by path; this also stops one the paths hide
+/// (a symbolic link back to an including file).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// The most records one `$GENERATE` may make, so that a mistyped range is an error rather than
+/// a server that runs out of memory loading it.
+const MAX_GENERATE: u64 = 1 << 20;
+
+/// Parses and validates the zone `origin` from `text` (the contents of `file`, which names it
+/// in messages and is what `$INCLUDE`d paths are relative to; included files are read from
+/// disk). Reports every problem found, not just the first.
 pub fn parse(origin: &Name, file: &Path, text: &str) -> Result<Zone, Diagnostics> {
+    parse_with(origin, file, text, &|p| std::fs::read_to_string(p))
+}
+
+/// [`parse`], reading included files with `read`.
+pub fn parse_with(
+    origin: &Name,
+    file: &Path,
+    text: &str,
+    read: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Result<Zone, Diagnostics> {
     let origin = origin.to_lowercase();
-    let mut diags = Diagnostics::default();
-    let at = |line: u32, col: u32| Loc::new(file, line, col);
-
-    let entries = match lex::lex(text) {
-        Ok(e) => e,
-        Err(e) => return Err(Diagnostic::new(at(e.line, e.col), e.message).into()),
+    let mut p = Parser {
+        read,
+        files: vec![file.to_path_buf()],
+        diags: Diagnostics::default(),
+        records: Vec::new(),
+        default_ttl: None,
+        last_ttl: None,
     };
+    let mut ctx = Ctx { file: 0, origin: origin.clone(), last_owner: None };
+    p.file(&mut ctx, text, &mut vec![normalize(file)]);
+    let Parser { files, mut diags, records, .. } = p;
+    let mut zone = build(origin, records, &files, &mut diags);
+    zone.files = files.into();
+    diags.into_result(zone)
+}
 
-    let mut records = Vec::new();
-    let mut cur_origin = origin.clone();
-    let mut default_ttl: Option<u32> = None;
-    let mut last_ttl: Option<u32> = None;
-    let mut last_owner: Option<Name> = None;
+/// The state of reading a zone that spans its files: what has been read, and the TTL rules
+/// (`$TTL` and the last explicit TTL carry on from an included file, as in NSD).
+struct Parser<'r> {
+    read: &'r dyn Fn(&Path) -> std::io::Result<String>,
+    /// Every file read: the zone file first, then each included one.
+    files: Vec<PathBuf>,
+    diags: Diagnostics,
+    records: Vec<Record>,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+}
 
-    for entry in &entries {
-        let toks = &entry.tokens;
-        let first = &toks[0];
-        if !entry.blank_owner && !first.quoted && first.text.starts_with('$') {
-            let arg = toks.get(1);
-            match first.text.to_ascii_uppercase().as_str() {
-                "$ORIGIN" => match arg.map(|a| Name::parse(&a.text, Some(&cur_origin))) {
-                    Some(Ok(n)) if toks.len() == 2 => cur_origin = n,
-                    Some(Err(e)) => {
-                        let a = &toks[1];
-                        diags.push(Diagnostic::new(
-                            at(a.line, a.col),
-                            format!("invalid $ORIGIN: {e}"),
-                        ));
-                    }
-                    _ => diags.push(Diagnostic::new(
-                        at(first.line, first.col),
-                        "$ORIGIN takes exactly one domain name",
-                    )),
-                },
-                "$TTL" => match arg.and_then(|a| rdata::parse_ttl(&a.text)) {
-                    Some(t) if toks.len() == 2 => default_ttl = Some(t),
-                    _ => diags.push(
-                        Diagnostic::new(at(first.line, first.col), "$TTL takes exactly one TTL")
-                            .with_hint("for example: $TTL 3600 or $TTL 1h"),
-                    ),
-                },
-                other => diags.push(
-                    Diagnostic::new(
-                        at(first.line, first.col),
-                        format!("unsupported directive {other}"),
-                    )
-                    .with_hint("supported directives: $ORIGIN, $TTL"),
-                ),
+/// The state one file has of its own: an included file starts from the including file's
+/// origin (or the one `$INCLUDE` gives) and owner, and changes to them end with it (RFC 1035
+/// §5.1: "$INCLUDE ... does not change the origin of the parent file").
+#[derive(Clone)]
+struct Ctx {
+    file: usize,
+    origin: Name,
+    last_owner: Option<Name>,
+}
+
+/// `path` with `.` and `..` taken out, without touching the file system: two spellings of one
+/// path compare equal, so an include loop is found whatever the relative paths look like.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
             }
-            continue;
+            c => out.push(c),
         }
+    }
+    out
+}
 
-        let (owner, mut i) = if entry.blank_owner {
-            match &last_owner {
+impl Parser<'_> {
+    fn at(&self, ctx: &Ctx, line: u32, col: u32) -> Loc {
+        Loc::new(&self.files[ctx.file], line, col)
+    }
+
+    fn err(&mut self, ctx: &Ctx, t: &lex::Token, message: impl Into<String>) -> &mut Diagnostic {
+        let d = Diagnostic::new(self.at(ctx, t.line, t.col), message);
+        self.diags.push(d);
+        self.diags.0.last_mut().expect("just pushed")
+    }
+
+    /// Reads one file's entries. `stack` holds the normalized paths of the files being read,
+    /// outermost first, to find include loops.
+    fn file(&mut self, ctx: &mut Ctx, text: &str, stack: &mut Vec<PathBuf>) {
+        let entries = match lex::lex(text) {
+            Ok(e) => e,
+            Err(e) => {
+                let d = Diagnostic::new(self.at(ctx, e.line, e.col), e.message);
+                self.diags.push(d);
+                return;
+            }
+        };
+        for entry in &entries {
+            let first = &entry.tokens[0];
+            if !entry.blank_owner && !first.quoted && first.text.starts_with('$') {
+                self.directive(ctx, &entry.tokens, stack);
+            } else {
+                self.record(ctx, &entry.tokens, entry.blank_owner);
+            }
+        }
+    }
+
+    fn directive(&mut self, ctx: &mut Ctx, toks: &[lex::Token], stack: &mut Vec<PathBuf>) {
+        let first = &toks[0];
+        let arg = toks.get(1);
+        match first.text.to_ascii_uppercase().as_str() {
+            "$ORIGIN" => match arg.map(|a| Name::parse(&a.text, Some(&ctx.origin))) {
+                Some(Ok(n)) if toks.len() == 2 => ctx.origin = n,
+                Some(Err(e)) => {
+                    self.err(ctx, &toks[1], format!("invalid $ORIGIN: {e}"));
+                }
+                _ => {
+                    self.err(ctx, first, "$ORIGIN takes exactly one domain name");
+                }
+            },
+            "$TTL" => match arg.and_then(|a| rdata::parse_ttl(&a.text)) {
+                Some(t) if toks.len() == 2 => self.default_ttl = Some(t),
+                _ => {
+                    self.err(ctx, first, "$TTL takes exactly one TTL")
+                        .hint("for example: $TTL 3600 or $TTL 1h");
+                }
+            },
+            "$INCLUDE" => self.include(ctx, toks, stack),
+            "$GENERATE" => self.generate(ctx, toks),
+            other => {
+                self.err(ctx, first, format!("unsupported directive {other}"))
+                    .hint("supported directives: $ORIGIN, $TTL, $INCLUDE, $GENERATE");
+            }
+        }
+    }
+
+    /// `$INCLUDE file [origin]`: the file is read as if it stood here, relative to the
+    /// including file's directory.
+    fn include(&mut self, ctx: &mut Ctx, toks: &[lex::Token], stack: &mut Vec<PathBuf>) {
+        let first = &toks[0];
+        if !(2..=3).contains(&toks.len()) {
+            self.err(ctx, first, "$INCLUDE takes a file name and, optionally, an origin")
+                .hint("for example: $INCLUDE hosts.zone or $INCLUDE hosts.zone sub.example.com.");
+            return;
+        }
+        let origin = match toks.get(2).map(|t| Name::parse(&t.text, Some(&ctx.origin))) {
+            None => ctx.origin.clone(),
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                self.err(ctx, &toks[2], format!("invalid $INCLUDE origin: {e}"));
+                return;
+            }
+        };
+        let name = &toks[1];
+        let dir = self.files[ctx.file].parent().unwrap_or(Path::new(""));
+        let path = dir.join(&name.text);
+        let key = normalize(&path);
+        if let Some(i) = stack.iter().position(|p| *p == key) {
+            let chain: Vec<String> =
+                stack[i..].iter().chain([&key]).map(|p| p.display().to_string()).collect();
+            self.err(ctx, name, format!("$INCLUDE loop: {}", chain.join(" includes ")))
+                .hint("a zone file cannot include itself, directly or through another file");
+            return;
+        }
+        if stack.len() >= MAX_INCLUDE_DEPTH {
+            self.err(ctx, name, format!("$INCLUDE nested more than {MAX_INCLUDE_DEPTH} deep"));
+            return;
+        }
+        let text = match (self.read)(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.err(ctx, name, format!("cannot read included file {}: {e}", path.display()))
+                    .hint("an included path is relative to the directory of the file that includes it");
+                return;
+            }
+        };
+        if self.files.len() > u16::MAX as usize {
+            self.err(ctx, name, "too many included files");
+            return;
+        }
+        self.files.push(path);
+        let mut inner =
+            Ctx { file: self.files.len() - 1, origin, last_owner: ctx.last_owner.clone() };
+        stack.push(key);
+        self.file(&mut inner, &text, stack);
+        stack.pop();
+    }
+
+    /// `$GENERATE start-stop[/step] owner [ttl] [class] type rdata`, as BIND reads it: each
+    /// `$` in the owner and the rdata is the iterator, `${offset[,width[,base]]}` shifts and
+    /// formats it, `$$` and `\$` are a literal `$`. The rdata may be one quoted string (split
+    /// into fields after the iterator is put in, as BIND does) or several fields.
+    fn generate(&mut self, ctx: &mut Ctx, toks: &[lex::Token]) {
+        let first = &toks[0];
+        let usage = "$GENERATE start-stop[/step] owner [ttl] [class] type rdata";
+        if toks.len() < 5 {
+            self.err(ctx, first, "$GENERATE needs a range, an owner, a type and rdata")
+                .hint(format!("syntax: {usage}"));
+            return;
+        }
+        let range = &toks[1];
+        let Some((start, stop, step)) = parse_range(&range.text) else {
+            self.err(ctx, range, format!("invalid $GENERATE range {:?}", range.text)).hint(
+                "start-stop or start-stop/step, with 0 <= start <= stop < 2^31 and step >= 1",
+            );
+            return;
+        };
+        let count = (stop - start) / step + 1;
+        if count > MAX_GENERATE {
+            self.err(
+                ctx,
+                range,
+                format!("$GENERATE range makes {count} records, more than {MAX_GENERATE}"),
+            );
+            return;
+        }
+        // The owner, then everything up to the type as written, then the rdata.
+        let owner = &toks[2];
+        let mut i = 3;
+        while i < toks.len() && i < 5 && is_ttl_or_class(&toks[i].text) {
+            i += 1;
+        }
+        if i + 1 >= toks.len() {
+            self.err(ctx, first, "$GENERATE needs a type and rdata after the owner")
+                .hint(format!("syntax: {usage}"));
+            return;
+        }
+        let fixed = &toks[3..=i];
+        let rdata = &toks[i + 1..];
+        let mut value = start;
+        while value <= stop {
+            let before = self.diags.len();
+            match self.generated_entry(owner, fixed, rdata, value) {
+                Ok(line) => self.record(ctx, &line, false),
+                Err((t, message)) => {
+                    self.err(ctx, t, message);
+                }
+            }
+            // One bad template would fail the same way every time: report it once.
+            if self.diags.len() > before {
+                return;
+            }
+            value += step;
+        }
+    }
+
+    /// One record line of a `$GENERATE`, with `value` put in.
+    fn generated_entry<'t>(
+        &self,
+        owner: &'t lex::Token,
+        fixed: &[lex::Token],
+        rdata: &'t [lex::Token],
+        value: u64,
+    ) -> Result<Vec<lex::Token>, (&'t lex::Token, String)> {
+        let subst = |t: &'t lex::Token| {
+            expand(&t.text, value).map_err(|e| (t, e)).map(|text| lex::Token { text, ..t.clone() })
+        };
+        let mut line = vec![subst(owner)?];
+        line.extend_from_slice(fixed);
+        match rdata {
+            [one] if one.quoted => {
+                let text = subst(one)?.text;
+                let entries = lex::lex(&text).map_err(|e| (one, e.message))?;
+                line.extend(entries.into_iter().flat_map(|e| e.tokens).map(|t| lex::Token {
+                    line: one.line,
+                    col: one.col,
+                    ..t
+                }));
+            }
+            _ => {
+                for t in rdata {
+                    line.push(subst(t)?);
+                }
+            }
+        }
+        Ok(line)
+    }
+
+    /// One record line: owner (or blank for the previous one), TTL and class in either order,
+    /// type, rdata.
+    fn record(&mut self, ctx: &mut Ctx, toks: &[lex::Token], blank_owner: bool) {
+        let first = &toks[0];
+        let (owner, mut i) = if blank_owner {
+            match &ctx.last_owner {
                 Some(o) => (o.clone(), 0),
                 None => {
-                    diags.push(Diagnostic::new(
-                        at(first.line, first.col),
+                    self.err(
+                        ctx,
+                        first,
                         "record has no owner name and there is no previous record to take it from",
-                    ));
-                    continue;
+                    );
+                    return;
                 }
             }
         } else {
-            match Name::parse(&first.text, Some(&cur_origin)) {
+            match Name::parse(&first.text, Some(&ctx.origin)) {
                 Ok(n) => (n.to_lowercase(), 1),
                 Err(e) => {
-                    diags.push(Diagnostic::new(
-                        at(first.line, first.col),
-                        format!("invalid owner name {:?}: {e}", first.text),
-                    ));
-                    continue;
+                    self.err(ctx, first, format!("invalid owner name {:?}: {e}", first.text));
+                    return;
                 }
             }
         };
-        last_owner = Some(owner.clone());
+        ctx.last_owner = Some(owner.clone());
 
         // TTL and class may come in either order before the type (RFC 1035 §5.1).
         let mut ttl = None;
@@ -347,89 +585,171 @@ pub fn parse(origin: &Name, file: &Path, text: &str) -> Result<Zone, Diagnostics
                 match rdata::parse_ttl(&t.text) {
                     Some(v) if v <= i32::MAX as u32 => ttl = Some(v),
                     _ => {
-                        diags.push(Diagnostic::new(
-                            at(t.line, t.col),
-                            format!("invalid TTL {:?}", t.text),
-                        ));
+                        self.err(ctx, t, format!("invalid TTL {:?}", t.text));
                         bad = true;
                     }
                 }
                 i += 1;
-            } else if matches!(t.text.to_ascii_uppercase().as_str(), "IN" | "CH" | "HS" | "CS")
-                || t.text.to_ascii_uppercase().starts_with("CLASS")
-            {
+            } else if is_class(&t.text) {
                 if !t.text.eq_ignore_ascii_case("IN") {
-                    diags.push(
-                        Diagnostic::new(
-                            at(t.line, t.col),
-                            format!("class {} is not supported", t.text),
-                        )
-                        .with_hint("Meridian serves class IN only"),
-                    );
+                    self.err(ctx, t, format!("class {} is not supported", t.text))
+                        .hint("Meridian serves class IN only");
                     bad = true;
                 }
                 i += 1;
             }
         }
         if bad {
-            continue;
+            return;
         }
         let Some(type_tok) = toks.get(i) else {
             let last = toks.last().unwrap_or(first);
-            diags.push(Diagnostic::new(at(last.line, last.col), "record has no type"));
-            continue;
+            self.err(ctx, last, "record has no type");
+            return;
         };
         let Some(rtype) = rdata::parse_type(&type_tok.text) else {
-            diags.push(
-                Diagnostic::new(
-                    at(type_tok.line, type_tok.col),
-                    format!("unknown record type {:?}", type_tok.text),
-                )
-                .with_hint("use a type mnemonic such as A, AAAA, CNAME, MX, TXT, or TYPEnnn"),
-            );
-            continue;
+            self.err(ctx, type_tok, format!("unknown record type {:?}", type_tok.text))
+                .hint("use a type mnemonic such as A, AAAA, CNAME, MX, TXT, or TYPEnnn");
+            return;
         };
         // RFC 1035: an omitted TTL is the last explicit one; RFC 2308's $TTL takes precedence.
         if ttl.is_some() {
-            last_ttl = ttl;
+            self.last_ttl = ttl;
         }
-        let ttl = match ttl.or(default_ttl).or(last_ttl) {
-            Some(t) => t,
-            None => {
-                diags.push(
-                    Diagnostic::new(
-                        at(first.line, first.col),
-                        "record has no TTL and no $TTL precedes it",
-                    )
-                    .with_hint("add `$TTL 3600` at the top of the zone file"),
-                );
-                continue;
-            }
+        let Some(ttl) = ttl.or(self.default_ttl).or(self.last_ttl) else {
+            self.err(ctx, first, "record has no TTL and no $TTL precedes it")
+                .hint("add `$TTL 3600` at the top of the zone file");
+            return;
         };
         let rdata_toks = &toks[i + 1..];
-        match rdata::parse(rtype, rdata_toks, &cur_origin) {
-            Ok(rd) => records.push(Record {
+        match rdata::parse(rtype, rdata_toks, &ctx.origin) {
+            Ok(rd) => self.records.push(Record {
                 owner,
                 rtype,
                 ttl,
                 rdata: rd,
+                file: ctx.file as u16,
                 line: first.line,
                 col: first.col,
             }),
             Err(e) => {
                 let t = e.token.and_then(|k| rdata_toks.get(k)).unwrap_or(type_tok);
-                diags.push(Diagnostic::new(at(t.line, t.col), e.message));
+                self.err(ctx, t, e.message);
             }
         }
     }
+}
 
-    let zone = build(origin, records, file, &mut diags);
-    diags.into_result(zone)
+fn is_class(text: &str) -> bool {
+    matches!(text.to_ascii_uppercase().as_str(), "IN" | "CH" | "HS" | "CS")
+        || text.to_ascii_uppercase().starts_with("CLASS")
+}
+
+fn is_ttl_or_class(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_digit()) || is_class(text)
+}
+
+/// A `$GENERATE` range: `start-stop` or `start-stop/step`, BIND's bounds.
+fn parse_range(text: &str) -> Option<(u64, u64, u64)> {
+    let (range, step) = match text.split_once('/') {
+        Some((r, s)) => (r, s.parse::<u64>().ok()?),
+        None => (text, 1),
+    };
+    let (start, stop) = range.split_once('-')?;
+    let (start, stop) = (start.parse::<u64>().ok()?, stop.parse::<u64>().ok()?);
+    let max = (1u64 << 31) - 1;
+    (start <= stop && stop <= max && (1..=max).contains(&step)).then_some((start, stop, step))
+}
+
+/// A `$GENERATE` template with the iterator `value` put in.
+fn expand(template: &str, value: u64) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // An escape stays as it is, for the name or rdata parser: `\$` is then a `$`.
+            '\\' => {
+                out.push('\\');
+                if let Some(e) = chars.next() {
+                    out.push(e);
+                }
+            }
+            '$' if chars.peek() == Some(&'$') => {
+                chars.next();
+                out.push_str("\\$");
+            }
+            '$' if chars.peek() == Some(&'{') => {
+                chars.next();
+                let mut spec = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => spec.push(c),
+                        None => return Err(format!("unclosed ${{ in {template:?}")),
+                    }
+                }
+                out.push_str(&modified(&spec, value)?);
+            }
+            '$' => out.push_str(&value.to_string()),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// The iterator formatted by a `${offset[,width[,base]]}` modifier.
+fn modified(spec: &str, value: u64) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "invalid $GENERATE modifier ${{{spec}}}: expected ${{offset[,width[,base]]}}, base one of d o x X n N"
+        )
+    };
+    let mut parts = spec.split(',');
+    let offset: i64 = parts.next().unwrap_or("0").trim().parse().map_err(|_| bad())?;
+    let width: usize = match parts.next() {
+        Some(w) => w.trim().parse().map_err(|_| bad())?,
+        None => 0,
+    };
+    let base = parts.next().map(str::trim).unwrap_or("d");
+    if parts.next().is_some() || width > 255 {
+        return Err(bad());
+    }
+    let v = i64::try_from(value).ok().and_then(|v| v.checked_add(offset));
+    let Some(v) = v.and_then(|v| u64::try_from(v).ok()) else {
+        return Err(format!("$GENERATE modifier ${{{spec}}} makes a negative value from {value}"));
+    };
+    Ok(match base {
+        "d" => format!("{v:0width$}"),
+        "o" => format!("{v:0width$o}"),
+        "x" => format!("{v:0width$x}"),
+        "X" => format!("{v:0width$X}"),
+        "n" | "N" => nibbles(v, width, base == "N"),
+        _ => return Err(bad()),
+    })
+}
+
+/// BIND's nibble form: hex digits least significant first, one per label, for ip6.arpa
+/// names; `width` counts the characters written, dots included, as BIND counts them.
+fn nibbles(mut v: u64, mut width: usize, upper: bool) -> String {
+    let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let mut out = String::new();
+    loop {
+        out.push(digits[(v & 0xf) as usize] as char);
+        v >>= 4;
+        width = width.saturating_sub(1);
+        if width > 0 || v != 0 {
+            out.push('.');
+            width = width.saturating_sub(1);
+        }
+        if v == 0 && width == 0 {
+            return out;
+        }
+    }
 }
 
 /// Groups records into nodes and RRsets, checks the zone's structural rules, and pre-encodes.
-fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostics) -> Zone {
-    let at = |r: &Record| Loc::new(file, r.line, r.col);
+fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diagnostics) -> Zone {
+    let at = |r: &Record| Loc::new(&files[r.file as usize], r.line, r.col);
     let type_name = rdata::type_name;
     let mut by_owner: BTreeMap<Name, Vec<Record>> = BTreeMap::new();
     for r in records {
@@ -452,7 +772,7 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
 
     let apex_records = by_owner.get(&origin).map(Vec::as_slice).unwrap_or(&[]);
     let soas: Vec<&Record> = apex_records.iter().filter(|r| r.rtype == T_SOA).collect();
-    let first_loc = || Loc::new(file, 1, 1);
+    let first_loc = || Loc::new(&files[0], 1, 1);
     match soas.len() {
         0 => diags.push(
             Diagnostic::new(first_loc(), format!("zone {origin} has no SOA record at its apex"))
@@ -481,8 +801,12 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
                         format!("{owner} has a CNAME and other data ({})", type_name(other.rtype)),
                     )
                     .with_hint(format!(
-                        "the other record is at line {}; a CNAME must stand alone",
-                        other.line
+                        "the other record is at {}; a CNAME must stand alone",
+                        if other.file == first.file {
+                            format!("line {}", other.line)
+                        } else {
+                            format!("{}:{}", files[other.file as usize].display(), other.line)
+                        }
                     )),
                 );
             }
@@ -631,7 +955,14 @@ fn build(origin: Name, records: Vec<Record>, file: &Path, diags: &mut Diagnostic
         }
     }
     let nodes = ids.into_iter().map(|(n, id)| (Box::<[u8]>::from(n.wire()), id)).collect();
-    Zone { origin, nodes, data, soa_negative: soa_negative.into(), record_count }
+    Zone {
+        origin,
+        nodes,
+        data,
+        soa_negative: soa_negative.into(),
+        record_count,
+        files: Box::new([]),
+    }
 }
 
 fn push_tail(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {

@@ -97,7 +97,8 @@ fn syntax_errors_point_into_the_file() {
     check_err("www A 192.0.2.300\n", &["z.zone:5:7: invalid IPv4 address"]);
     check_err("www FOO bar\n", &["z.zone:5:5: unknown record type \"FOO\""]);
     check_err("www CH A 192.0.2.1\n", &["z.zone:5:5: class CH is not supported"]);
-    check_err("$INCLUDE other\n", &["z.zone:5:1: unsupported directive $INCLUDE"]);
+    check_err("$INCLUDE\n", &["z.zone:5:1: $INCLUDE takes a file name"]);
+    check_err("$FOO bar\n", &["z.zone:5:1: unsupported directive $FOO"]);
     check_err("\n\nwww TXT \"unterminated\n", &["z.zone:7:9: unterminated quoted string"]);
     // Several problems are all reported.
     check_err("a A 1.2.3\nb AAAA zz\nc MX x y\n", &["z.zone:5:", "z.zone:6:", "z.zone:7:"]);
@@ -154,4 +155,221 @@ fn shipped_demo_zone_loads() {
     let origin = Name::parse("app.example.com.", None).unwrap();
     let z = parse(&origin, &path, &text).unwrap_or_else(|e| panic!("{e}"));
     assert!(z.record_count() > 20);
+}
+
+/// Parses `files[0]` with every file in `files` readable by its path, as the zone
+/// example.com.
+fn load_files(files: &[(&str, &str)]) -> Result<Zone, String> {
+    let table: HashMap<PathBuf, String> =
+        files.iter().map(|(p, t)| (PathBuf::from(p), t.to_string())).collect();
+    let read = |p: &Path| {
+        table
+            .get(&normalize(p))
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    };
+    parse_with(&origin(), Path::new(files[0].0), files[0].1, &read).map_err(|d| d.to_string())
+}
+
+/// The rdata of each record of `name`'s RRset of type `rtype`, as hex.
+fn rdatas(z: &Zone, name: &str, rtype: u16) -> Vec<String> {
+    let wire = Name::parse(name, None).unwrap().to_lowercase();
+    let Some(set) = z.node(wire.wire()).and_then(|n| n.rrset(rtype)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut t = &set.tails[..];
+    while t.len() >= 10 {
+        let len = u16::from_be_bytes([t[8], t[9]]) as usize;
+        out.push(t[10..10 + len].iter().map(|b| format!("{b:02x}")).collect());
+        t = &t[10 + len..];
+    }
+    out
+}
+
+#[test]
+fn include_reads_files_relative_to_the_including_one() {
+    let z = load_files(&[
+        (
+            "zones/z.zone",
+            &format!(
+                "{HEAD}$INCLUDE sub/hosts.zone\n$INCLUDE sub/lab.zone lab\nafter A 192.0.2.9\n"
+            ),
+        ),
+        ("zones/sub/hosts.zone", "www A 192.0.2.2\n$INCLUDE ../common/mail.zone\n"),
+        ("zones/common/mail.zone", "mail A 192.0.2.3\n"),
+        // Its own $ORIGIN and TTL: the origin ends with the file, the $TTL carries on.
+        (
+            "zones/sub/lab.zone",
+            "$TTL 60\nbox A 192.0.2.4\n$ORIGIN x.example.com.\nin-x A 192.0.2.5\n",
+        ),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    for (name, want) in [
+        ("www.example.com.", "c0000202"),
+        ("mail.example.com.", "c0000203"),
+        ("box.lab.example.com.", "c0000204"),
+        ("in-x.x.example.com.", "c0000205"),
+        ("after.example.com.", "c0000209"),
+    ] {
+        assert_eq!(rdatas(&z, name, rdata::T_A), [want], "{name}");
+    }
+    let ttl = |n: &str| z.node(Name::parse(n, None).unwrap().wire()).unwrap().rrsets[0].ttl;
+    assert_eq!(ttl("www.example.com."), 300);
+    assert_eq!(ttl("after.example.com."), 60);
+    let files: Vec<String> = z.files().iter().map(|f| f.display().to_string()).collect();
+    assert_eq!(
+        files,
+        [
+            "zones/z.zone",
+            "zones/sub/hosts.zone",
+            "zones/sub/../common/mail.zone",
+            "zones/sub/lab.zone"
+        ]
+    );
+}
+
+#[test]
+fn include_errors_point_into_the_included_file() {
+    // Each case: what z.zone has after the head, hosts.zone and more.zone, and what the
+    // rendered diagnostics must say.
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        // A bad record, a lexing error and a structural one, each in the file it is in.
+        ("", "ok A 192.0.2.1\nbad A 192.0.2.300\n", "", &["hosts.zone:2:7: invalid IPv4 address"]),
+        ("", "\nt TXT \"open\n", "", &["hosts.zone:2:7: unterminated quoted string"]),
+        (
+            "www A 192.0.2.9\n",
+            "www CNAME a\n",
+            "",
+            &["hosts.zone:1:1: www.example.com. has a CNAME and other data (A)", "z.zone:6"],
+        ),
+        // A loop, directly or through another file, is found however the path is spelt.
+        (
+            "",
+            "$INCLUDE ./z.zone\n",
+            "",
+            &["hosts.zone:1:10: $INCLUDE loop: z.zone includes hosts.zone includes z.zone"],
+        ),
+        (
+            "",
+            "$INCLUDE more.zone\n",
+            "$INCLUDE hosts.zone\n",
+            &["more.zone:1:10: $INCLUDE loop: hosts.zone includes more.zone includes hosts.zone"],
+        ),
+        (
+            "",
+            "$INCLUDE missing.zone\n",
+            "",
+            &["hosts.zone:1:10: cannot read included file missing.zone"],
+        ),
+        ("", "$INCLUDE a b c\n", "", &["hosts.zone:1:1: $INCLUDE takes a file name"]),
+        ("", "$INCLUDE more.zone bad..name\n", "", &["hosts.zone:1:20: invalid $INCLUDE origin"]),
+    ];
+    for (after, hosts, more, want) in cases {
+        let main = format!("{HEAD}$INCLUDE hosts.zone\n{after}");
+        let e = load_files(&[("z.zone", &main), ("hosts.zone", hosts), ("more.zone", more)])
+            .expect_err("zone should be rejected");
+        for w in *want {
+            assert!(e.contains(w), "expected {w:?} in:\n{e}");
+        }
+    }
+}
+
+#[test]
+fn generate_templates() {
+    let cases: &[(&str, u64, Result<&str, &str>)] = &[
+        ("$", 5, Ok("5")),
+        ("host-$.x", 12, Ok("host-12.x")),
+        ("${10,3}", 5, Ok("015")),
+        ("${-1}", 5, Ok("4")),
+        ("${0,4,x}", 255, Ok("00ff")),
+        ("${0,4,X}", 255, Ok("00FF")),
+        ("${0,3,o}", 8, Ok("010")),
+        ("${0,0,d}", 7, Ok("7")),
+        // Nibbles, least significant first; the width counts characters with the dots, as
+        // BIND counts them.
+        ("${0,0,n}", 0x12, Ok("2.1")),
+        ("${0,3,n}", 1, Ok("1.0")),
+        ("${0,7,N}", 0xab, Ok("B.A.0.0")),
+        ("${0,1,n}", 0, Ok("0")),
+        // A literal dollar sign stays escaped for the name parser.
+        ("$$", 1, Ok("\\$")),
+        ("\\$", 1, Ok("\\$")),
+        ("a\\.b$", 1, Ok("a\\.b1")),
+        ("${", 1, Err("unclosed ${")),
+        ("${x}", 1, Err("invalid $GENERATE modifier ${x}")),
+        ("${0,1,q}", 1, Err("invalid $GENERATE modifier")),
+        ("${0,1,d,9}", 1, Err("invalid $GENERATE modifier")),
+        ("${0,999}", 1, Err("invalid $GENERATE modifier")),
+        ("${-10}", 5, Err("makes a negative value from 5")),
+    ];
+    for (template, value, want) in cases {
+        let got = expand(template, *value);
+        match want {
+            Ok(w) => assert_eq!(got.as_deref(), Ok(*w), "{template} at {value}"),
+            Err(w) => {
+                let e = got.expect_err(template);
+                assert!(e.contains(w), "{template}: {e}");
+            }
+        }
+    }
+    let ranges = [
+        ("1-3", Some((1, 3, 1))),
+        ("0-10/5", Some((0, 10, 5))),
+        ("3-3", Some((3, 3, 1))),
+        ("5-1", None),
+        ("1-3/0", None),
+        ("1-2147483648", None),
+        ("-1-3", None),
+        ("x", None),
+    ];
+    for (text, want) in ranges {
+        assert_eq!(parse_range(text), want, "{text}");
+    }
+}
+
+#[test]
+fn generate_makes_records() {
+    let z = load(
+        "$GENERATE 1-3 host$ A 192.0.2.$\n\
+         $GENERATE 0-4/2 ${0,2,x}.rev 60 IN PTR host$.example.com.\n\
+         $GENERATE 1-2 m$ MX \"10 mail$\"\n\
+         $GENERATE 1-2 w$ IN 120 CNAME www\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for (name, rtype, want) in [
+        ("host1.example.com.", rdata::T_A, vec!["c0000201"]),
+        ("host3.example.com.", rdata::T_A, vec!["c0000203"]),
+        ("00.rev.example.com.", rdata::T_PTR, vec!["05686f737430076578616d706c6503636f6d00"]),
+        ("04.rev.example.com.", rdata::T_PTR, vec!["05686f737434076578616d706c6503636f6d00"]),
+        ("02.rev.example.com.", rdata::T_PTR, vec!["05686f737432076578616d706c6503636f6d00"]),
+        ("01.rev.example.com.", rdata::T_PTR, vec![]),
+        ("m2.example.com.", rdata::T_MX, vec!["000a056d61696c32076578616d706c6503636f6d00"]),
+        ("w1.example.com.", rdata::T_CNAME, vec!["03777777076578616d706c6503636f6d00"]),
+    ] {
+        assert_eq!(rdatas(&z, name, rtype), want, "{name}");
+    }
+    assert!(z.node(Name::parse("host4.example.com.", None).unwrap().wire()).is_none());
+    let ttl = |n: &str| z.node(Name::parse(n, None).unwrap().wire()).unwrap().rrsets[0].ttl;
+    assert_eq!(
+        (ttl("02.rev.example.com."), ttl("w2.example.com."), ttl("host1.example.com.")),
+        (60, 120, 300)
+    );
+}
+
+#[test]
+fn generate_errors() {
+    check_err("$GENERATE 5-1 h$ A 192.0.2.$\n", &["z.zone:5:11: invalid $GENERATE range \"5-1\""]);
+    check_err(
+        "$GENERATE 0-2000000 h$ A 192.0.2.1\n",
+        &["makes 2000001 records, more than 1048576"],
+    );
+    check_err("$GENERATE 1-3 h$ A\n", &["z.zone:5:1: $GENERATE needs a range, an owner"]);
+    check_err("$GENERATE 1-3 h$ 60 A\n", &["z.zone:5:1: $GENERATE needs a type and rdata"]);
+    check_err("$GENERATE 1-3 h${x} A 192.0.2.1\n", &["z.zone:5:15: invalid $GENERATE modifier"]);
+    check_err("$GENERATE 1-3 h$ FOO 1\n", &["z.zone:5:18: unknown record type \"FOO\""]);
+    // A template that fails at one value is reported once, at the directive's line.
+    let e = load("$GENERATE 250-300 h$ A 192.0.2.$\n").unwrap_err();
+    assert_eq!(e.matches("invalid IPv4 address").count(), 1, "{e}");
+    assert!(e.contains("z.zone:5:24: invalid IPv4 address"), "{e}");
 }
