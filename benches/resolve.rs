@@ -2,6 +2,19 @@
 //! default configuration, including the snapshot load each query does.
 //!
 //! Run: `cargo bench --bench resolve`
+//!
+//! Wall-clock figures on a shared machine drift by tens of percent from run to run. For a
+//! comparison that does not, count instructions: with `RESOLVE_ITERATIONS=n` (and optionally
+//! `RESOLVE_CASE=name`) the bench skips criterion and runs each case `n` times inside
+//! `count_case`, which callgrind can be told to measure alone:
+//!
+//! ```sh
+//! RESOLVE_ITERATIONS=1000 RESOLVE_CASE=static_a valgrind --tool=callgrind \
+//!   --collect-atstart=no --toggle-collect='*count_case*' --callgrind-out-file=/dev/null \
+//!   target/release/deps/resolve-* --bench 2>&1 | grep 'Collected'
+//! ```
+//!
+//! (instructions per query = collected / n).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
@@ -48,6 +61,8 @@ fn bench(c: &mut Criterion) {
         ("cname_chain", query("portal.app.example.com.", RecordType::A, false)),
         ("wildcard", query("some.host.user.app.example.com.", RecordType::A, false)),
         ("referral", query("www.eu.app.example.com.", RecordType::A, false)),
+        ("apex_ns", query("app.example.com.", RecordType::NS, true)),
+        ("mx", query("app.example.com.", RecordType::MX, true)),
         ("refused", query("www.example.org.", RecordType::A, false)),
         // Traffic-managed names from the shipped configuration (demo GeoIP database).
         ("priority", query("www.app.example.com.", RecordType::A, false)),
@@ -130,6 +145,18 @@ fn bench(c: &mut Criterion) {
         ),
     ];
 
+    if let Ok(n) = std::env::var("RESOLVE_ITERATIONS") {
+        let n: usize = n.parse().expect("RESOLVE_ITERATIONS is a count");
+        let only = std::env::var("RESOLVE_CASE").ok();
+        let all = cases.iter().map(|c| (&shared, c)).chain(more_cases.iter().map(|c| (&more, c)));
+        for (shared, (name, q)) in all {
+            if only.as_deref().is_none_or(|o| o == *name) {
+                count_case(shared, q, n);
+            }
+        }
+        return;
+    }
+
     let mut group = c.benchmark_group("resolve");
     group.throughput(Throughput::Elements(1));
     let mut out = vec![0u8; 65535];
@@ -152,6 +179,18 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// `n` answers to `q`, for counting instructions (see the module's comment).
+#[inline(never)]
+fn count_case(shared: &Shared, q: &[u8], n: usize) {
+    let mut out = vec![0u8; 65535];
+    let mut rng = Rng::new(1);
+    let req = Request { src: "127.0.0.1".parse().unwrap(), transport: Transport::Udp };
+    for _ in 0..n {
+        let snap = shared.load();
+        black_box(resolve(&snap, black_box(q), req, &mut rng, &mut out).map(|a| a.len));
+    }
 }
 
 criterion_group!(benches, bench);

@@ -558,3 +558,100 @@ async fn class_chain_limit_and_glue_truncation() {
     }
     srv.stop().await;
 }
+
+/// Names inside RDATA (NS, CNAME, SOA, MX, PTR) that end in the zone's apex are compressed to
+/// a pointer into the question, and additional records' owners point at the names they
+/// serve; SRV targets never are (RFC 2782). Every answer decodes to the same records as
+/// before, with the sizes below; an answer too large for pointers to reach its names (TCP,
+/// past 16 KiB) writes the owners out instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdata_names_are_compressed() {
+    let dir = TempDir::new();
+    let mut zone = String::from(
+        "$TTL 300\n@ SOA ns hostmaster.example.net. 1 3600 600 86400 60\n@ NS ns\n@ NS ns.example.net.\n\
+         ns A 192.0.2.1\n@ MX 10 mail\n@ MX 20 mx.example.net.\nmail A 192.0.2.25\n\
+         _sip._tcp SRV 0 0 5060 sip\nsip A 192.0.2.50\nptr PTR host.z.test.\nalias CNAME mail\n",
+    );
+    // Two delegations over TCP: 600 name servers (the glue's owners still within a pointer's
+    // reach) and 700 (past it).
+    for (sub, n) in [("near", 600), ("far", 700)] {
+        for i in 0..n {
+            zone.push_str(&format!(
+                "{sub} NS ns{i}.{sub}\nns{i}.{sub} A 198.51.{}.{}\n",
+                i / 250,
+                i % 250
+            ));
+        }
+    }
+    dir.write("z.zone", &zone);
+    let cfg = dir.write(
+        "meridian.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[[zone]]\nname = \"z.test\"\nfile = \"z.zone\"\n",
+    );
+    let srv = TestServer::start_config(dir, cfg).await;
+    let cases = [
+        (
+            "z.test.",
+            "NS",
+            "NOERROR aa\nan: z.test. 300 NS ns.z.test.\nan: z.test. 300 NS ns.example.net.\n\
+             ar: ns.z.test. 300 A 192.0.2.1",
+            // Header, question, NS ns+pointer, NS ns.example.net. in full, glue.
+            12 + 12 + 17 + 28 + 16,
+        ),
+        (
+            "z.test.",
+            "MX",
+            "NOERROR aa\nan: z.test. 300 MX 10 mail.z.test.\nan: z.test. 300 MX 20 mx.example.net.\n\
+             ar: mail.z.test. 300 A 192.0.2.25",
+            12 + 12 + 21 + 30 + 16,
+        ),
+        (
+            "z.test.",
+            "SOA",
+            "NOERROR aa\nan: z.test. 300 SOA ns.z.test. hostmaster.example.net. 1 3600 600 86400 60",
+            12 + 12 + 12 + 5 + 24 + 20,
+        ),
+        (
+            "nope.z.test.",
+            "A",
+            "NXDOMAIN aa\nns: z.test. 60 SOA ns.z.test. hostmaster.example.net. 1 3600 600 86400 60",
+            12 + 17 + 12 + 5 + 24 + 20,
+        ),
+        (
+            "ptr.z.test.",
+            "PTR",
+            "NOERROR aa\nan: ptr.z.test. 300 PTR host.z.test.",
+            12 + 16 + 12 + 7,
+        ),
+        (
+            "alias.z.test.",
+            "A",
+            "NOERROR aa\nan: alias.z.test. 300 CNAME mail.z.test.\nan: mail.z.test. 300 A 192.0.2.25",
+            12 + 18 + 12 + 7 + 16,
+        ),
+        // SRV's target is written out; the additional record's owner points at it.
+        (
+            "_sip._tcp.z.test.",
+            "SRV",
+            "NOERROR aa\nan: _sip._tcp.z.test. 300 SRV 0 0 5060 sip.z.test.\nar: sip.z.test. 300 A 192.0.2.50",
+            12 + 22 + 12 + 6 + 12 + 16,
+        ),
+    ];
+    for (name, rtype, want, size) in cases {
+        let a = srv.udp(&bytes(&query(name, rtype, None))).await.unwrap();
+        assert_eq!(render(&a), want, "{name} {rtype}");
+        assert_eq!(a.len(), size, "{name} {rtype}: {}", render(&a));
+    }
+    for (sub, n) in [("near", 600), ("far", 700)] {
+        let a = srv.tcp(&bytes(&query(&format!("www.{sub}.z.test."), "A", None))).await.unwrap();
+        let m = hickory_proto::op::Message::from_vec(&a).unwrap();
+        assert_eq!((m.authorities.len(), m.additionals.len()), (n, n), "{sub}");
+        for (ns, glue) in m.authorities.iter().zip(m.additionals.iter()) {
+            assert_eq!(ns.data.to_string(), glue.name.to_string(), "{sub}");
+        }
+        let glue = &m.additionals[n - 1];
+        let i = n - 1;
+        assert_eq!(glue.data.to_string(), format!("198.51.{}.{}", i / 250, i % 250));
+    }
+    srv.stop().await;
+}

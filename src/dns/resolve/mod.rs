@@ -161,6 +161,8 @@ pub fn resolve_traced<T: Trace>(
                     limit: HEADER_LEN + OPT_LEN,
                     counts: [0; 4],
                     payload: snap.settings.udp_payload,
+                    apex: 0,
+                    rrset_at: (0, 0),
                 };
                 // Room for exactly this OPT was allowed, so this cannot fail.
                 let _ = w.opt(e, rcode, None, 0);
@@ -190,6 +192,8 @@ pub fn resolve_traced<T: Trace>(
         limit: limit - reserve,
         counts: [1, 0, 0, 0],
         payload: snap.settings.udp_payload,
+        apex: 0,
+        rrset_at: (0, 0),
     };
     w.header(q.id, q.flags);
     // The question is echoed exactly as sent; it always fits (a question is at most 259
@@ -312,7 +316,10 @@ fn answer<T: Trace>(
     trace.note(0, || format!("zone {}", zone.origin()));
     meta.aa = true;
     // A name is at most 255 bytes, so the zone's offset in it fits a byte.
-    let by_zone = RrlKey::Zone { apex_at: labels.offset(qname, apex_label) as u8 };
+    let apex_at = labels.offset(qname, apex_label);
+    let by_zone = RrlKey::Zone { apex_at: apex_at as u8 };
+    // Names in the zone's RDATA end in a pointer to the apex: here, inside the question.
+    w.apex = 0xc000 | (HEADER_LEN + apex_at) as u16;
 
     // The name currently being answered: the question name, then each CNAME target in turn.
     // `at` is where an uncompressed copy of it sits in the message, for compression pointers.
@@ -511,7 +518,9 @@ fn cname(node: &Node) -> Option<(&RRset, &[u8])> {
 fn negative(zone: &Zone, cur: &Cur<'_>, w: &mut Writer<'_>) -> Result<(), Full> {
     let apex = cur.suffix(cur.apex_label);
     w.name(apex)?;
+    let at = w.pos;
     w.put(&zone.soa_negative)?;
+    w.relocate(at, &zone.soa_negative_relocs);
     w.counts[2] += 1;
     debug_assert_eq!(u16::from_be_bytes([zone.soa_negative[0], zone.soa_negative[1]]), T_SOA);
     Ok(())
@@ -556,6 +565,12 @@ struct Writer<'a> {
     counts: [u16; 4],
     /// The UDP payload size Meridian advertises in OPT.
     payload: u16,
+    /// The pointer (0xc000 | offset) to the zone's apex in the question, which names in
+    /// pre-encoded RDATA end in.
+    apex: u16,
+    /// Where the last RRset written starts and how long its owner name is there, which
+    /// places each of its records for the additional records that point into them.
+    rrset_at: (usize, usize),
 }
 
 impl Writer<'_> {
@@ -589,9 +604,27 @@ impl Writer<'_> {
         }
     }
 
+    /// Fills in the apex pointers at `relocs` (offsets from `at`) of bytes just written.
+    fn relocate(&mut self, at: usize, relocs: &[u16]) {
+        for &r in relocs {
+            let p = at + r as usize;
+            self.buf[p..p + 2].copy_from_slice(&self.apex.to_be_bytes());
+        }
+    }
+
+    /// How long `n` is when written by [`Writer::name`].
+    fn name_len(n: NameRef<'_>) -> usize {
+        match n.wire.len() {
+            1 => 1,
+            _ if n.at < 0x4000 => 2,
+            len => len,
+        }
+    }
+
     /// Writes every record of `rr` with `owner` into `section`; returns the position of the
     /// last record's start (after its owner), for callers that point into its rdata.
     fn rrset(&mut self, owner: NameRef<'_>, rr: &RRset, section: usize) -> Result<usize, Full> {
+        let start = self.pos;
         let mut tails = &rr.tails[..];
         let mut last = self.pos;
         for _ in 0..rr.count {
@@ -601,6 +634,13 @@ impl Writer<'_> {
             self.put(&tails[..len])?;
             tails = &tails[len..];
         }
+        // Record `i` is preceded by `i + 1` owners, all written alike.
+        let owner_len = Self::name_len(owner);
+        for r in rr.relocs.iter() {
+            let p = start + owner_len * (r.record as usize + 1) + r.at as usize;
+            self.buf[p..p + 2].copy_from_slice(&self.apex.to_be_bytes());
+        }
+        self.rrset_at = (start, owner_len);
         self.counts[section] += rr.count;
         Ok(last)
     }
@@ -624,9 +664,27 @@ impl Writer<'_> {
         Ok(at)
     }
 
-    /// The RRset's in-zone address records (glue), into the additional section.
+    /// The in-zone address records (glue) of `rr`, the RRset just written, into the
+    /// additional section; their owners point at the names in its records.
     fn extra(&mut self, rr: &RRset) -> Result<(), Full> {
-        self.put(&rr.extra)?;
+        if rr.extra_count == 0 {
+            return Ok(());
+        }
+        let (start, owner_len) = self.rrset_at;
+        // The record `i`'s tail is preceded by `i + 1` owners; past a pointer's reach (only in
+        // very large TCP answers), the owners are written out instead.
+        let end = start + owner_len * rr.count as usize + rr.tails.len();
+        if end >= 0x4000 {
+            self.put(&rr.extra_plain)?;
+        } else {
+            let at = self.pos;
+            self.put(&rr.extra)?;
+            for x in rr.extra_relocs.iter() {
+                let target = start + owner_len * (x.record as usize + 1) + x.tail_at as usize;
+                let p = at + x.at as usize;
+                self.buf[p..p + 2].copy_from_slice(&(0xc000 | target as u16).to_be_bytes());
+            }
+        }
         self.counts[3] += rr.extra_count;
         Ok(())
     }

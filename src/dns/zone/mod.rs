@@ -8,6 +8,14 @@
 //! rdata): an answer is the owner name (a compression pointer into the question) followed by a
 //! copied tail.
 //!
+//! Names inside RDATA are compressed too, still by copying: wherever a name in the RDATA of a
+//! type RFC 3597 §4 lets us compress (NS, CNAME, SOA, MX, PTR) ends in the zone's apex, the
+//! tail holds the labels before it and a two-byte pointer whose target is left blank; the
+//! RRset lists those offsets (`relocs`), and the writer fills in where the apex sits in this
+//! query's question. Glue and other additional records point their owner names at the name
+//! in the RDATA they belong to (`extra_relocs`), with an uncompressed copy kept for the rare
+//! message where that name lies past a pointer's 14-bit reach.
+//!
 //! This module knows nothing about clients, health or load.
 
 mod lex;
@@ -15,7 +23,7 @@ pub mod rdata;
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
 use crate::dns::name::Name;
-use rdata::{T_A, T_AAAA, T_CNAME, T_DNAME, T_DS, T_MX, T_NS, T_SOA, T_SRV};
+use rdata::{T_A, T_AAAA, T_CNAME, T_DNAME, T_DS, T_MX, T_NS, T_PTR, T_SOA, T_SRV};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -38,12 +46,37 @@ pub struct RRset {
     pub(crate) count: u16,
     /// Concatenated record tails: TYPE, CLASS, TTL, RDLENGTH, RDATA for each record.
     pub(crate) tails: Box<[u8]>,
+    /// The two-byte pointers to the zone's apex in `tails`, target left blank.
+    pub(crate) relocs: Box<[Reloc]>,
     /// In-zone address records for the names this RRset points at (glue for NS, additional
-    /// data for MX and SRV), as whole records with uncompressed owners.
+    /// data for MX and SRV), as whole records whose owners are two-byte pointers, target left
+    /// blank: see `extra_relocs`.
     pub(crate) extra: Box<[u8]>,
     pub(crate) extra_count: u16,
+    /// For each pointer in `extra`: its offset there, and the record of `tails` (index, and
+    /// the offset in `tails` of the name) it points at.
+    pub(crate) extra_relocs: Box<[ExtraReloc]>,
+    /// `extra` with its owners written out, for a message where the pointers cannot reach.
+    pub(crate) extra_plain: Box<[u8]>,
     /// For CNAME: the lowercased target, to follow the chain inside the zone.
     pub(crate) target: Option<Name>,
+}
+
+/// A pointer to the apex in an RRset's tails: at offset `at` of `tails`, in its record number
+/// `record` (which places it in the message: each record is preceded by an owner name).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reloc {
+    pub record: u16,
+    pub at: u16,
+}
+
+/// Where an additional record's owner points: the name at `tail_at` in the RRset's tails,
+/// which is in its record number `record`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExtraReloc {
+    pub at: u16,
+    pub record: u16,
+    pub tail_at: u16,
 }
 
 /// One owner name of a zone.
@@ -83,6 +116,8 @@ pub struct Zone {
     /// The SOA as a record tail whose TTL is the negative-caching TTL (RFC 2308 §5: the minimum
     /// of the SOA's own TTL and its MINIMUM field).
     pub(crate) soa_negative: Box<[u8]>,
+    /// Offsets in `soa_negative` of pointers to the apex (as `RRset::relocs`).
+    pub(crate) soa_negative_relocs: Box<[u16]>,
     record_count: usize,
     /// The zone file and every file it includes, for watching.
     files: Box<[PathBuf]>,
@@ -883,6 +918,9 @@ fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diag
         order.iter().enumerate().map(|(i, n)| (n.clone(), i as NodeId)).collect();
     let mut data: Vec<Node> = Vec::with_capacity(order.len());
     let mut soa_negative = Vec::new();
+    let mut soa_negative_relocs = Box::default();
+    // The root zone's apex is one byte: a pointer to it would only be longer.
+    let apex = (!origin.is_root()).then(|| origin.wire());
     for name in &order {
         let rs = names.remove(name).unwrap_or_default();
         let mut by_type: BTreeMap<u16, Vec<Record>> = BTreeMap::new();
@@ -902,8 +940,23 @@ fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diag
             });
             record_count += recs.len();
             let mut tails = Vec::new();
-            for r in &recs {
-                push_tail(&mut tails, rtype, ttl, &r.rdata.wire);
+            let mut relocs = Vec::new();
+            // Where each record's target name starts in `tails`, for the additional records.
+            let mut target_at = Vec::with_capacity(recs.len());
+            for (i, r) in recs.iter().enumerate() {
+                let start = tails.len();
+                let (rdata, at) = compress(rtype, &r.rdata.wire, apex);
+                push_tail(&mut tails, rtype, ttl, &rdata);
+                relocs.extend(
+                    at.iter().map(|a| Reloc { record: i as u16, at: (start + 10 + a) as u16 }),
+                );
+                // MX's exchange follows its preference, SRV's target its three numbers.
+                let skip = match rtype {
+                    T_MX => 2,
+                    T_SRV => 6,
+                    _ => 0,
+                };
+                target_at.push((start + 10 + skip) as u16);
             }
             if rtype == T_SOA && *name == origin {
                 let minimum = recs[0]
@@ -912,18 +965,28 @@ fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diag
                     .rchunks(4)
                     .next()
                     .map_or(0, |m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]));
-                push_tail(&mut soa_negative, T_SOA, ttl.min(minimum), &recs[0].rdata.wire);
+                let (rdata, at) = compress(T_SOA, &recs[0].rdata.wire, apex);
+                push_tail(&mut soa_negative, T_SOA, ttl.min(minimum), &rdata);
+                soa_negative_relocs = at.iter().map(|a| (10 + a) as u16).collect();
             }
-            let (mut extra, mut extra_count) = (Vec::new(), 0u16);
+            let (mut extra, mut extra_plain, mut extra_count) = (Vec::new(), Vec::new(), 0u16);
+            let mut extra_relocs = Vec::new();
             if matches!(rtype, T_NS | T_MX | T_SRV) {
-                for r in &recs {
+                for (i, r) in recs.iter().enumerate() {
                     let Some(target) = &r.rdata.target else {
                         continue;
                     };
                     let target = target.to_lowercase();
                     for (atype, attl, wire) in addresses.get(&target).into_iter().flatten() {
-                        extra.extend_from_slice(target.wire());
+                        extra_relocs.push(ExtraReloc {
+                            at: extra.len() as u16,
+                            record: i as u16,
+                            tail_at: target_at[i],
+                        });
+                        extra.extend_from_slice(&[0xc0, 0]);
                         push_tail(&mut extra, *atype, *attl, wire);
+                        extra_plain.extend_from_slice(target.wire());
+                        push_tail(&mut extra_plain, *atype, *attl, wire);
                         extra_count += 1;
                     }
                 }
@@ -938,8 +1001,11 @@ fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diag
                 ttl,
                 count: recs.len() as u16,
                 tails: tails.into(),
+                relocs: relocs.into(),
                 extra: extra.into(),
                 extra_count,
+                extra_relocs: extra_relocs.into(),
+                extra_plain: extra_plain.into(),
                 target,
             });
         }
@@ -960,9 +1026,60 @@ fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diag
         nodes,
         data,
         soa_negative: soa_negative.into(),
+        soa_negative_relocs,
         record_count,
         files: Box::new([]),
     }
+}
+
+/// `rdata` of type `rtype` with every name that ends in `apex` cut to its labels before the
+/// apex and a two-byte pointer (target blank), and the offsets of those pointers in it. Only
+/// the types of RFC 1035 whose names RFC 3597 §4 allows to be compressed; others, and every
+/// name outside the zone, are copied as they are.
+fn compress(rtype: u16, rdata: &[u8], apex: Option<&[u8]>) -> (Vec<u8>, Vec<usize>) {
+    // Where the names start: MX's exchange after its preference; SOA's RNAME right after
+    // its MNAME (marked `None`).
+    let names: &[Option<usize>] = match rtype {
+        T_NS | T_CNAME | T_PTR => &[Some(0)],
+        T_MX => &[Some(2)],
+        T_SOA => &[Some(0), None],
+        _ => &[],
+    };
+    let Some(apex) = apex.filter(|_| !names.is_empty()) else {
+        return (rdata.to_vec(), Vec::new());
+    };
+    let mut out = Vec::with_capacity(rdata.len());
+    let mut relocs = Vec::new();
+    let mut pos = 0;
+    for start in names {
+        let start = start.unwrap_or(pos);
+        out.extend_from_slice(&rdata[pos..start]);
+        let end = start + name_len(&rdata[start..]);
+        // Walk the name's labels: the first suffix that is the apex becomes the pointer.
+        let mut p = start;
+        while rdata[p] != 0 && !rdata[p..end].eq_ignore_ascii_case(apex) {
+            p += 1 + rdata[p] as usize;
+        }
+        out.extend_from_slice(&rdata[start..p]);
+        if rdata[p..end].eq_ignore_ascii_case(apex) {
+            relocs.push(out.len());
+            out.extend_from_slice(&[0xc0, 0]);
+        } else {
+            out.push(0);
+        }
+        pos = end;
+    }
+    out.extend_from_slice(&rdata[pos..]);
+    (out, relocs)
+}
+
+/// The length of the uncompressed wire name at the start of `wire`.
+fn name_len(wire: &[u8]) -> usize {
+    let mut p = 0;
+    while wire[p] != 0 {
+        p += 1 + wire[p] as usize;
+    }
+    p + 1
 }
 
 fn push_tail(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
