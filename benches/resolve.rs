@@ -161,7 +161,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let mut out = vec![0u8; 65535];
     let mut rng = Rng::new(1);
-    let req = Request { src: "127.0.0.1".parse().unwrap(), transport: Transport::Udp };
+    let req = Request { src: "127.0.0.1".parse().unwrap(), transport: Transport::Udp, now: 0 };
     for (name, q) in &cases {
         group.bench_function(*name, |b| {
             b.iter(|| {
@@ -186,7 +186,7 @@ fn bench(c: &mut Criterion) {
 fn count_case(shared: &Shared, q: &[u8], n: usize) {
     let mut out = vec![0u8; 65535];
     let mut rng = Rng::new(1);
-    let req = Request { src: "127.0.0.1".parse().unwrap(), transport: Transport::Udp };
+    let req = Request { src: "127.0.0.1".parse().unwrap(), transport: Transport::Udp, now: 0 };
     for _ in 0..n {
         let snap = shared.load();
         black_box(resolve(&snap, black_box(q), req, &mut rng, &mut out).map(|a| a.len));

@@ -2,7 +2,8 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
 # Installs what the tests need beyond the Rust toolchain when it is missing (dig from
-# Debian's bind9-dnsutils, mmdblookup from mmdb-bin, promtool from prometheus, unbound), then checks
+# Debian's bind9-dnsutils, kdig from knot-dnsutils, mmdblookup from mmdb-bin, promtool from
+# prometheus, unbound, ...), then checks
 # formatting, lints and docs, and runs every test. Safe to run again: nothing is installed
 # twice.
 set -euo pipefail
@@ -12,6 +13,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=()
 command -v dig >/dev/null 2>&1 || packages+=(bind9-dnsutils)
+# kdig: Knot's client, a second implementation of DNS cookies and NSID (tests/it/dig.rs).
+command -v kdig >/dev/null 2>&1 || packages+=(knot-dnsutils)
 command -v mmdblookup >/dev/null 2>&1 || packages+=(mmdb-bin)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # faketime: an expired test certificate for the HTTPS tests (tests/it/https.rs).

@@ -15,12 +15,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Protocol settings the hot path reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// The largest UDP answer sent, and the payload size advertised in OPT.
     pub udp_payload: u16,
     /// Honour EDNS Client Subnet in queries.
     pub ecs: bool,
+    /// The NSID answered when asked for (RFC 5001).
+    pub nsid: Option<Box<[u8]>>,
+    /// The CH TXT answer to `id.server` and `hostname.bind`.
+    pub identity: Option<Box<[u8]>>,
+    /// The secrets DNS cookies are made and checked with.
+    pub cookies: Option<crate::dns::cookie::CookieKeys>,
 }
 
 /// One immutable, validated view of everything served: what serving and the control plane
@@ -191,7 +197,13 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
         })
         .collect();
     let signals = Signals::from_parts(endpoints, profiles);
-    let settings = Settings { udp_payload: config.server.udp_payload, ecs: config.server.ecs };
+    let settings = Settings {
+        udp_payload: config.server.udp_payload,
+        ecs: config.server.ecs,
+        nsid: config.server.nsid.as_ref().map(|n| n.as_bytes().into()),
+        identity: config.server.identity.as_ref().map(|n| n.as_bytes().into()),
+        cookies: config.server.cookies.clone(),
+    };
     let sources = std::iter::once(config.path.clone())
         .chain(zones.iter().flat_map(|z| z.files().iter().cloned()))
         .chain(config.geoip.iter().map(|g| g.database.clone()))

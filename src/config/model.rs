@@ -105,6 +105,12 @@ pub struct Server {
     pub rrl: Option<crate::dns::rrl::RrlConfig>,
     /// The fraction of queries logged (target `meridian::query`); 0 logs none.
     pub query_log: f64,
+    /// The NSID (RFC 5001) answered to queries that ask for it; none unless set.
+    pub nsid: Option<String>,
+    /// The TXT answered to `id.server` and `hostname.bind` in class CH; none unless set.
+    pub identity: Option<String>,
+    /// DNS cookies (RFC 7873, RFC 9018), when a secret is configured.
+    pub cookies: Option<crate::dns::cookie::CookieKeys>,
 }
 
 /// `[geoip]`: the database the geographic and performance methods consult.

@@ -280,6 +280,18 @@ pub(super) struct RawServer {
     pub(super) watch: Option<bool>,
     pub(super) rrl: Option<Spanned<RawRrl>>,
     pub(super) query_log: Option<Spanned<f64>>,
+    pub(super) nsid: Option<Spanned<String>>,
+    pub(super) identity: Option<Spanned<String>>,
+    pub(super) cookies: Option<Spanned<RawCookies>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCookies {
+    pub(super) secret: Option<Spanned<String>>,
+    pub(super) secret_env: Option<Spanned<String>>,
+    pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) accept: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]

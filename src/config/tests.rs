@@ -118,3 +118,45 @@ fn durations() {
     assert_eq!(parse_duration("5"), None);
     assert_eq!(parse_duration("s"), None);
 }
+
+#[test]
+fn nsid_identity_and_cookies() {
+    let secret = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+    let ok = format!(
+        "[server]\nnsid = \"a1\"\nidentity = \"edge\"\n[server.cookies]\nsecret = \"{secret}\"\n\
+         accept = [\"00112233445566778899AABBCCDDEEFF\"]\n{ZONE}"
+    );
+    let c = parse(Path::new("m.toml"), &ok).unwrap();
+    assert_eq!(
+        (c.server.nsid.as_deref(), c.server.identity.as_deref()),
+        (Some("a1"), Some("edge"))
+    );
+    let keys = c.server.cookies.unwrap();
+    assert_eq!(keys.secret[..2], [0xe5, 0xe9]);
+    assert_eq!(keys.accept[0][15], 0xff);
+    assert!(parse(Path::new("m.toml"), ZONE).unwrap().server.cookies.is_none());
+    let cases = [
+        ("nsid = \"\"\n", "m.toml:2:8: nsid is 0 bytes long; it must be 1 to 128"),
+        (
+            "[server.cookies]\nsecret = \"abc\"\n",
+            "m.toml:3:10: the cookie secret is not 32 hex digits",
+        ),
+        ("[server.cookies]\naccept = []\n", "[server.cookies] needs a secret"),
+        (
+            &format!("[server.cookies]\nsecret = \"{secret}\"\nsecret_env = \"X\"\n"),
+            "m.toml:4:14: give one of secret, secret_env and secret_file",
+        ),
+        (
+            &format!("[server.cookies]\nsecret = \"{secret}\"\naccept = [\"{secret}\"]\n"),
+            "m.toml:4:11: this is the secret itself",
+        ),
+        (
+            "[server.cookies]\nsecret_env = \"MERIDIAN_TEST_UNSET_COOKIE\"\n",
+            "environment variable MERIDIAN_TEST_UNSET_COOKIE is not set",
+        ),
+    ];
+    for (server, want) in cases {
+        let e = errors(&format!("[server]\n{server}{ZONE}"));
+        assert!(e.contains(want), "{server}: expected {want:?} in\n{e}");
+    }
+}

@@ -255,6 +255,9 @@ impl Validator<'_> {
             watch: None,
             rrl: None,
             query_log: None,
+            nsid: None,
+            identity: None,
+            cookies: None,
         });
         let mut listen = Vec::new();
         match raw.listen {
@@ -339,6 +342,19 @@ impl Validator<'_> {
                 ipv6_prefix: self.int_in(r.ipv6_prefix, "ipv6_prefix", (16, 128), 56) as u8,
             }
         });
+        let mut text = |v: Option<Spanned<String>>, key: &str, max: usize| {
+            let v = v?;
+            let len = v.get_ref().len();
+            if len == 0 || len > max {
+                let msg = format!("{key} is {len} bytes long; it must be 1 to {max}");
+                self.error(&v, msg, None);
+                return None;
+            }
+            Some(v.into_inner())
+        };
+        let nsid = text(raw.nsid, "nsid", 128);
+        let identity = text(raw.identity, "identity", 255);
+        let cookies = raw.cookies.and_then(|c| self.cookies(&c));
         Server {
             listen,
             udp_workers,
@@ -350,7 +366,67 @@ impl Validator<'_> {
             watch,
             rrl,
             query_log,
+            nsid,
+            identity,
+            cookies,
         }
+    }
+
+    /// `[server.cookies]`: the secret (inline, from the environment or from a file) and the
+    /// secrets also accepted during a rollover, each 16 bytes in hex.
+    fn cookies(&mut self, table: &Spanned<RawCookies>) -> Option<crate::dns::cookie::CookieKeys> {
+        let raw = table.get_ref();
+        let hint = "16 bytes as 32 hex digits, e.g. from `openssl rand -hex 16`";
+        let key = |v: &str| -> Option<[u8; 16]> {
+            let v = v.trim();
+            if v.len() != 32 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            let mut out = [0u8; 16];
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).ok()?;
+            }
+            Some(out)
+        };
+        let given = [&raw.secret, &raw.secret_env, &raw.secret_file];
+        if given.iter().filter(|g| g.is_some()).count() != 1 {
+            let at = given.iter().copied().flatten().nth(1);
+            match at {
+                Some(at) => self.error(at, "give one of secret, secret_env and secret_file", None),
+                None => self.error(
+                    table,
+                    "[server.cookies] needs a secret: secret, secret_env or secret_file",
+                    Some(hint),
+                ),
+            }
+            return None;
+        }
+        let (text, at) = match (&raw.secret, &raw.secret_env, &raw.secret_file) {
+            (Some(s), _, _) => (Some(s.get_ref().clone()), s),
+            (_, Some(e), _) => (self.secret(Some(e), None, "cookie secret_env"), e),
+            (_, _, Some(f)) => (self.secret(None, Some(f), "cookie secret_file"), f),
+            _ => unreachable!("exactly one is given"),
+        };
+        let Some(secret) = key(&text?) else {
+            self.error(at, "the cookie secret is not 32 hex digits", Some(hint));
+            return None;
+        };
+        let mut accept = Vec::new();
+        if let Some(list) = &raw.accept {
+            if list.get_ref().len() > 4 {
+                self.error(list, "accept lists at most 4 secrets", None);
+            }
+            for a in list.get_ref() {
+                match key(a.get_ref()) {
+                    Some(k) if k == secret => {
+                        self.error(a, "this is the secret itself", None);
+                    }
+                    Some(k) => accept.push(k),
+                    None => self.error(a, "an accepted secret is not 32 hex digits", Some(hint)),
+                }
+            }
+        }
+        Some(crate::dns::cookie::CookieKeys { secret, accept: accept.into() })
     }
 
     pub(super) fn zones(&mut self, raw: Vec<RawZone>) -> Vec<ZoneConfig> {

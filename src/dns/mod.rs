@@ -3,9 +3,11 @@
 //! - [`server`]: UDP workers (one per core, `SO_REUSEPORT`), TCP framing and limits.
 //! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
 //! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
+//! - [`cookie`]: DNS cookies (RFC 7873, RFC 9018 server cookies).
 //! - [`rrl`]: response rate limiting. [`metrics`]: the server's counters and the Prometheus
 //!   text format. [`name`]: wire-form domain names.
 
+pub mod cookie;
 pub mod metrics;
 pub mod name;
 pub mod resolve;

@@ -168,13 +168,16 @@ impl UdpTurn {
         peer: SocketAddr,
         out: &mut [u8],
     ) -> Option<usize> {
-        let req = Request { src: peer.ip(), transport: Transport::Udp };
+        let req = Request { src: peer.ip(), transport: Transport::Udp, now: cookie_time(snap) };
         let started = Instant::now();
         let answer = resolve(snap, query, req, &mut self.rng, out);
         rt.metrics.record(Transport::Udp, answer, started.elapsed());
         let answer = answer?;
         let mut len = answer.len;
-        if let Some(cfg) = snap.server.rrl {
+        // A valid server cookie proves the source address is not spoofed: nothing to limit.
+        if let Some(cfg) = snap.server.rrl
+            && !answer.cookie
+        {
             if self.limiter.as_ref().is_none_or(|l| l.config() != cfg) {
                 self.limiter = Some(crate::dns::rrl::Limiter::new(cfg));
             }
@@ -254,6 +257,14 @@ pub async fn tcp_acceptor(
     }
 }
 
+/// The clock DNS cookies are stamped with, read only when cookies are on.
+fn cookie_time(snap: &Snapshot) -> u32 {
+    match snap.settings.cookies {
+        Some(_) => crate::dns::cookie::unix_now(),
+        None => 0,
+    }
+}
+
 async fn connection(
     stream: tokio::net::TcpStream,
     shared: &Shared,
@@ -263,7 +274,6 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let Ok(peer) = stream.peer_addr() else { return };
-    let req = Request { src: peer.ip(), transport: Transport::Tcp };
     let mut rng = Rng::from_entropy();
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
@@ -295,6 +305,8 @@ async fn connection(
             // The snapshot guard is dropped before the next await.
             let snap = shared.load();
             let started = Instant::now();
+            let req =
+                Request { src: peer.ip(), transport: Transport::Tcp, now: cookie_time(&snap) };
             let answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
             let took = started.elapsed();
             rt.metrics.record(Transport::Tcp, answer, took);

@@ -91,7 +91,7 @@ pub fn explain(
 
     let mut trace = Vec::new();
     let mut out = vec![0u8; 65535];
-    let req = Request { src: addr, transport: Transport::Tcp };
+    let req = Request { src: addr, transport: Transport::Tcp, now: crate::dns::cookie::unix_now() };
     let answer = resolve_traced(snap, &query, req, &mut Rng::new(seed), &mut out, &mut trace)
         .ok_or_else(|| ExplainError("the query was dropped".into()))?;
     let reply = Message::from_vec(&out[..answer.len])

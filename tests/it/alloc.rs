@@ -101,6 +101,45 @@ fn check(c: &Case, answer: &[u8], context: &str) {
     }
 }
 
+/// Queries with NSID and COOKIE options (a client cookie alone, and with a valid server
+/// cookie made at time 0, the time these tests' requests carry), and the CH identity.
+fn option_cases() -> Vec<Case> {
+    use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
+    let client = [1u8, 2, 3, 4, 5, 6, 7, 8];
+    let secret = [
+        0xe5, 0xe9, 0x73, 0xe5, 0xa6, 0xb2, 0xa4, 0x3f, 0x48, 0xe7, 0xdc, 0x84, 0x9e, 0x37, 0xbf,
+        0xcf,
+    ];
+    let server = meridian::dns::cookie::make(&secret, &client, "127.0.0.1".parse().unwrap(), 0);
+    let with = |cookie: Vec<u8>| {
+        let mut m = query("api.app.example.com.", "A", Some(1232));
+        let opts = m.edns.as_mut().unwrap().options_mut();
+        opts.insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap()));
+        opts.insert(EdnsOption::Unknown(10, cookie));
+        bytes(&m)
+    };
+    let mut id = query("id.server.", "TXT", Some(1232));
+    id.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    let api: &[&str] = &["api.app.example.com. 300 A 192.0.2.10"];
+    vec![
+        case("NSID, client cookie", with(client.to_vec()), Transport::Udp, "NOERROR aa", api),
+        case(
+            "NSID, valid server cookie",
+            with([&client[..], &server[..]].concat()),
+            Transport::Udp,
+            "NOERROR aa",
+            api,
+        ),
+        case(
+            "id.server CH TXT",
+            bytes(&id),
+            Transport::Udp,
+            "NOERROR aa",
+            &["id.server. 0 TXT edge"],
+        ),
+    ]
+}
+
 fn cases() -> Vec<Case> {
     use Transport::{Tcp, Udp};
     let mut unknown_opt = with_unknown_option(query("api.app.example.com.", "A", Some(1232)));
@@ -280,13 +319,17 @@ fn take_down(shared: &Shared) {
 #[test]
 fn warm_resolve_does_not_allocate() {
     let dir = TempDir::new();
-    let shared = Shared::new(load(&write_config_with(&dir, "", MORE_PROFILES)).unwrap());
+    // NSID, the CH identity and cookies on, for the cases that use them.
+    let extra = "nsid = \"n1\"\nidentity = \"edge\"\n\
+                 [server.cookies]\nsecret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n";
+    let shared = Shared::new(load(&write_config_with(&dir, extra, MORE_PROFILES)).unwrap());
     take_down(&shared);
     let mut cases = cases();
+    cases.extend(option_cases());
     set_share(&shared, 1.0, &mut cases);
     let mut out = vec![0u8; 65535];
     let mut rng = Rng::new(1);
-    let req = |t: Transport| Request { src: "127.0.0.1".parse().unwrap(), transport: t };
+    let req = |t: Transport| Request { src: "127.0.0.1".parse().unwrap(), transport: t, now: 0 };
     // Warm up: the first load of the snapshot on a thread may set up per-thread state.
     for c in &cases {
         let snap = shared.load();
@@ -416,7 +459,7 @@ fn random_and_mutated_messages_never_panic() {
             }
         }
         let transport = if i % 3 == 0 { Transport::Tcp } else { Transport::Udp };
-        let req = Request { src: "127.0.0.1".parse().unwrap(), transport };
+        let req = Request { src: "127.0.0.1".parse().unwrap(), transport, now: 0 };
         let snap = shared.load();
         match resolve(&snap, &msg, req, &mut rng, &mut out) {
             None => dropped += 1,

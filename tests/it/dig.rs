@@ -78,3 +78,150 @@ fn dig_against_the_default_config() {
     srv.signal("-TERM");
     assert_eq!(srv.wait_exit(), Some(0));
 }
+
+/// A server on an ephemeral port with NSID, an identity, cookies keyed by `secret` (and
+/// `accept`), and rate limiting at `rate` answers per second with no slip.
+async fn cookie_server(secret: &str, accept: &str, rate: u32) -> crate::harness::TestServer {
+    use crate::harness::*;
+    let dir = TempDir::new();
+    let zone = repo().join("zones/app.example.com.zone");
+    let cfg = dir.write(
+        "meridian.toml",
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nnsid = \"meridian-test-1\"\nidentity = \"edge-7\"\n\
+             [server.rrl]\nresponses_per_second = {rate}\nslip = 0\n\
+             [server.cookies]\nsecret = \"{secret}\"\naccept = [{accept}]\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
+             [[zone]]\nname = \"app.example.com\"\nfile = \"{}\"\n",
+            zone.display()
+        ),
+    );
+    TestServer::start_config(dir, cfg).await
+}
+
+/// A query for api.app.example.com A carrying COOKIE `data` (client cookie, then the server
+/// cookie if any).
+fn with_cookie(data: &[u8]) -> Vec<u8> {
+    use crate::harness::*;
+    use hickory_proto::rr::rdata::opt::EdnsOption;
+    let mut q = query("api.app.example.com.", "A", Some(1232));
+    q.edns.as_mut().unwrap().options_mut().insert(EdnsOption::Unknown(10, data.to_vec()));
+    bytes(&q)
+}
+
+/// The COOKIE option of an answer.
+fn cookie_of(answer: &[u8]) -> Vec<u8> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let m = hickory_proto::op::Message::from_vec(answer).unwrap();
+    match m.edns.as_ref().and_then(|e| e.option(EdnsCode::Cookie)) {
+        Some(EdnsOption::Unknown(10, d)) => d.clone(),
+        other => panic!("no COOKIE in the answer: {other:?}"),
+    }
+}
+
+/// How many of `n` queries sent back to back (well within one second) are answered: all are
+/// sent first, then replies are counted until none has come for 300 ms.
+async fn answered(srv: &crate::harness::TestServer, q: &[u8], n: usize) -> usize {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..n {
+        sock.send_to(q, srv.addr).await.unwrap();
+    }
+    let mut got = 0;
+    let mut buf = [0u8; 1500];
+    let quiet = std::time::Duration::from_millis(300);
+    while tokio::time::timeout(quiet, sock.recv(&mut buf)).await.is_ok() {
+        got += 1;
+    }
+    got
+}
+
+const SECRET: &str = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+const NEXT: &str = "445536bcd2513298075a5d379663c962";
+
+/// NSID and the CH identity names, seen by dig and kdig; DNS cookies (RFC 7873, RFC 9018)
+/// made and checked: dig and kdig get a server cookie back and dig calls it good, a valid one
+/// exempts its source from rate limiting, another instance with the same secret accepts it,
+/// a rollover keeps it valid, and a malformed COOKIE option is FORMERR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsid_identity_and_cookies() {
+    // dig and kdig first, unlimited; rate limiting at 1 per second for the rest.
+    let tools = cookie_server(SECRET, "", 1000).await;
+    let port = tools.addr.port().to_string();
+    let run = |tool: &str, args: &[&str]| {
+        let retries = if tool == "kdig" { "+retry=0" } else { "+tries=1" };
+        let out = Command::new(tool)
+            .args(["@127.0.0.1", "-p", &port, "+time=2", retries])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool} is installed by the test command: {e}"));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dig = |args: &[&str]| run("dig", args);
+    let kdig = |args: &[&str]| run("kdig", args);
+
+    let a = dig(&["+nsid", "api.app.example.com"]);
+    assert!(
+        a.contains("; NSID: 6d 65 72 69 64 69 61 6e 2d 74 65 73 74 2d 31 (\"meridian-test-1\")"),
+        "{a}"
+    );
+    let a = kdig(&["+nsid", "api.app.example.com"]);
+    assert!(a.contains("NSID: 6D6572696469616E2D746573742D31 \"meridian-test-1\""), "{a}");
+    for name in ["id.server", "hostname.bind"] {
+        assert_eq!(dig(&["CH", "TXT", name, "+short"]), "\"edge-7\"\n", "{name}");
+    }
+    assert!(dig(&["CH", "TXT", "version.bind"]).contains("status: REFUSED"));
+
+    // dig and kdig send a client cookie and get a server cookie of RFC 9018's form back.
+    let a = dig(&["+cookie", "api.app.example.com"]);
+    let line = a.lines().find(|l| l.starts_with("; COOKIE: ")).unwrap_or_else(|| panic!("{a}"));
+    assert!(line.ends_with(" (good)") && line[26..34] == *"01000000", "{line}");
+    let cookie = line[10..58].to_string();
+    let a = dig(&[&format!("+cookie={cookie}"), "api.app.example.com"]);
+    assert!(a.contains(" (good)") && a.contains("192.0.2.10"), "{a}");
+    let a = kdig(&[&format!("+cookie={cookie}"), "api.app.example.com"]);
+    let line = a.lines().find(|l| l.starts_with(";; COOKIE: ")).unwrap_or_else(|| panic!("{a}"));
+    assert!(
+        line[11..27].eq_ignore_ascii_case(&cookie[..16]) && line[27..35] == *"01000000",
+        "{line}"
+    );
+
+    // Malformed COOKIE options (RFC 7873 §5.2.2): FORMERR.
+    for len in [9, 15, 41] {
+        let a = crate::harness::render(&tools.udp(&with_cookie(&vec![1; len])).await.unwrap());
+        assert!(a.starts_with("FORMERR"), "{len}: {a}");
+    }
+
+    tools.stop().await;
+
+    let srv = cookie_server(SECRET, "", 1).await;
+    // A client cookie alone gets the answer and a fresh server cookie.
+    let client = [7u8, 6, 5, 4, 3, 2, 1, 0];
+    let reply = srv.udp(&with_cookie(&client)).await.unwrap();
+    let full = cookie_of(&reply);
+    assert_eq!((full.len(), &full[..8], &full[8..12]), (24, &client[..], &[1, 0, 0, 0][..]));
+    // At one answer per second, 10 queries without a valid cookie get at most two answers
+    // (the second may cross into a new second); with the cookie just given, all 10.
+    let bare = with_cookie(&client);
+    assert!(answered(&srv, &bare, 10).await <= 2);
+    let good = with_cookie(&full);
+    assert_eq!(answered(&srv, &good, 10).await, 10);
+    // A server cookie we did not make, or one for another client cookie, is no exemption.
+    let mut forged = full.clone();
+    forged[20] ^= 1;
+    assert!(answered(&srv, &with_cookie(&forged), 10).await <= 2);
+    // Another instance with the same secret accepts it; after a rollover (the new secret
+    // makes cookies, the old one is still accepted) so does this one, and it hands out
+    // cookies made with the new secret.
+    let peer = cookie_server(SECRET, "", 1).await;
+    assert_eq!(answered(&peer, &good, 10).await, 10);
+    let rolled = cookie_server(NEXT, &format!("\"{SECRET}\""), 1).await;
+    assert_eq!(answered(&rolled, &good, 10).await, 10);
+    let fresh = cookie_of(&rolled.udp(&good).await.unwrap());
+    assert_ne!(fresh[16..], full[16..]);
+    let without_old = cookie_server(NEXT, "", 1).await;
+    assert!(answered(&without_old, &good, 10).await <= 2);
+    assert_eq!(answered(&without_old, &with_cookie(&fresh), 10).await, 10);
+    for s in [srv, peer, rolled, without_old] {
+        s.stop().await;
+    }
+}

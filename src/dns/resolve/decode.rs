@@ -3,12 +3,23 @@
 //! Only what answering needs is decoded. Nothing here allocates: the lowercased question name
 //! lives in a fixed array on the caller's stack.
 
+use crate::dns::cookie::Cookie;
 use crate::dns::name::MAX_NAME_LEN;
 use crate::dns::zone::rdata::T_OPT;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// EDNS option code of Client Subnet (RFC 7871).
+/// EDNS option codes: Name Server Identifier (RFC 5001), Client Subnet (RFC 7871), COOKIE
+/// (RFC 7873).
+pub(crate) const OPT_NSID: u16 = 3;
 pub(crate) const OPT_ECS: u16 = 8;
+pub(crate) const OPT_COOKIE: u16 = 10;
+
+/// Which EDNS options this server acts on; the others are ignored like any unknown option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub ecs: bool,
+    pub cookies: bool,
+}
 
 pub(crate) const HEADER_LEN: usize = 12;
 
@@ -29,6 +40,8 @@ pub(crate) struct Edns {
     pub payload: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// The query asked for the server's NSID.
+    pub nsid: bool,
 }
 
 /// An EDNS Client Subnet option from a query (RFC 7871 §6), validated.
@@ -58,6 +71,7 @@ pub(crate) struct Query<'a> {
     pub qclass: u16,
     pub edns: Option<Edns>,
     pub ecs: Option<Ecs>,
+    pub cookie: Option<Cookie>,
 }
 
 impl Query<'_> {
@@ -86,8 +100,8 @@ pub(crate) fn header(msg: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// Decodes a query. On `Err`, the caller answers with the header fields from [`header`].
-/// With `ecs` false, Client Subnet options are ignored like any unknown option.
-pub(crate) fn query(msg: &[u8], ecs: bool) -> Result<Query<'_>, Reject> {
+/// Options `opts` does not turn on are ignored like any unknown option.
+pub(crate) fn query(msg: &[u8], opts: Options) -> Result<Query<'_>, Reject> {
     let (id, flags) = header(msg).ok_or(Reject::Drop)?;
     let opcode = (flags >> 11) & 0xf;
     let qdcount = u16_at(msg, 4).unwrap_or(0);
@@ -110,6 +124,7 @@ pub(crate) fn query(msg: &[u8], ecs: bool) -> Result<Query<'_>, Reject> {
         qclass: 0,
         edns: None,
         ecs: None,
+        cookie: None,
     };
     // The question name: plain labels only. A compression pointer in the first name of a
     // message can only point backwards into the header, which is never a valid name.
@@ -153,8 +168,8 @@ pub(crate) fn query(msg: &[u8], ecs: bool) -> Result<Query<'_>, Reject> {
             let payload = u16_at(msg, pos + 3).ok_or(Reject::FormErr)?;
             let version = msg[pos + 6];
             let dnssec_ok = msg[pos + 7] & 0x80 != 0;
-            check_options(&msg[pos + 11..next], ecs, &mut q.ecs)?;
-            q.edns = Some(Edns { payload, version, dnssec_ok });
+            let nsid = check_options(&msg[pos + 11..next], opts, &mut q.ecs, &mut q.cookie)?;
+            q.edns = Some(Edns { payload, version, dnssec_ok, nsid });
         }
         pos = next;
     }
@@ -183,8 +198,12 @@ pub(crate) fn rejected_edns(msg: &[u8]) -> Option<Edns> {
                 return None;
             }
             let payload = u16_at(msg, pos + 3)?;
-            edns =
-                Some(Edns { payload, version: msg[pos + 6], dnssec_ok: msg[pos + 7] & 0x80 != 0 });
+            edns = Some(Edns {
+                payload,
+                version: msg[pos + 6],
+                dnssec_ok: msg[pos + 7] & 0x80 != 0,
+                nsid: false,
+            });
         }
         pos = next;
     }
@@ -223,21 +242,40 @@ fn skip_record(msg: &[u8], pos: usize) -> Result<(u16, usize), Reject> {
 }
 
 /// Checks the option list of an OPT record is well formed (RFC 6891 §6.1.2) and reads Client
-/// Subnet. Unknown options are ignored, as the RFC requires.
-fn check_options(mut opts: &[u8], use_ecs: bool, ecs: &mut Option<Ecs>) -> Result<(), Reject> {
-    while !opts.is_empty() {
-        let code = u16_at(opts, 0).ok_or(Reject::FormErr)?;
-        let len = u16_at(opts, 2).ok_or(Reject::FormErr)? as usize;
-        let data = opts.get(4..4 + len).ok_or(Reject::FormErr)?;
-        if code == OPT_ECS && use_ecs {
-            if ecs.is_some() {
-                return Err(Reject::FormErr);
+/// Subnet and COOKIE; returns whether NSID was asked for. Unknown options are ignored, as the
+/// RFC requires.
+fn check_options(
+    mut list: &[u8],
+    opts: Options,
+    ecs: &mut Option<Ecs>,
+    cookie: &mut Option<Cookie>,
+) -> Result<bool, Reject> {
+    let mut nsid = false;
+    while !list.is_empty() {
+        let code = u16_at(list, 0).ok_or(Reject::FormErr)?;
+        let len = u16_at(list, 2).ok_or(Reject::FormErr)? as usize;
+        let data = list.get(4..4 + len).ok_or(Reject::FormErr)?;
+        match code {
+            OPT_ECS if opts.ecs => {
+                if ecs.is_some() {
+                    return Err(Reject::FormErr);
+                }
+                *ecs = Some(client_subnet(data)?);
             }
-            *ecs = Some(client_subnet(data)?);
+            // RFC 7873 §5.2.2: a malformed COOKIE option is FORMERR; so is a second one.
+            OPT_COOKIE if opts.cookies => {
+                if cookie.is_some() {
+                    return Err(Reject::FormErr);
+                }
+                *cookie = Some(Cookie::parse(data).ok_or(Reject::FormErr)?);
+            }
+            // RFC 5001 §2.1: the request's NSID option is empty.
+            OPT_NSID => nsid = true,
+            _ => {}
         }
-        opts = &opts[4 + len..];
+        list = &list[4 + len..];
     }
-    Ok(())
+    Ok(nsid)
 }
 
 /// RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in queries), then exactly

@@ -9,14 +9,15 @@
 
 mod decode;
 
+use crate::dns::cookie;
 use crate::dns::name::is_suffix;
 use crate::dns::zone::rdata::{
-    T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS, T_OPT, T_SOA,
+    T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS, T_OPT, T_SOA, T_TXT,
 };
 use crate::dns::zone::{Found, Labels, Node, RRset, Zone};
 use crate::state::Snapshot;
 use crate::traffic::policy::{self, Client, Outcome, Rng, Selection, Target, Trace};
-use decode::{Ecs, Edns, HEADER_LEN, OPT_ECS, Query, Reject};
+use decode::{Ecs, Edns, HEADER_LEN, OPT_COOKIE, OPT_ECS, OPT_NSID, Options, Query, Reject};
 use std::net::IpAddr;
 
 /// Response codes Meridian sends (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
@@ -57,6 +58,8 @@ pub struct Request {
     /// The packet's source address (the resolver's, usually).
     pub src: IpAddr,
     pub transport: Transport,
+    /// Seconds since the Unix epoch, for DNS cookies (0 when they are off: it is not read).
+    pub now: u32,
 }
 
 /// What `resolve` produced: the answer's length in the output buffer and its rcode (for
@@ -70,6 +73,9 @@ pub struct Answer {
     pub question_len: usize,
     /// What response rate limiting counts this answer under.
     pub rrl: RrlKey,
+    /// The query carried a server cookie we made for its source address (RFC 7873): the
+    /// source is not spoofed, so rate limiting lets the answer through.
+    pub cookie: bool,
 }
 
 /// What response rate limiting counts an answer under, as BIND's and NSD's RRL do: otherwise
@@ -99,6 +105,11 @@ impl Answer {
         }
     }
 }
+
+/// Class CHAOS, and the names in it that say which server answered (RFC 4892), in wire form.
+const CLASS_CH: u16 = 3;
+const ID_SERVER: &[u8] = b"\x02id\x06server\x00";
+const HOSTNAME_BIND: &[u8] = b"\x08hostname\x04bind\x00";
 
 /// The most CNAMEs followed inside a zone before the chain is cut short.
 const MAX_CHAIN: usize = 8;
@@ -138,7 +149,8 @@ pub fn resolve_traced<T: Trace>(
     out: &mut [u8],
     trace: &mut T,
 ) -> Option<Answer> {
-    let q = match decode::query(query, snap.settings.ecs) {
+    let opts = Options { ecs: snap.settings.ecs, cookies: snap.settings.cookies.is_some() };
+    let q = match decode::query(query, opts) {
         Ok(q) => q,
         Err(Reject::Drop) => {
             trace.note(0, || "no header, or a response: nothing is sent".into());
@@ -165,7 +177,7 @@ pub fn resolve_traced<T: Trace>(
                     rrset_at: (0, 0),
                 };
                 // Room for exactly this OPT was allowed, so this cannot fail.
-                let _ = w.opt(e, rcode, None, 0);
+                let _ = w.opt(e, rcode, None, 0, OptExtra::default());
                 w.buf[10..12].copy_from_slice(&1u16.to_be_bytes());
                 a.len = w.pos;
             }
@@ -181,11 +193,35 @@ pub fn resolve_traced<T: Trace>(
         }
     }
     .min(out.len());
+    // The options our OPT carries beyond Client Subnet: NSID when asked for and configured,
+    // and a fresh server cookie for a query with a client cookie.
+    let mut extra = OptExtra::default();
+    let mut cookie_valid = false;
+    if let Some(e) = q.edns {
+        if e.nsid {
+            extra.nsid = snap.settings.nsid.as_deref();
+        }
+        if let (Some(c), Some(keys)) = (&q.cookie, &snap.settings.cookies) {
+            cookie_valid = cookie::valid(keys, &c.client, c.server(), req.src, req.now);
+            let mut both = [0u8; 8 + cookie::SERVER_COOKIE_LEN];
+            both[..8].copy_from_slice(&c.client);
+            both[8..].copy_from_slice(&cookie::make(&keys.secret, &c.client, req.src, req.now));
+            extra.cookie = Some(both);
+            trace.note(0, || {
+                let state = match (c.server_len, cookie_valid) {
+                    (0, _) => "a client cookie only",
+                    (_, true) => "a valid server cookie",
+                    (_, false) => "a server cookie we did not make, or an expired one",
+                };
+                format!("DNS cookie: {state}; a fresh server cookie goes back")
+            });
+        }
+    }
     let reserve = match (q.edns, q.ecs) {
         (None, _) => 0,
         (Some(_), None) => OPT_LEN,
         (Some(_), Some(e)) => OPT_LEN + 8 + e.raw_len as usize,
-    };
+    } + extra.len();
     let mut w = Writer {
         buf: out,
         pos: 0,
@@ -233,7 +269,7 @@ pub fn resolve_traced<T: Trace>(
     if q.ecs.is_some_and(|e| e.source == 0) {
         meta.scope = 0;
     }
-    let rc = finish(&mut w, &q, meta, if truncated { TC } else { 0 });
+    let rc = finish(&mut w, &q, meta, if truncated { TC } else { 0 }, extra);
     trace.note(0, || {
         format!(
             "{}{}, ECS scope /{}",
@@ -246,15 +282,43 @@ pub fn resolve_traced<T: Trace>(
         rcode::NOERROR | rcode::NXDOMAIN => meta.rrl,
         _ => RrlKey::Error,
     };
-    Some(Answer { len: w.pos, rcode: rc, truncated, question_len: question_end - HEADER_LEN, rrl })
+    Some(Answer {
+        len: w.pos,
+        rcode: rc,
+        truncated,
+        question_len: question_end - HEADER_LEN,
+        rrl,
+        cookie: cookie_valid,
+    })
+}
+
+/// The options of an answer's OPT besides Client Subnet.
+#[derive(Debug, Default, Clone, Copy)]
+struct OptExtra<'a> {
+    nsid: Option<&'a [u8]>,
+    /// The client cookie and our server cookie.
+    cookie: Option<[u8; 8 + cookie::SERVER_COOKIE_LEN]>,
+}
+
+impl OptExtra<'_> {
+    /// Their length on the wire.
+    fn len(&self) -> usize {
+        self.nsid.map_or(0, |n| 4 + n.len()) + self.cookie.map_or(0, |c| 4 + c.len())
+    }
 }
 
 /// Writes the OPT record (when the query had one) and the header flags and counts.
-fn finish(w: &mut Writer<'_>, q: &Query<'_>, meta: Meta, extra_flags: u16) -> u16 {
+fn finish(
+    w: &mut Writer<'_>,
+    q: &Query<'_>,
+    meta: Meta,
+    extra_flags: u16,
+    extra: OptExtra<'_>,
+) -> u16 {
     let Meta { rcode, aa, scope, .. } = meta;
     if let Some(e) = q.edns {
         // Space for OPT was reserved, so this cannot fail.
-        let _ = w.opt(e, rcode, q.ecs, scope);
+        let _ = w.opt(e, rcode, q.ecs, scope, extra);
         w.counts[3] += 1;
     }
     let flags = QR | (q.flags & ECHO_FLAGS) | if aa { AA } else { 0 } | extra_flags | (rcode & 0xf);
@@ -272,7 +336,14 @@ fn header_only(out: &mut [u8], id: u16, flags: u16, rcode: u16) -> Answer {
     out[0..2].copy_from_slice(&id.to_be_bytes());
     let f = QR | (flags & ECHO_FLAGS) | rcode;
     out[2..4].copy_from_slice(&f.to_be_bytes());
-    Answer { len: HEADER_LEN, rcode, truncated: false, question_len: 0, rrl: RrlKey::Error }
+    Answer {
+        len: HEADER_LEN,
+        rcode,
+        truncated: false,
+        question_len: 0,
+        rrl: RrlKey::Error,
+        cookie: false,
+    }
 }
 
 /// The rcode, AA bit and ECS scope of an answer, decided before its sections are written so
@@ -300,6 +371,15 @@ fn answer<T: Trace>(
     if q.edns.is_some_and(|e| e.version > 0) {
         meta.rcode = rcode::BADVERS;
         return Ok(());
+    }
+    if q.qclass == CLASS_CH
+        && let Some(id) = &snap.settings.identity
+        && matches!(q.qtype, T_TXT | T_ANY)
+        && matches!(q.qname(), ID_SERVER | HOSTNAME_BIND)
+    {
+        trace.note(0, || "the server's identity (CH TXT)".into());
+        meta.aa = true;
+        return w.identity(id);
     }
     // Class IN only (CH "version.bind" and the like are not ours), and no zone transfers.
     if q.qclass != 1 || matches!(q.qtype, T_AXFR | T_IXFR) {
@@ -664,6 +744,20 @@ impl Writer<'_> {
         Ok(at)
     }
 
+    /// The answer to `id.server` or `hostname.bind` CH TXT: one record, TTL 0, owned by the
+    /// question's name.
+    fn identity(&mut self, id: &[u8]) -> Result<(), Full> {
+        self.name(NameRef { wire: ID_SERVER, at: HEADER_LEN })?;
+        self.put(&T_TXT.to_be_bytes())?;
+        self.put(&CLASS_CH.to_be_bytes())?;
+        self.put(&0u32.to_be_bytes())?;
+        self.put(&(id.len() as u16 + 1).to_be_bytes())?;
+        self.put(&[id.len() as u8])?;
+        self.put(id)?;
+        self.counts[1] += 1;
+        Ok(())
+    }
+
     /// The in-zone address records (glue) of `rr`, the RRset just written, into the
     /// additional section; their owners point at the names in its records.
     fn extra(&mut self, rr: &RRset) -> Result<(), Full> {
@@ -691,23 +785,40 @@ impl Writer<'_> {
 
     /// The OPT record: our payload size, the extended rcode, DO copied (RFC 3225), and the
     /// Client Subnet option echoed with the scope the answer depended on (RFC 7871 §7.2.1).
-    fn opt(&mut self, e: Edns, rcode: u16, ecs: Option<Ecs>, scope: u8) -> Result<(), Full> {
+    /// NSID (RFC 5001) and COOKIE (RFC 7873) follow when `extra` has them.
+    fn opt(
+        &mut self,
+        e: Edns,
+        rcode: u16,
+        ecs: Option<Ecs>,
+        scope: u8,
+        extra: OptExtra<'_>,
+    ) -> Result<(), Full> {
         let ext = (rcode >> 4) as u8;
         let flags: u8 = if e.dnssec_ok { 0x80 } else { 0 };
         self.put(&[0, 0, T_OPT as u8])?;
         self.put(&self.payload.to_be_bytes())?;
         self.put(&[ext, 0, flags, 0])?;
-        match ecs {
-            None => self.put(&[0, 0]),
-            Some(c) => {
-                let n = c.raw_len as usize;
-                self.put(&(8 + n as u16).to_be_bytes())?;
-                self.put(&OPT_ECS.to_be_bytes())?;
-                self.put(&(4 + n as u16).to_be_bytes())?;
-                self.put(&c.family.to_be_bytes())?;
-                self.put(&[c.source, scope])?;
-                self.put(&c.raw[..n])
-            }
+        let ecs_len = ecs.map_or(0, |c| 8 + c.raw_len as usize);
+        self.put(&((ecs_len + extra.len()) as u16).to_be_bytes())?;
+        if let Some(c) = ecs {
+            let n = c.raw_len as usize;
+            self.put(&OPT_ECS.to_be_bytes())?;
+            self.put(&(4 + n as u16).to_be_bytes())?;
+            self.put(&c.family.to_be_bytes())?;
+            self.put(&[c.source, scope])?;
+            self.put(&c.raw[..n])?;
         }
+        if let Some(n) = extra.nsid {
+            self.put(&OPT_NSID.to_be_bytes())?;
+            self.put(&(n.len() as u16).to_be_bytes())?;
+            self.put(n)?;
+        }
+        if let Some(c) = extra.cookie {
+            self.put(&OPT_COOKIE.to_be_bytes())?;
+            self.put(&(c.len() as u16).to_be_bytes())?;
+            self.put(&c)?;
+        }
+        Ok(())
     }
 }
