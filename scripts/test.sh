@@ -13,8 +13,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 packages=()
 command -v dig >/dev/null 2>&1 || packages+=(bind9-dnsutils)
-# kdig: Knot's client, a second implementation of DNS cookies and NSID (tests/it/dig.rs).
+# kdig: Knot's client, a second implementation of DNS cookies, NSID and TSIG (tests/it/dig.rs).
 command -v kdig >/dev/null 2>&1 || packages+=(knot-dnsutils)
+# tsig-keygen (BIND's key files, tests/it/dig.rs) comes with the bind9 package; its daemon is
+# never started (policy-rc.d below).
+[ -x /usr/sbin/tsig-keygen ] || packages+=(bind9)
 command -v mmdblookup >/dev/null 2>&1 || packages+=(mmdb-bin)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # faketime: an expired test certificate for the HTTPS tests (tests/it/https.rs).

@@ -27,6 +27,8 @@ pub struct Settings {
     pub identity: Option<Box<[u8]>>,
     /// The secrets DNS cookies are made and checked with.
     pub cookies: Option<crate::dns::cookie::CookieKeys>,
+    /// The TSIG keys requests may be signed with.
+    pub keys: Box<[crate::dns::tsig::Key]>,
 }
 
 /// One immutable, validated view of everything served: what serving and the control plane
@@ -203,6 +205,7 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
         nsid: config.server.nsid.as_ref().map(|n| n.as_bytes().into()),
         identity: config.server.identity.as_ref().map(|n| n.as_bytes().into()),
         cookies: config.server.cookies.clone(),
+        keys: config.keys.clone().into(),
     };
     let sources = std::iter::once(config.path.clone())
         .chain(zones.iter().flat_map(|z| z.files().iter().cloned()))

@@ -75,7 +75,9 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
     let profiles = v.profiles(raw.profiles, &zones, geoip.is_some());
     let admin = v.admin(raw.admin);
     let fleet = v.fleet_shared(raw.fleet.as_ref());
-    let config = Config { path: path.to_path_buf(), server, zones, geoip, profiles, admin, fleet };
+    let keys = v.keys(&raw.keys);
+    let config =
+        Config { path: path.to_path_buf(), server, zones, geoip, profiles, admin, fleet, keys };
     Ok((config, v.diags))
 }
 

@@ -19,6 +19,8 @@ pub struct Config {
     pub profiles: Vec<ProfileConfig>,
     pub admin: AdminConfig,
     pub fleet: Option<FleetShared>,
+    /// TSIG keys (`[[key]]`).
+    pub keys: Vec<crate::dns::tsig::Key>,
 }
 
 /// `[fleet]`: the Prometheus the instances of a fleet share (it scrapes every instance), for

@@ -16,6 +16,19 @@ pub(super) struct RawConfig {
     pub(super) profiles: Vec<RawProfile>,
     pub(super) admin: Option<RawAdmin>,
     pub(super) fleet: Option<Spanned<RawFleetShared>>,
+    #[serde(default, rename = "key")]
+    pub(super) keys: Vec<Spanned<RawKey>>,
+}
+
+/// `[[key]]`: a TSIG key, or every key of a BIND key file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) algorithm: Option<Spanned<String>>,
+    pub(super) secret_env: Option<Spanned<String>>,
+    pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) bind_file: Option<Spanned<String>>,
 }
 
 /// `[fleet]`: the Prometheus a fleet of instances shares, for health by consensus.

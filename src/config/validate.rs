@@ -372,6 +372,119 @@ impl Validator<'_> {
         }
     }
 
+    /// `[[key]]`: TSIG keys, each with its name, algorithm and base64 secret from the
+    /// environment or a file, or all the keys of a BIND key file (`tsig-keygen`'s output).
+    pub(super) fn keys(&mut self, raw: &[Spanned<RawKey>]) -> Vec<crate::dns::tsig::Key> {
+        use crate::dns::tsig::{Algorithm, Key};
+        use base64::Engine;
+        let mut keys: Vec<Key> = Vec::new();
+        let algorithms = "hmac-sha256, hmac-sha384, hmac-sha512 or hmac-sha1";
+        for table in raw {
+            let r = table.get_ref();
+            // (name, algorithm, base64 secret, where to point at)
+            let mut found: Vec<(String, String, String, &Spanned<String>)> = Vec::new();
+            match (&r.bind_file, &r.name) {
+                (Some(f), None) => {
+                    if let Some(x) =
+                        r.algorithm.as_ref().or(r.secret_env.as_ref()).or(r.secret_file.as_ref())
+                    {
+                        self.error(
+                            x,
+                            "a bind_file gives the name, algorithm and secret itself",
+                            None,
+                        );
+                        continue;
+                    }
+                    let path = self.relative(f.get_ref());
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => match crate::dns::tsig::parse_bind_keys(&text) {
+                            Ok(list) if list.is_empty() => {
+                                self.error(f, format!("{} defines no key", path.display()), None)
+                            }
+                            Ok(list) => {
+                                found.extend(list.into_iter().map(|(n, a, s)| (n, a, s, f)))
+                            }
+                            Err(e) => self.error(f, format!("{}: {e}", path.display()), None),
+                        },
+                        Err(e) => {
+                            self.error(f, format!("cannot read {}: {e}", path.display()), None)
+                        }
+                    }
+                }
+                (None, Some(name)) => {
+                    let Some(alg) = &r.algorithm else {
+                        self.error(
+                            name,
+                            format!("key {:?} has no algorithm", name.get_ref()),
+                            Some(algorithms),
+                        );
+                        continue;
+                    };
+                    let what = format!("key {:?}", name.get_ref());
+                    if r.secret_env.is_none() && r.secret_file.is_none() {
+                        self.error(
+                            name,
+                            format!("{what} has no secret"),
+                            Some(
+                                "give secret_env or secret_file (base64, as tsig-keygen writes it)",
+                            ),
+                        );
+                        continue;
+                    }
+                    let Some(secret) =
+                        self.secret(r.secret_env.as_ref(), r.secret_file.as_ref(), &what)
+                    else {
+                        continue;
+                    };
+                    found.push((name.get_ref().clone(), alg.get_ref().clone(), secret, alg));
+                }
+                (Some(f), Some(_)) => self.error(
+                    f,
+                    "give a key's name, algorithm and secret, or a bind_file, not both",
+                    None,
+                ),
+                (None, None) => self.error(
+                    table,
+                    "a [[key]] needs a name, an algorithm and a secret, or a bind_file",
+                    None,
+                ),
+            }
+            for (name, alg, secret, at) in found {
+                let Some(algorithm) = Algorithm::from_name(&alg) else {
+                    self.error(
+                        at,
+                        format!("key {name:?}: unknown algorithm {alg:?}"),
+                        Some(algorithms),
+                    );
+                    continue;
+                };
+                let name = match crate::dns::name::Name::parse(
+                    &name,
+                    Some(&crate::dns::name::Name::root()),
+                ) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.error(at, format!("invalid key name {name:?}: {e}"), None);
+                        continue;
+                    }
+                };
+                let secret = match base64::engine::general_purpose::STANDARD.decode(secret.trim()) {
+                    Ok(s) if !s.is_empty() => s,
+                    _ => {
+                        self.error(at, format!("key {name}: the secret is not base64"), None);
+                        continue;
+                    }
+                };
+                if keys.iter().any(|k| k.name == name.to_lowercase()) {
+                    self.error(at, format!("key {name} is defined twice"), None);
+                    continue;
+                }
+                keys.push(Key::new(&name, algorithm, &secret));
+            }
+        }
+        keys
+    }
+
     /// `[server.cookies]`: the secret (inline, from the environment or from a file) and the
     /// secrets also accepted during a rollover, each 16 bytes in hex.
     fn cookies(&mut self, table: &Spanned<RawCookies>) -> Option<crate::dns::cookie::CookieKeys> {

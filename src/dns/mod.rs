@@ -4,6 +4,7 @@
 //! - [`resolve`]: the hot path. Query bytes in, answer bytes out; no await, lock or allocation.
 //! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
 //! - [`cookie`]: DNS cookies (RFC 7873, RFC 9018 server cookies).
+//! - [`tsig`]: TSIG (RFC 8945): verifying requests, signing answers and transfers.
 //! - [`rrl`]: response rate limiting. [`metrics`]: the server's counters and the Prometheus
 //!   text format. [`name`]: wire-form domain names.
 
@@ -13,4 +14,5 @@ pub mod name;
 pub mod resolve;
 pub mod rrl;
 pub mod server;
+pub mod tsig;
 pub mod zone;

@@ -168,7 +168,7 @@ impl UdpTurn {
         peer: SocketAddr,
         out: &mut [u8],
     ) -> Option<usize> {
-        let req = Request { src: peer.ip(), transport: Transport::Udp, now: cookie_time(snap) };
+        let req = Request { src: peer.ip(), transport: Transport::Udp, now: clock(snap) };
         let started = Instant::now();
         let answer = resolve(snap, query, req, &mut self.rng, out);
         rt.metrics.record(Transport::Udp, answer, started.elapsed());
@@ -257,11 +257,13 @@ pub async fn tcp_acceptor(
     }
 }
 
-/// The clock DNS cookies are stamped with, read only when cookies are on.
-fn cookie_time(snap: &Snapshot) -> u32 {
-    match snap.settings.cookies {
-        Some(_) => crate::dns::cookie::unix_now(),
-        None => 0,
+/// The clock DNS cookies and TSIG are checked against, read only when one of them is
+/// configured.
+fn clock(snap: &Snapshot) -> u32 {
+    if snap.settings.cookies.is_some() || !snap.settings.keys.is_empty() {
+        crate::dns::cookie::unix_now()
+    } else {
+        0
     }
 }
 
@@ -305,8 +307,7 @@ async fn connection(
             // The snapshot guard is dropped before the next await.
             let snap = shared.load();
             let started = Instant::now();
-            let req =
-                Request { src: peer.ip(), transport: Transport::Tcp, now: cookie_time(&snap) };
+            let req = Request { src: peer.ip(), transport: Transport::Tcp, now: clock(&snap) };
             let answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
             let took = started.elapsed();
             rt.metrics.record(Transport::Tcp, answer, took);

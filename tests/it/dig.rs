@@ -225,3 +225,84 @@ async fn nsid_identity_and_cookies() {
         s.stop().await;
     }
 }
+
+/// TSIG (RFC 8945) with real clients and real keys: `tsig-keygen` makes a BIND key file
+/// that the configuration reads as is; dig (`-k`, `-y`) and kdig send signed queries over UDP
+/// and TCP and verify the signed answers; a key we do not know, a wrong secret and a clock an
+/// hour off get NOTAUTH with BADKEY, BADSIG (unsigned) and BADTIME (signed, our time in Other
+/// Data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_with_dig_kdig_and_tsig_keygen() {
+    use crate::harness::*;
+    let dir = TempDir::new();
+    let keygen = Command::new("/usr/sbin/tsig-keygen")
+        .args(["-a", "hmac-sha256", "xfr-key"])
+        .output()
+        .expect("tsig-keygen is installed by the test command (package bind9)");
+    assert!(keygen.status.success());
+    let key_file = dir.write("xfr.key", &String::from_utf8(keygen.stdout).unwrap());
+    // A second key, SHA-512, from a file holding just the base64 secret.
+    let secret512 = "bWVyaWRpYW4tdHNpZy10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm";
+    dir.write("other.secret", &format!("{secret512}\n"));
+    let zone = repo().join("zones/app.example.com.zone");
+    let cfg = dir.write(
+        "meridian.toml",
+        &format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [[key]]\nbind_file = \"xfr.key\"\n\
+             [[key]]\nname = \"other\"\nalgorithm = \"hmac-sha512\"\nsecret_file = \"other.secret\"\n\
+             [[zone]]\nname = \"app.example.com\"\nfile = \"{}\"\n",
+            zone.display()
+        ),
+    );
+    let srv = TestServer::start_config(dir, cfg).await;
+    let port = srv.addr.port().to_string();
+    let run = |tool: &str, pre: &[&str], args: &[&str]| {
+        let retries = if tool == "kdig" { "+retry=0" } else { "+tries=1" };
+        let out = Command::new(pre.first().copied().unwrap_or(tool))
+            .args(pre.iter().skip(1).chain(if pre.is_empty() { None } else { Some(&tool) }))
+            .args(["@127.0.0.1", "-p", &port, "+time=2", retries])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let k = key_file.display().to_string();
+    // kdig reads only its own key file format: give it the same key as `-y`.
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let (name, alg, secret) = meridian::dns::tsig::parse_bind_keys(&text).unwrap().remove(0);
+    let ky = format!("{alg}:{name}:{secret}");
+    let good = |out: &str, tool: &str| {
+        assert!(out.contains("192.0.2.10"), "{tool}: {out}");
+        for bad in ["could not be validated", "failure", "failed to verify", "verification"] {
+            assert!(!out.contains(bad), "{tool}: {bad:?} in {out}");
+        }
+        assert!(out.contains("TSIG") && out.contains("NOERROR"), "{tool}: {out}");
+    };
+    good(&run("dig", &[], &["-k", &k, "api.app.example.com"]), "dig -k");
+    good(&run("dig", &[], &["-k", &k, "+tcp", "api.app.example.com"]), "dig -k +tcp");
+    let y = format!("hmac-sha512:other:{secret512}");
+    good(&run("dig", &[], &["-y", &y, "api.app.example.com"]), "dig -y");
+    good(&run("kdig", &[], &["-y", &ky, "api.app.example.com"]), "kdig -y (tsig-keygen's key)");
+    good(&run("kdig", &[], &["-y", &y, "+tcp", "api.app.example.com"]), "kdig -y +tcp");
+
+    let a = run("dig", &[], &["-y", "hmac-sha256:unknown:c2VjcmV0c2VjcmV0", "api.app.example.com"]);
+    assert!(a.contains("status: NOTAUTH") && a.contains(" BADKEY "), "{a}");
+    assert!(a.contains("TSIG\thmac-sha256. ") && !a.contains("192.0.2.10"), "{a}");
+    let a = run("dig", &[], &["-y", "hmac-sha512:other:d3Jvbmcgc2VjcmV0", "api.app.example.com"]);
+    assert!(a.contains("status: NOTAUTH") && a.contains(" BADSIG "), "{a}");
+    // The same key with another algorithm is another key: BADKEY.
+    let a =
+        run("kdig", &[], &["-y", &format!("hmac-sha256:other:{secret512}"), "api.app.example.com"]);
+    assert!(a.contains("status: BADKEY"), "{a}");
+    // kdig an hour ahead (faketime): BADTIME, signed with the request's time, ours in Other
+    // Data; kdig finds the MAC good and complains only of the time.
+    let a = run("kdig", &["faketime", "-f", "+1h"], &["-y", &ky, "api.app.example.com"]);
+    assert!(a.contains("status: BADTIME"), "{a}");
+    let line = a.lines().find(|l| l.contains(" BADTIME 6 ")).unwrap_or_else(|| panic!("{a}"));
+    let ours: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(now.abs_diff(ours) < 60, "{line}");
+    assert!(a.contains("TSIG out of time window") && !a.contains("failed to verify"), "{a}");
+    srv.stop().await;
+}

@@ -175,6 +175,8 @@ fn the_configuration_reference_matches_the_schema() {
         ("RawConfig", "## Top level"),
         ("RawServer", "## `[server]`"),
         ("RawRrl", "## `[server.rrl]`"),
+        ("RawCookies", "## `[server.cookies]`"),
+        ("RawKey", "## `[[key]]`"),
         ("RawAdmin", "## `[admin]`"),
         ("RawGeoIp", "## `[geoip]`"),
         ("RawZone", "## `[[zone]]`"),

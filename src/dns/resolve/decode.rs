@@ -72,6 +72,8 @@ pub(crate) struct Query<'a> {
     pub edns: Option<Edns>,
     pub ecs: Option<Ecs>,
     pub cookie: Option<Cookie>,
+    /// The message carries a TSIG record (RFC 8945), to be verified before answering.
+    pub tsig: bool,
 }
 
 impl Query<'_> {
@@ -125,6 +127,7 @@ pub(crate) fn query(msg: &[u8], opts: Options) -> Result<Query<'_>, Reject> {
         edns: None,
         ecs: None,
         cookie: None,
+        tsig: false,
     };
     // The question name: plain labels only. A compression pointer in the first name of a
     // message can only point backwards into the header, which is never a valid name.
@@ -160,6 +163,7 @@ pub(crate) fn query(msg: &[u8], opts: Options) -> Result<Query<'_>, Reject> {
     }
     for _ in 0..arcount {
         let (rtype, next) = skip_record(msg, pos)?;
+        q.tsig |= rtype == crate::dns::tsig::T_TSIG;
         if rtype == T_OPT {
             // RFC 6891 §6.1.1: one OPT, owned by the root name.
             if q.edns.is_some() || msg[pos] != 0 {

@@ -9,12 +9,12 @@
 
 mod decode;
 
-use crate::dns::cookie;
 use crate::dns::name::is_suffix;
 use crate::dns::zone::rdata::{
     T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS, T_OPT, T_SOA, T_TXT,
 };
 use crate::dns::zone::{Found, Labels, Node, RRset, Zone};
+use crate::dns::{cookie, tsig};
 use crate::state::Snapshot;
 use crate::traffic::policy::{self, Client, Outcome, Rng, Selection, Target, Trace};
 use decode::{Ecs, Edns, HEADER_LEN, OPT_COOKIE, OPT_ECS, OPT_NSID, Options, Query, Reject};
@@ -28,6 +28,8 @@ pub mod rcode {
     pub const NXDOMAIN: u16 = 3;
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
+    /// RFC 8945: a signed request that failed verification.
+    pub const NOTAUTH: u16 = 9;
     pub const BADVERS: u16 = 16;
 
     /// The mnemonic, for people.
@@ -39,6 +41,7 @@ pub mod rcode {
             NXDOMAIN => "NXDOMAIN",
             NOTIMP => "NOTIMP",
             REFUSED => "REFUSED",
+            NOTAUTH => "NOTAUTH",
             BADVERS => "BADVERS",
             _ => "RCODE?",
         }
@@ -58,7 +61,8 @@ pub struct Request {
     /// The packet's source address (the resolver's, usually).
     pub src: IpAddr,
     pub transport: Transport,
-    /// Seconds since the Unix epoch, for DNS cookies (0 when they are off: it is not read).
+    /// Seconds since the Unix epoch, for DNS cookies and TSIG (0 when neither is configured:
+    /// the clock is not read).
     pub now: u32,
 }
 
@@ -217,11 +221,33 @@ pub fn resolve_traced<T: Trace>(
             });
         }
     }
+    // A signed request (RFC 8945 §5.2): verified here; a good one's answer is signed after it
+    // is written, a bad one gets NOTAUTH and the TSIG record the RFC prescribes.
+    let mut tsig_reply: Option<(tsig::Signed<'_>, tsig::Verified<'_>)> = None;
+    let mut tsig_room = 0;
+    if q.tsig {
+        let s = match tsig::find(query) {
+            Ok(Some(s)) => s,
+            _ => {
+                trace.note(0, || "a TSIG record that is not the last one: FORMERR".into());
+                return Some(header_only(out, q.id, q.flags, rcode::FORMERR));
+            }
+        };
+        let v = tsig::verify(&snap.settings.keys, query, &s, req.now as u64);
+        tsig_room = match v {
+            tsig::Verified::Ok { key, .. } => tsig::record_len(key, 0),
+            tsig::Verified::BadTime { key, .. } => tsig::record_len(key, 6),
+            tsig::Verified::Unsigned { .. } => tsig::unsigned_len(&s),
+        };
+        trace.note(0, || format!("TSIG: {v:?}"));
+        tsig_reply = Some((s, v));
+    }
     let reserve = match (q.edns, q.ecs) {
         (None, _) => 0,
         (Some(_), None) => OPT_LEN,
         (Some(_), Some(e)) => OPT_LEN + 8 + e.raw_len as usize,
-    } + extra.len();
+    } + extra.len()
+        + tsig_room;
     let mut w = Writer {
         buf: out,
         pos: 0,
@@ -257,7 +283,15 @@ pub fn resolve_traced<T: Trace>(
         }
     };
     let mut meta = Meta { rcode: rcode::NOERROR, aa: false, scope: 0, rrl: RrlKey::Question };
-    let result = answer(snap, &q, client, rng, &mut w, &mut meta, trace);
+    let result = match tsig_reply {
+        Some((_, tsig::Verified::Ok { .. })) | None => {
+            answer(snap, &q, client, rng, &mut w, &mut meta, trace)
+        }
+        Some(_) => {
+            meta.rcode = rcode::NOTAUTH;
+            Ok(())
+        }
+    };
     let truncated = result.is_err();
     if truncated || meta.rcode == rcode::SERVFAIL {
         // RFC 2181 §9: what does not fit is not sent partially; the client retries over TCP.
@@ -282,6 +316,23 @@ pub fn resolve_traced<T: Trace>(
         rcode::NOERROR | rcode::NXDOMAIN => meta.rrl,
         _ => RrlKey::Error,
     };
+    // Room for the TSIG record was kept out of the answer's limit.
+    match tsig_reply {
+        None => {}
+        Some((_, tsig::Verified::Ok { key, mac })) => {
+            let chain = tsig::Chain::Request(mac);
+            w.pos = tsig::sign(w.buf, w.pos, key, chain, req.now as u64, 0, &[]).0;
+        }
+        Some((s, tsig::Verified::BadTime { key, mac })) => {
+            // §5.2.3: signed, with the request's time and ours in Other Data.
+            let ours = (req.now as u64).to_be_bytes();
+            let chain = tsig::Chain::Request(mac);
+            w.pos = tsig::sign(w.buf, w.pos, key, chain, s.time, tsig::BADTIME, &ours[2..]).0;
+        }
+        Some((s, tsig::Verified::Unsigned { error })) => {
+            w.pos = tsig::unsigned(w.buf, w.pos, &s, error);
+        }
+    }
     Some(Answer {
         len: w.pos,
         rcode: rc,
