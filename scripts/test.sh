@@ -18,6 +18,9 @@ command -v kdig >/dev/null 2>&1 || packages+=(knot-dnsutils)
 # tsig-keygen (BIND's key files, tests/it/dig.rs) comes with the bind9 package; its daemon is
 # never started (policy-rc.d below).
 [ -x /usr/sbin/tsig-keygen ] || packages+=(bind9)
+# NSD and Knot: real secondaries of Meridian in the zone transfer test (tests/it/xfr.rs).
+[ -x /usr/sbin/nsd ] || packages+=(nsd)
+[ -x /usr/sbin/knotd ] || packages+=(knot)
 command -v mmdblookup >/dev/null 2>&1 || packages+=(mmdb-bin)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # faketime: an expired test certificate for the HTTPS tests (tests/it/https.rs).

@@ -136,6 +136,11 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
         generation_rx.clone(),
         stop_rx.clone(),
     ));
+    tasks.spawn(crate::control::notify::run(
+        shared.clone(),
+        generation_rx.clone(),
+        stop_rx.clone(),
+    ));
     tasks.spawn(crate::control::bursts::supervise(
         shared.clone(),
         rt.clone(),

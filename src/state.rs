@@ -136,7 +136,10 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
             }
         };
         match zone::parse(&zc.name, &zc.file, &text) {
-            Ok(z) => zones.push(z),
+            Ok(mut z) => {
+                z.transfer = zc.transfer.clone();
+                zones.push(z)
+            }
             Err(d) => diags.extend(d),
         }
     }

@@ -67,7 +67,8 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
         fleet_declared: raw.fleet.is_some(),
     };
     let server = v.server(raw.server);
-    let zones = v.zones(raw.zones);
+    let keys = v.keys(&raw.keys);
+    let zones = v.zones(raw.zones, &keys);
     let geoip = raw.geoip.map(|g| GeoIpConfig {
         database: path.parent().unwrap_or(Path::new("")).join(g.database.get_ref()),
         loc: v.loc(&g.database),
@@ -75,7 +76,6 @@ fn parse_lenient(path: &Path, text: &str) -> Result<(Config, Diagnostics), Diagn
     let profiles = v.profiles(raw.profiles, &zones, geoip.is_some());
     let admin = v.admin(raw.admin);
     let fleet = v.fleet_shared(raw.fleet.as_ref());
-    let keys = v.keys(&raw.keys);
     let config =
         Config { path: path.to_path_buf(), server, zones, geoip, profiles, admin, fleet, keys };
     Ok((config, v.diags))

@@ -299,6 +299,18 @@ pub struct ZoneConfig {
     pub file: PathBuf,
     /// Where `file` is written in the configuration, for errors about the file itself.
     pub file_loc: Loc,
+    pub transfer: Transfer,
+}
+
+/// Who may transfer a zone out (AXFR/IXFR), and whom to NOTIFY when its serial changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Transfers are allowed from these networks only (none: no transfers).
+    pub allow: Vec<crate::traffic::geo::Cidr>,
+    /// When set, a transfer must be signed with this TSIG key, and NOTIFYs are signed with it.
+    pub key: Option<Name>,
+    /// Secondaries told of a new serial (RFC 1996).
+    pub notify: Vec<std::net::SocketAddr>,
 }
 
 /// The deepest chain of nested profiles.

@@ -321,4 +321,7 @@ pub(super) struct RawRrl {
 pub(super) struct RawZone {
     pub(super) name: Spanned<String>,
     pub(super) file: Spanned<String>,
+    pub(super) allow_transfer: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) transfer_key: Option<Spanned<String>>,
+    pub(super) notify: Option<Spanned<Vec<Spanned<String>>>>,
 }

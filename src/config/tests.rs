@@ -160,3 +160,41 @@ fn nsid_identity_and_cookies() {
         assert!(e.contains(want), "{server}: expected {want:?} in\n{e}");
     }
 }
+
+#[test]
+fn zone_transfers() {
+    let dir = std::env::temp_dir().join(format!("meridian-config-xfr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("xfr.secret"), "c2VjcmV0c2VjcmV0\n").unwrap();
+    let key =
+        "[[key]]\nname = \"xfr\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"xfr.secret\"\n";
+    let ok = format!(
+        "{key}[[zone]]\nname = \"example.com\"\nfile = \"z.zone\"\n\
+         allow_transfer = [\"192.0.2.53\", \"2001:db8::/64\"]\ntransfer_key = \"xfr\"\n\
+         notify = [\"192.0.2.53:53\"]\n"
+    );
+    let c = parse(&dir.join("m.toml"), &ok).unwrap_or_else(|e| panic!("{e}"));
+    let t = &c.zones[0].transfer;
+    assert_eq!((t.key.as_ref().map(|k| k.to_string()), t.notify.len()), (Some("xfr.".into()), 1));
+    let _ = std::fs::remove_dir_all(&dir);
+    let zone =
+        |extra: &str| format!("[[zone]]\nname = \"example.com\"\nfile = \"z.zone\"\n{extra}");
+    let c =
+        parse(Path::new("m.toml"), &zone("allow_transfer = [\"10.0.0.0/8\", \"::1\"]\n")).unwrap();
+    let t = &c.zones[0].transfer;
+    assert_eq!(
+        t.allow.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        ["10.0.0.0/8", "::1/128"]
+    );
+    for (extra, want) in [
+        ("allow_transfer = [\"10.0.0/8\"]\n", "m.toml:4:19: invalid network \"10.0.0/8\""),
+        (
+            "transfer_key = \"nokey\"\nallow_transfer = []\n",
+            "transfer_key \"nokey\" is not a [[key]]",
+        ),
+        ("notify = [\"192.0.2.1\"]\n", "m.toml:4:11: invalid notify address \"192.0.2.1\""),
+    ] {
+        let e = errors(&zone(extra));
+        assert!(e.contains(want), "{extra}: expected {want:?} in\n{e}");
+    }
+}

@@ -372,6 +372,56 @@ impl Validator<'_> {
         }
     }
 
+    /// A zone's `allow_transfer` (networks, or single addresses), `transfer_key` (a
+    /// `[[key]]`) and `notify` (secondaries, `IP:PORT`).
+    fn transfer(&mut self, z: &RawZone, keys: &[crate::dns::tsig::Key]) -> Transfer {
+        let mut t = Transfer::default();
+        for a in z.allow_transfer.iter().flat_map(|l| l.get_ref()) {
+            let text = a.get_ref().trim();
+            let full = if text.contains('/') {
+                text.to_string()
+            } else if text.contains(':') {
+                format!("{text}/128")
+            } else {
+                format!("{text}/32")
+            };
+            match crate::traffic::geo::mmdb::parse_cidr(&full) {
+                Ok((addr, prefix)) => t.allow.push(crate::traffic::geo::Cidr { addr, prefix }),
+                Err(e) => self.error(
+                    a,
+                    format!("invalid network {text:?} in allow_transfer: {e}"),
+                    Some("write an address or a network, e.g. \"192.0.2.53\" or \"10.0.0.0/8\""),
+                ),
+            }
+        }
+        if let Some(k) = &z.transfer_key {
+            match Name::parse(k.get_ref(), Some(&Name::root())) {
+                Ok(n) if keys.iter().any(|key| key.name == n.to_lowercase()) => {
+                    t.key = Some(n.to_lowercase())
+                }
+                _ => self.error(
+                    k,
+                    format!("transfer_key {:?} is not a [[key]]", k.get_ref()),
+                    Some("define it with [[key]] (name, algorithm, secret_file) or a bind_file"),
+                ),
+            }
+            if z.allow_transfer.is_none() {
+                self.error(k, "transfer_key without allow_transfer allows nobody", None);
+            }
+        }
+        for n in z.notify.iter().flat_map(|l| l.get_ref()) {
+            match n.get_ref().parse::<SocketAddr>() {
+                Ok(a) => t.notify.push(a),
+                Err(_) => self.error(
+                    n,
+                    format!("invalid notify address {:?}", n.get_ref()),
+                    Some("write IP:PORT, e.g. \"192.0.2.53:53\""),
+                ),
+            }
+        }
+        t
+    }
+
     /// `[[key]]`: TSIG keys, each with its name, algorithm and base64 secret from the
     /// environment or a file, or all the keys of a BIND key file (`tsig-keygen`'s output).
     pub(super) fn keys(&mut self, raw: &[Spanned<RawKey>]) -> Vec<crate::dns::tsig::Key> {
@@ -542,7 +592,11 @@ impl Validator<'_> {
         Some(crate::dns::cookie::CookieKeys { secret, accept: accept.into() })
     }
 
-    pub(super) fn zones(&mut self, raw: Vec<RawZone>) -> Vec<ZoneConfig> {
+    pub(super) fn zones(
+        &mut self,
+        raw: Vec<RawZone>,
+        keys: &[crate::dns::tsig::Key],
+    ) -> Vec<ZoneConfig> {
         let dir = self.path.parent().unwrap_or(Path::new(""));
         let mut zones = Vec::new();
         let mut seen: HashMap<Name, Loc> = HashMap::new();
@@ -573,10 +627,12 @@ impl Validator<'_> {
                 self.error(&z.file, "zone file path is empty", None);
                 continue;
             }
+            let transfer = self.transfer(&z, keys);
             zones.push(ZoneConfig {
                 name,
                 file: dir.join(z.file.get_ref()),
                 file_loc: self.loc(&z.file),
+                transfer,
             });
         }
         if zones.is_empty() && self.diags.is_empty() {

@@ -2,6 +2,7 @@
 //! operators' view of it.
 //!
 //! - [`health`]: endpoint probes. [`load`]: load sources, burst tasks and webhooks.
+//! - [`notify`]: NOTIFY to a zone's secondaries when its serial changes.
 //! - [`admin`]: the admin HTTP API, Prometheus metrics and the status page.
 //! - [`runtime`]: process-wide records (server counters, last reload, page history).
 //! - [`supervise`]: one task per key, kept in line with each snapshot. [`http`]: the small
@@ -13,6 +14,7 @@ pub mod consensus;
 pub mod health;
 pub mod http;
 pub mod load;
+pub mod notify;
 pub mod process;
 pub mod runtime;
 pub mod supervise;

@@ -5,6 +5,7 @@
 //! - [`zone`]: zone files parsed, validated and pre-encoded; name lookup.
 //! - [`cookie`]: DNS cookies (RFC 7873, RFC 9018 server cookies).
 //! - [`tsig`]: TSIG (RFC 8945): verifying requests, signing answers and transfers.
+//! - [`xfr`]: outgoing zone transfers (AXFR, IXFR) over TCP.
 //! - [`rrl`]: response rate limiting. [`metrics`]: the server's counters and the Prometheus
 //!   text format. [`name`]: wire-form domain names.
 
@@ -15,4 +16,5 @@ pub mod resolve;
 pub mod rrl;
 pub mod server;
 pub mod tsig;
+pub mod xfr;
 pub mod zone;

@@ -303,6 +303,33 @@ async fn connection(
             Ok(Ok(_)) => {}
             _ => return,
         }
+        // A zone transfer: built off the runtime's threads (a zone can be large), then written
+        // message by message.
+        if crate::dns::xfr::is_transfer(&query[..len]) {
+            let snap = shared.load_full();
+            let q = query[..len].to_vec();
+            let ip = peer.ip();
+            let built = tokio::task::spawn_blocking(move || {
+                let mut rng = Rng::from_entropy();
+                crate::dns::xfr::answer(&snap, &q, ip, clock(&snap), &mut rng)
+            })
+            .await;
+            match built {
+                Ok(Some(messages)) => {
+                    for m in messages {
+                        let frame = [&(m.len() as u16).to_be_bytes()[..], &m].concat();
+                        match timeout(idle, wr.write_all(&frame)).await {
+                            Ok(Ok(())) => {}
+                            _ => return,
+                        }
+                    }
+                    continue;
+                }
+                // Not allowed: answered below, as any query for AXFR/IXFR is.
+                Ok(None) => {}
+                Err(_) => return,
+            }
+        }
         let answer = {
             // The snapshot guard is dropped before the next await.
             let snap = shared.load();

@@ -20,3 +20,4 @@ mod reload;
 mod resolver;
 mod scenarios;
 mod tcp;
+mod xfr;

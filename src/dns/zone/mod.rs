@@ -37,6 +37,28 @@ type NodeId = u32;
 /// hash-flooding attacker to grow, and a lookup costs a fraction of SipHash's.
 type NameMap<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
 
+impl RRset {
+    /// Each record's tail (type, class, TTL, rdata length, rdata) with the offsets in it of
+    /// the pointers to the apex to fill in.
+    pub fn records(&self) -> impl Iterator<Item = (&[u8], impl Iterator<Item = usize> + '_)> {
+        let mut rest = &self.tails[..];
+        let mut off = 0;
+        (0..self.count).map(move |_| {
+            let len = 10 + u16::from_be_bytes([rest[8], rest[9]]) as usize;
+            let (tail, r) = rest.split_at(len);
+            rest = r;
+            let start = off;
+            off += len;
+            let relocs = self
+                .relocs
+                .iter()
+                .filter(move |x| (start..start + len).contains(&(x.at as usize)))
+                .map(move |x| x.at as usize - start);
+            (tail, relocs)
+        })
+    }
+}
+
 /// One RRset, pre-encoded.
 #[derive(Debug, Clone)]
 pub struct RRset {
@@ -93,6 +115,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// Its RRsets, by type.
+    pub fn rrsets(&self) -> &[RRset] {
+        &self.rrsets
+    }
+
     pub fn rrset(&self, rtype: u16) -> Option<&RRset> {
         self.rrsets.iter().find(|r| r.rtype == rtype)
     }
@@ -121,6 +148,8 @@ pub struct Zone {
     record_count: usize,
     /// The zone file and every file it includes, for watching.
     files: Box<[PathBuf]>,
+    /// Who may transfer it out, and whom to NOTIFY.
+    pub transfer: crate::config::Transfer,
 }
 
 /// What a name is inside a zone.
@@ -174,6 +203,20 @@ impl Zone {
     }
 
     /// How many records the zone file held (after removing duplicates).
+    /// The SOA serial.
+    pub fn serial(&self) -> u32 {
+        // SERIAL is the first of the five numbers that end the SOA's RDATA.
+        let t = &self.soa_negative[self.soa_negative.len() - 20..];
+        u32::from_be_bytes([t[0], t[1], t[2], t[3]])
+    }
+
+    /// Every node with its owner name (lowercased wire form), the apex first.
+    pub fn nodes(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        let mut all: Vec<(&[u8], NodeId)> = self.nodes.iter().map(|(k, &v)| (&k[..], v)).collect();
+        all.sort_by_key(|&(_, id)| id);
+        all.into_iter().map(|(k, id)| (k, &self.data[id as usize]))
+    }
+
     /// The zone file and every file it `$INCLUDE`s.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
@@ -1029,6 +1072,7 @@ fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diag
         soa_negative_relocs,
         record_count,
         files: Box::new([]),
+        transfer: Default::default(),
     }
 }
 
