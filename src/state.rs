@@ -138,6 +138,12 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
         match zone::parse(&zc.name, &zc.file, &text) {
             Ok(mut z) => {
                 z.transfer = zc.transfer.clone();
+                // IXFR needs how the zone got here; only a zone that is transferred keeps it.
+                let before =
+                    prev.and_then(|p| p.zones.zones().iter().find(|o| o.origin() == z.origin()));
+                if let Some(before) = before.filter(|_| !z.transfer.allow.is_empty()) {
+                    z.follow(before);
+                }
                 zones.push(z)
             }
             Err(d) => diags.extend(d),

@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-/// Tries per secondary and serial, the first waiting [`FIRST_WAIT`] for the answer.
+/// Tries per secondary and serial, the first waiting a second for the answer, each next one
+/// twice as long as the one before.
 pub const ATTEMPTS: u32 = 5;
 const FIRST_WAIT: Duration = Duration::from_secs(1);
 

@@ -6,8 +6,9 @@
 //! A transfer is the zone file's records, SOA first and last, in as many messages as it takes
 //! (each at most [`MESSAGE_LIMIT`] bytes, every name compressed against the question), each
 //! message signed when the request was, its MAC chained to the one before. IXFR is answered
-//! with the SOA alone when the secondary is current, and with the whole zone otherwise (the
-//! form RFC 1995 §4 allows when no history of differences is kept).
+//! with the SOA alone when the secondary is current, with the differences since its serial
+//! when the zone's history (kept across reloads, `Zone::follow`) reaches back to it, and with
+//! the whole zone otherwise (RFC 1995 §4).
 //!
 //! Traffic-managed names are not in the zone file. A secondary receives, for each, the answer
 //! a client with no known location gets at the moment of the transfer (its A, AAAA or CNAME
@@ -81,9 +82,17 @@ pub fn answer(
         "zone transfer"
     );
     let mut out = Messages::new(id, question);
+    let from = ixfr_serial(query, q.end).filter(|_| q.qtype == T_IXFR);
+    // Differences can be sent only when the history reaches back to the secondary's serial,
+    // and only for a zone without traffic-managed names: their answers are taken at transfer
+    // time, so a zone that has them is always sent whole.
+    let managed = z.nodes().any(|(_, n)| n.profile.is_some());
+    let chain = from.and_then(|s| z.history.iter().position(|d| d.from == s));
     if current {
         // RFC 1995 §4: the secondary has our serial; the SOA alone says so.
         soa(z, &mut out);
+    } else if let (Some(i), false) = (chain, managed) {
+        incremental(z, &z.history[i..], &mut out);
     } else {
         records(snap, z, &mut out, now, rng);
     }
@@ -207,6 +216,16 @@ impl<'q> Messages<'q> {
         self.count += 1;
     }
 
+    /// One record written out whole (owner and names in full).
+    fn raw(&mut self, record: &[u8]) {
+        if self.count > 0 && self.cur.len() + record.len() > MESSAGE_LIMIT {
+            self.flush();
+            self.start();
+        }
+        self.cur.extend_from_slice(record);
+        self.count += 1;
+    }
+
     fn flush(&mut self) {
         self.cur[6..8].copy_from_slice(&self.count.to_be_bytes());
         self.done.push(std::mem::take(&mut self.cur));
@@ -216,6 +235,23 @@ impl<'q> Messages<'q> {
         self.flush();
         self.done
     }
+}
+
+/// RFC 1995 §4's incremental form: our SOA, then for each step the SOA it left and the
+/// records deleted, the SOA it reached and the records added, then our SOA again.
+fn incremental(z: &Zone, steps: &[crate::dns::zone::Diff], out: &mut Messages<'_>) {
+    soa(z, out);
+    for d in steps {
+        out.raw(&z.soa_with(d.from));
+        for r in &d.deleted {
+            out.raw(r);
+        }
+        out.raw(&z.soa_with(d.to));
+        for r in &d.added {
+            out.raw(r);
+        }
+    }
+    soa(z, out);
 }
 
 fn soa(z: &Zone, out: &mut Messages<'_>) {

@@ -74,12 +74,17 @@ async fn nsd_and_knot_follow_meridian() {
     let (_, _, secret) = meridian::dns::tsig::parse_bind_keys(&key_text).unwrap().remove(0);
     let (mport, nport, kport) = (free_port(), free_port(), free_port());
     dir.write("z.zone", &zone(1, "192.0.2.10"));
+    // A second zone with no traffic-managed name: its changes can go as IXFR differences.
+    dir.write("p.zone", &zone(1, "192.0.2.10"));
     let cfg = dir.write(
         "meridian.toml",
         &format!(
             "[server]\nlisten = [\"127.0.0.1:{mport}\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n\
              [[key]]\nbind_file = \"xfr.key\"\n\
              [[zone]]\nname = \"xfr.test\"\nfile = \"z.zone\"\n\
+             allow_transfer = [\"127.0.0.1\"]\ntransfer_key = \"xfr-key\"\n\
+             notify = [\"127.0.0.1:{nport}\", \"127.0.0.1:{kport}\"]\n\
+             [[zone]]\nname = \"plain.test\"\nfile = \"p.zone\"\n\
              allow_transfer = [\"127.0.0.1\"]\ntransfer_key = \"xfr-key\"\n\
              notify = [\"127.0.0.1:{nport}\", \"127.0.0.1:{kport}\"]\n\
              [[profile]]\nname = \"www.xfr.test\"\nmethod = \"priority\"\nttl = 30\n\
@@ -102,6 +107,8 @@ async fn nsd_and_knot_follow_meridian() {
              remote-control:\n  control-enable: no\n\
              key:\n  name: \"xfr-key\"\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n\
              zone:\n  name: xfr.test\n  zonefile: \"{n}/xfr.test.zone\"\n\
+             \x20 request-xfr: 127.0.0.1@{mport} xfr-key\n  allow-notify: 127.0.0.1 xfr-key\n\
+             zone:\n  name: plain.test\n  zonefile: \"{n}/plain.test.zone\"\n\
              \x20 request-xfr: 127.0.0.1@{mport} xfr-key\n  allow-notify: 127.0.0.1 xfr-key\n",
             n = d.join("nsd").display()
         ),
@@ -117,7 +124,7 @@ async fn nsd_and_knot_follow_meridian() {
             .expect("nsd is installed by the test command"),
     );
     // Knot, another.
-    std::fs::create_dir_all(d.join("knot")).unwrap();
+    std::fs::create_dir_all(d.join("knot/db")).unwrap();
     let knot_conf = d.join("knot/knot.conf");
     std::fs::write(
         &knot_conf,
@@ -129,7 +136,8 @@ async fn nsd_and_knot_follow_meridian() {
              remote:\n  - id: primary\n    address: 127.0.0.1@{mport}\n    key: xfr-key\n\
              acl:\n  - id: from_primary\n    address: 127.0.0.1\n    key: xfr-key\n    action: notify\n\
              template:\n  - id: default\n    storage: \"{k}\"\n\
-             zone:\n  - domain: xfr.test\n    master: primary\n    acl: from_primary\n",
+             zone:\n  - domain: xfr.test\n    master: primary\n    acl: from_primary\n\
+             \x20 - domain: plain.test\n    master: primary\n    acl: from_primary\n",
             k = d.join("knot").display()
         ),
     )
@@ -160,10 +168,12 @@ async fn nsd_and_knot_follow_meridian() {
         until(who, port, &["www.xfr.test"], "192.0.2.80", &logs);
         until(who, port, &["mail.xfr.test", "MX"], "10 api.xfr.test.", &logs);
         until(who, port, &["h2000.xfr.test", "TXT"], "\"v2000\"", &logs);
+        until(who, port, &["api.plain.test"], "192.0.2.10", &logs);
     }
 
     // A reload with a new serial: both are told, transfer again and serve the change.
     srv.dir.write("z.zone", &zone(2, "192.0.2.99"));
+    srv.dir.write("p.zone", &zone(2, "192.0.2.99"));
     srv.running.as_ref().unwrap().reload().await.unwrap();
     for (who, port) in [("NSD", nport), ("Knot", kport)] {
         until(who, port, &["api.xfr.test"], "192.0.2.99", &logs);
@@ -174,6 +184,8 @@ async fn nsd_and_knot_follow_meridian() {
             "ns.xfr.test. hostmaster.xfr.test. 2 3600 600 86400 60",
             &logs,
         );
+        until(who, port, &["api.plain.test"], "192.0.2.99", &logs);
+        until(who, port, &["h1999.plain.test", "TXT"], "\"v1999\"", &logs);
     }
     // They learnt it from a NOTIFY (their SOA refresh is an hour): each logs one.
     let nsd_log = std::fs::read_to_string(logs[0]).unwrap_or_default();
@@ -181,7 +193,15 @@ async fn nsd_and_knot_follow_meridian() {
     assert!(nsd_log.to_lowercase().contains("notify"), "NSD's log:\n{nsd_log}");
     assert!(knot_log.contains("notify, incoming"), "Knot's log:\n{knot_log}");
     // Knot asked for an IXFR and took the whole zone in its place (RFC 1995 §4).
-    assert!(knot_log.contains("receiving AXFR-style IXFR"), "Knot's log:\n{knot_log}");
+    // Knot asked for IXFRs: the zone with a traffic-managed name came whole (RFC 1995 §4),
+    // the other as its differences (one record deleted, one added).
+    let of = |zone: &str| -> Vec<&str> {
+        knot_log.lines().filter(|l| l.contains(&format!("[{zone}.] IXFR, incoming"))).collect()
+    };
+    assert!(of("xfr.test").iter().any(|l| l.contains("AXFR-style")), "{knot_log}");
+    assert!(of("plain.test").iter().any(|l| l.contains("finished")), "{knot_log}");
+    assert!(!of("plain.test").iter().any(|l| l.contains("AXFR-style")), "{knot_log}");
+    assert!(!of("plain.test").iter().any(|l| l.contains("failed")), "{knot_log}");
 
     // Refused: unsigned, and from another address even when signed.
     let unsigned = dig(mport, &["xfr.test", "AXFR"]);

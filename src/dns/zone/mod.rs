@@ -150,7 +150,24 @@ pub struct Zone {
     files: Box<[PathBuf]>,
     /// Who may transfer it out, and whom to NOTIFY.
     pub transfer: crate::config::Transfer,
+    /// The differences between the versions before this one, oldest first, each leading to
+    /// the next (the last to this zone's serial), for IXFR. Shared by the snapshots that
+    /// carry them on.
+    pub history: std::sync::Arc<[Diff]>,
 }
+
+/// How one version of a zone became the next (RFC 1995): records as owner (wire form) and
+/// tail, names written out; SOA records are not among them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    pub from: u32,
+    pub to: u32,
+    pub deleted: Vec<Box<[u8]>>,
+    pub added: Vec<Box<[u8]>>,
+}
+
+/// The most versions IXFR can start from.
+pub const HISTORY: usize = 16;
 
 /// What a name is inside a zone.
 #[derive(Debug, Clone, Copy)]
@@ -203,6 +220,81 @@ impl Zone {
     }
 
     /// How many records the zone file held (after removing duplicates).
+    /// Every record but the SOA, each as its owner's wire form and its tail with every name
+    /// written out, sorted: the form versions are compared in.
+    pub fn canonical(&self) -> Vec<Box<[u8]>> {
+        let apex = self.origin.wire();
+        let mut out = Vec::with_capacity(self.record_count);
+        for (owner, node) in self.nodes() {
+            for rr in node.rrsets().iter().filter(|r| !(r.rtype == T_SOA && owner == apex)) {
+                for (tail, relocs) in rr.records() {
+                    out.push(written_out(owner, tail, relocs, apex));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Carries `prev`'s history on to this version, adding how `prev` became this one, when
+    /// this one's serial is later; a zone whose records changed without a later serial, or
+    /// whose history would outgrow the zone itself, starts afresh (IXFR then sends it whole).
+    pub fn follow(&mut self, prev: &Zone) {
+        let (old, new) = (prev.serial(), self.serial());
+        let later = old != new && new.wrapping_sub(old) < 0x8000_0000;
+        if !later {
+            if old == new && prev.canonical() == self.canonical() {
+                self.history = prev.history.clone();
+            }
+            return;
+        }
+        let (a, b) = (prev.canonical(), self.canonical());
+        let (mut deleted, mut added) = (Vec::new(), Vec::new());
+        // Both are sorted: one merge walk.
+        let (mut i, mut j) = (0, 0);
+        loop {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x == y => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x < y => {
+                    deleted.push(x.clone());
+                    i += 1;
+                }
+                (Some(x), None) => {
+                    deleted.push(x.clone());
+                    i += 1;
+                }
+                (_, Some(y)) => {
+                    added.push(y.clone());
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        let mut history: Vec<Diff> = prev.history.to_vec();
+        history.push(Diff { from: old, to: new, deleted, added });
+        // Oldest first out: at most HISTORY versions, and never more records than the zone.
+        let size = |h: &[Diff]| h.iter().map(|d| d.deleted.len() + d.added.len()).sum::<usize>();
+        while history.len() > HISTORY
+            || (!history.is_empty() && size(&history) > self.record_count + 1)
+        {
+            history.remove(0);
+        }
+        self.history = history.into();
+    }
+
+    /// The apex SOA as one record, names written out, with `serial` in place of its own.
+    pub fn soa_with(&self, serial: u32) -> Box<[u8]> {
+        let soa = self.apex().rrset(T_SOA).expect("a zone has an SOA");
+        let (tail, relocs) = soa.records().next().expect("one SOA record");
+        let mut rec = written_out(self.origin.wire(), tail, relocs, self.origin.wire());
+        let n = rec.len();
+        rec[n - 20..n - 16].copy_from_slice(&serial.to_be_bytes());
+        rec
+    }
+
     /// The SOA serial.
     pub fn serial(&self) -> u32 {
         // SERIAL is the first of the five numbers that end the SOA's RDATA.
@@ -1073,6 +1165,7 @@ fn build(origin: Name, records: Vec<Record>, files: &[PathBuf], diags: &mut Diag
         record_count,
         files: Box::new([]),
         transfer: Default::default(),
+        history: std::sync::Arc::new([]),
     }
 }
 
@@ -1115,6 +1208,29 @@ fn compress(rtype: u16, rdata: &[u8], apex: Option<&[u8]>) -> (Vec<u8>, Vec<usiz
     }
     out.extend_from_slice(&rdata[pos..]);
     (out, relocs)
+}
+
+/// `owner` and `tail` as one record with every pointer to the apex replaced by the apex's
+/// name (and the rdata length fixed).
+fn written_out(
+    owner: &[u8],
+    tail: &[u8],
+    relocs: impl Iterator<Item = usize>,
+    apex: &[u8],
+) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(owner.len() + tail.len() + 16);
+    out.extend_from_slice(owner);
+    let at = out.len();
+    let mut from = 0;
+    for r in relocs {
+        out.extend_from_slice(&tail[from..r]);
+        out.extend_from_slice(apex);
+        from = r + 2;
+    }
+    out.extend_from_slice(&tail[from..]);
+    let rdlen = (out.len() - at - 10) as u16;
+    out[at + 8..at + 10].copy_from_slice(&rdlen.to_be_bytes());
+    out.into()
 }
 
 /// The length of the uncompressed wire name at the start of `wire`.

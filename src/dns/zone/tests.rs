@@ -374,3 +374,43 @@ fn generate_errors() {
     assert_eq!(e.matches("invalid IPv4 address").count(), 1, "{e}");
     assert!(e.contains("z.zone:5:24: invalid IPv4 address"), "{e}");
 }
+
+/// The history IXFR sends: each later serial adds how the zone changed, names written out;
+/// a change without a later serial, or a serial that goes back, starts afresh.
+#[test]
+fn history_of_versions() {
+    let version = |serial: u32, body: &str| {
+        parse(
+            &origin(),
+            Path::new("z.zone"),
+            &format!(
+                "$TTL 300\n@ SOA ns1 host {serial} 2 3 4 60\n  NS ns1\nns1 A 192.0.2.1\n{body}"
+            ),
+        )
+        .unwrap()
+    };
+    let v1 = version(1, "a A 192.0.2.10\nb A 192.0.2.11\n");
+    let mut v2 = version(2, "a A 192.0.2.10\nb A 192.0.2.12\nc CNAME a\n");
+    v2.follow(&v1);
+    assert_eq!(v2.history.len(), 1);
+    let d = &v2.history[0];
+    assert_eq!((d.from, d.to, d.deleted.len(), d.added.len()), (1, 2, 1, 2));
+    // Written out: b's old address, and c's CNAME with its target in full.
+    assert!(d.deleted[0].ends_with(&[192, 0, 2, 11]));
+    let cname = d.added.iter().find(|r| r.windows(2).any(|w| w == [0, 5])).unwrap();
+    assert!(cname.ends_with(b"\x01a\x07example\x03com\x00"), "{cname:?}");
+    let mut v3 = version(3, "a A 192.0.2.10\nb A 192.0.2.12\nc CNAME a\nd TXT x\n");
+    v3.follow(&v2);
+    assert_eq!(v3.history.iter().map(|d| (d.from, d.to)).collect::<Vec<_>>(), [(1, 2), (2, 3)]);
+    // The same serial and the same records: kept. Changed records, same serial: gone.
+    let mut same = version(3, "a A 192.0.2.10\nb A 192.0.2.12\nc CNAME a\nd TXT x\n");
+    same.follow(&v3);
+    assert_eq!(same.history.len(), 2);
+    let mut sneaky = version(3, "a A 192.0.2.10\n");
+    sneaky.follow(&v3);
+    assert!(sneaky.history.is_empty());
+    let mut back = version(2, "a A 192.0.2.10\n");
+    back.follow(&v3);
+    assert!(back.history.is_empty());
+    assert_eq!(v3.soa_with(7)[..].rchunks(4).nth(4), Some(&7u32.to_be_bytes()[..]));
+}
