@@ -41,9 +41,12 @@ pub async fn run(
                 .key
                 .as_ref()
                 .and_then(|k| snap.settings.keys.iter().find(|key| key.name == *k).cloned());
+            // The SOA goes in the answer section (RFC 1996 §3.7), so the secondary knows the
+            // serial before it asks.
+            let soa: Arc<[u8]> = z.soa_with(serial).into();
             for &to in &z.transfer.notify {
                 let (zone, key, stop) = (z.origin().clone(), key.clone(), stop.clone());
-                tokio::spawn(notify(to, zone, serial, key, stop));
+                tokio::spawn(notify(to, zone, soa.clone(), serial, key, stop));
             }
         }
         tokio::select! {
@@ -53,15 +56,17 @@ pub async fn run(
     }
 }
 
-/// The NOTIFY message for `zone` (question: the zone's SOA), signed with `key` if given.
-pub fn message(id: u16, zone: &Name, key: Option<&tsig::Key>, now: u64) -> Vec<u8> {
+/// The NOTIFY message for `zone` (question: the zone's SOA; answer: `soa`, the record),
+/// signed with `key` if given.
+pub fn message(id: u16, zone: &Name, soa: &[u8], key: Option<&tsig::Key>, now: u64) -> Vec<u8> {
     let mut m = Vec::with_capacity(512);
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&(OPCODE_NOTIFY | AA).to_be_bytes());
-    m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0]);
     m.extend_from_slice(zone.wire());
     m.extend_from_slice(&6u16.to_be_bytes());
     m.extend_from_slice(&1u16.to_be_bytes());
+    m.extend_from_slice(soa);
     if let Some(k) = key {
         let len = m.len();
         m.resize(len + tsig::record_len(k, 0), 0);
@@ -75,6 +80,7 @@ pub fn message(id: u16, zone: &Name, key: Option<&tsig::Key>, now: u64) -> Vec<u
 async fn notify(
     to: SocketAddr,
     zone: Name,
+    soa: Arc<[u8]>,
     serial: u32,
     key: Option<tsig::Key>,
     mut stop: watch::Receiver<bool>,
@@ -89,7 +95,7 @@ async fn notify(
     for attempt in 1..=ATTEMPTS {
         let id: u16 = rand_id();
         let now = crate::dns::cookie::unix_now() as u64;
-        let msg = message(id, &zone, key.as_ref(), now);
+        let msg = message(id, &zone, &soa, key.as_ref(), now);
         if sock.send_to(&msg, to).await.is_ok() {
             let mut buf = [0u8; 4096];
             let deadline = tokio::time::Instant::now() + wait;

@@ -296,7 +296,11 @@ fn managed(snap: &Snapshot, name: &[u8], now: u32, rng: &mut Rng) -> Vec<Vec<u8>
         q.extend_from_slice(&qtype.to_be_bytes());
         q.extend_from_slice(&1u16.to_be_bytes());
         let req = Request { src: IpAddr::from([0, 0, 0, 0]), transport: Transport::Tcp, now };
-        let Some(a) = resolve::resolve(snap, &q, req, rng, &mut out) else { continue };
+        // Not a client's query: not counted in the profile's and endpoints' metrics.
+        let uncounted = &mut crate::traffic::policy::Uncounted;
+        let Some(a) = resolve::resolve_traced(snap, &q, req, rng, &mut out, uncounted) else {
+            continue;
+        };
         let msg = &out[..a.len];
         let ancount = u16::from_be_bytes([msg[6], msg[7]]);
         let mut p = 12 + a.question_len;

@@ -233,6 +233,15 @@ pub trait Trace {
 
 impl Trace for () {}
 
+/// Traces nothing and counts nothing: for answers worked out for someone other than a
+/// client (a zone transfer's copy of a traffic-managed name's answer).
+#[derive(Debug)]
+pub struct Uncounted;
+
+impl Trace for Uncounted {
+    const COUNTS: bool = false;
+}
+
 /// Collects trace lines, indented by nesting depth.
 impl Trace for Vec<String> {
     const COUNTS: bool = false;
