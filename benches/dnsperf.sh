@@ -81,27 +81,9 @@ name = "app.example.com."
 file = "$zone"
 EOF
 
-cat >"$work/nsd.conf" <<EOF
-server:
-  ip-address: 127.0.0.1@$NSD_PORT
-  server-count: 1
-  username: ""
-  chroot: ""
-  database: ""
-  zonelistfile: "$work/zone.list"
-  xfrdfile: "$work/xfrd.state"
-  xfrdir: "$work"
-  pidfile: "$work/nsd.pid"
-  logfile: "$work/nsd.log"
-  verbosity: 0
-  # Response rate limiting would throttle dnsperf's single source address; Meridian has none.
-  rrl-ratelimit: 0
-remote-control:
-  control-enable: no
-zone:
-  name: app.example.com
-  zonefile: "$zone"
-EOF
+# shellcheck source=benches/nsd-conf.sh
+. "$root/benches/nsd-conf.sh"
+nsd_conf "$work" "$NSD_PORT" "$zone"
 nsd-checkconf "$work/nsd.conf"
 
 # Sum of user+system CPU ticks of a process and all its descendants.

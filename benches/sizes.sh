@@ -47,28 +47,10 @@ enabled = false
 name = "app.example.com."
 file = "$zone"
 EOF
-cat >"$work/nsd.conf" <<EOF
-server:
-  ip-address: 127.0.0.1@$N_PORT
-  server-count: 1
-  username: ""
-  chroot: ""
-  database: ""
-  zonelistfile: "$work/zone.list"
-  xfrdfile: "$work/xfrd.state"
-  xfrdir: "$work"
-  pidfile: "$work/nsd.pid"
-  logfile: "$work/nsd.log"
-  verbosity: 0
-  rrl-ratelimit: 0
-  # Meridian adds no authority NS to positive answers (minimal responses); so neither does NSD.
-  minimal-responses: yes
-remote-control:
-  control-enable: no
-zone:
-  name: app.example.com
-  zonefile: "$zone"
-EOF
+# shellcheck source=benches/nsd-conf.sh
+. "$PWD/benches/nsd-conf.sh"
+# Meridian adds no authority NS to positive answers (minimal responses); so neither does NSD.
+nsd_conf "$work" "$N_PORT" "$zone" "  minimal-responses: yes"
 
 "$MERIDIAN" serve --config "$work/meridian.toml" >"$work/meridian.log" 2>&1 &
 pids+=($!)

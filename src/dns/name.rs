@@ -166,6 +166,34 @@ pub fn labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// Where the uncompressed wire name at `p` in `msg` ends (`None`: it runs past the end, or
+/// has a pointer or a reserved label type).
+pub fn plain_end(msg: &[u8], mut p: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(p)? as usize;
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        p += 1 + len;
+        if len == 0 {
+            return Some(p);
+        }
+    }
+}
+
+/// Where the wire name at `p` in `msg`, possibly ending in a compression pointer, ends.
+pub fn wire_end(msg: &[u8], mut p: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(p)? as usize;
+        match len & 0xc0 {
+            0xc0 => return Some(p + 2),
+            0 if len == 0 => return Some(p + 1),
+            0 => p += 1 + len,
+            _ => return None,
+        }
+    }
+}
+
 /// Lowercases ASCII letters of a wire name in place (length bytes are never letters' range
 /// issue: they are below 64, and `A`..`Z` are 65..90, so they are left alone).
 pub fn lowercase_in_place(wire: &mut [u8]) {

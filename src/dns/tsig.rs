@@ -8,7 +8,7 @@
 //! environment, a file, or a BIND key file (`key "name" { algorithm ...; secret "..."; };`,
 //! as `tsig-keygen` writes). Nothing here allocates per message.
 
-use crate::dns::name::Name;
+use crate::dns::name::{Name, plain_end, wire_end};
 use ring::hmac;
 
 pub const T_TSIG: u16 = 250;
@@ -167,33 +167,6 @@ fn u16_at(m: &[u8], p: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*m.get(p)?, *m.get(p + 1)?]))
 }
 
-/// The end of the uncompressed name at `p` (TSIG's names are never compressed).
-fn plain_name_end(m: &[u8], mut p: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(p)? as usize;
-        if len & 0xc0 != 0 {
-            return None;
-        }
-        p += 1 + len;
-        if len == 0 {
-            return Some(p);
-        }
-    }
-}
-
-/// The end of the possibly compressed name at `p`.
-fn name_end(m: &[u8], mut p: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(p)? as usize;
-        match len & 0xc0 {
-            0xc0 => return Some(p + 2),
-            0 if len == 0 => return Some(p + 1),
-            0 => p += 1 + len,
-            _ => return None,
-        }
-    }
-}
-
 /// A message whose TSIG record is malformed or not the last record (RFC 8945 §5.1: FORMERR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
@@ -204,12 +177,12 @@ pub fn find(msg: &[u8]) -> Result<Option<Signed<'_>>, Malformed> {
     let (qd, an, ns, ar) = (count(4)?, count(6)?, count(8)?, count(10)?);
     let mut p = 12;
     for _ in 0..qd {
-        p = name_end(msg, p).ok_or(Malformed)? + 4;
+        p = wire_end(msg, p).ok_or(Malformed)? + 4;
     }
     let total = an + ns + ar;
     for i in 0..total {
         let start = p;
-        let owner_end = name_end(msg, p).ok_or(Malformed)?;
+        let owner_end = wire_end(msg, p).ok_or(Malformed)?;
         let rtype = u16_at(msg, owner_end).ok_or(Malformed)?;
         let rdlen = u16_at(msg, owner_end + 8).ok_or(Malformed)? as usize;
         let rdata = owner_end + 10;
@@ -221,11 +194,11 @@ pub fn find(msg: &[u8]) -> Result<Option<Signed<'_>>, Malformed> {
             if i != total - 1 || i < an + ns {
                 return Err(Malformed);
             }
-            let key_end = plain_name_end(msg, start).ok_or(Malformed)?;
+            let key_end = plain_end(msg, start).ok_or(Malformed)?;
             if key_end != owner_end || u16_at(msg, owner_end + 2) != Some(CLASS_ANY) {
                 return Err(Malformed);
             }
-            let alg_end = plain_name_end(msg, rdata).filter(|&e| e <= end).ok_or(Malformed)?;
+            let alg_end = plain_end(msg, rdata).filter(|&e| e <= end).ok_or(Malformed)?;
             let r = &msg[alg_end..end];
             if r.len() < 16 {
                 return Err(Malformed);

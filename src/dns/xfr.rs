@@ -128,17 +128,7 @@ impl<'a> Question<'a> {
         if msg.len() < 12 || msg[2] & 0x80 != 0 || u16::from_be_bytes([msg[4], msg[5]]) != 1 {
             return None;
         }
-        let mut p = 12;
-        loop {
-            let len = *msg.get(p)? as usize;
-            if len & 0xc0 != 0 {
-                return None;
-            }
-            p += 1 + len;
-            if len == 0 {
-                break;
-            }
-        }
+        let p = crate::dns::name::plain_end(msg, 12)?;
         let qtype = u16::from_be_bytes([*msg.get(p)?, *msg.get(p + 1)?]);
         msg.get(p + 3)?;
         Some(Question { name: &msg[12..p], qtype, end: p + 4 })
@@ -150,18 +140,7 @@ fn ixfr_serial(msg: &[u8], mut p: usize) -> Option<u32> {
     let an = u16::from_be_bytes([msg[6], msg[7]]);
     let ns = u16::from_be_bytes([msg[8], msg[9]]);
     for i in 0..(an + ns) {
-        // Owner: compressed or not.
-        loop {
-            let len = *msg.get(p)? as usize;
-            if len & 0xc0 == 0xc0 {
-                p += 2;
-                break;
-            }
-            p += 1 + len;
-            if len == 0 {
-                break;
-            }
-        }
+        p = crate::dns::name::wire_end(msg, p)?;
         let rtype = u16::from_be_bytes([*msg.get(p)?, *msg.get(p + 1)?]);
         let rdlen = u16::from_be_bytes([*msg.get(p + 8)?, *msg.get(p + 9)?]) as usize;
         let end = p + 10 + rdlen;
