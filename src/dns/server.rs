@@ -29,6 +29,8 @@ use tracing::{debug, warn};
 const UDP_POLL: Duration = Duration::from_millis(200);
 /// The largest DNS message (and so the largest TCP frame).
 const MAX_MESSAGE: usize = 65_535;
+/// The answer buffer a TCP connection starts with; a larger answer grows it to the largest.
+const FIRST_TCP_ANSWER: usize = 4096;
 
 /// A socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -278,9 +280,11 @@ async fn connection(
     let Ok(peer) = stream.peer_addr() else { return };
     let mut rng = Rng::from_entropy();
     let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
-    let mut query = vec![0u8; MAX_MESSAGE];
-    let mut out = vec![0u8; 2 + MAX_MESSAGE];
+    // Buffers grow as the connection needs them: most queries and answers are small, and an
+    // idle connection should not hold 128 KiB (issue 12 item 6).
+    let mut rd = BufReader::with_capacity(2048, rd);
+    let mut query: Vec<u8> = Vec::new();
+    let mut out = vec![0u8; 2 + FIRST_TCP_ANSWER];
     if *stop.borrow() {
         return;
     }
@@ -297,6 +301,9 @@ async fn connection(
         if len < 12 {
             // Too short to hold a DNS header: the stream cannot be trusted to be in frame.
             return;
+        }
+        if query.len() < len {
+            query.resize(len, 0);
         }
         // A frame that stops arriving mid-way is cut off at the idle timeout.
         match timeout(idle, rd.read_exact(&mut query[..len])).await {
@@ -335,7 +342,13 @@ async fn connection(
             let snap = shared.load();
             let started = Instant::now();
             let req = Request { src: peer.ip(), transport: Transport::Tcp, now: clock(&snap) };
-            let answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
+            let mut answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
+            if answer.is_some_and(|a| a.truncated) && out.len() < 2 + MAX_MESSAGE {
+                // Over TCP an answer is never cut: with the largest buffer, once more (the
+                // connection keeps it).
+                out.resize(2 + MAX_MESSAGE, 0);
+                answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
+            }
             let took = started.elapsed();
             rt.metrics.record(Transport::Tcp, answer, took);
             answer.map(|a| (a, took))

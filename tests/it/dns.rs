@@ -653,5 +653,19 @@ async fn rdata_names_are_compressed() {
         let i = n - 1;
         assert_eq!(glue.data.to_string(), format!("198.51.{}.{}", i / 250, i % 250));
     }
+    // One connection: a small answer, one of 16 KiB and more (past the buffer a connection
+    // starts with, so it grows), and a small one again; each whole.
+    let mut conn = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    for (name, rtype, want) in
+        [("z.test.", "NS", 3), ("www.far.z.test.", "A", 1400), ("ptr.z.test.", "PTR", 1)]
+    {
+        use tokio::io::AsyncWriteExt;
+        conn.write_all(&frame(&bytes(&query(name, rtype, None)))).await.unwrap();
+        let a = read_frame(&mut conn).await.expect("an answer");
+        let m = hickory_proto::op::Message::from_vec(&a).unwrap();
+        assert!(!m.metadata.truncation, "{name}");
+        let records = m.answers.len() + m.authorities.len() + m.additionals.len();
+        assert_eq!(records, want, "{name}");
+    }
     srv.stop().await;
 }
