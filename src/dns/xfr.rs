@@ -38,7 +38,8 @@ pub fn is_transfer(query: &[u8]) -> bool {
 }
 
 /// The messages answering an allowed transfer request, or `None` when `query` is not one
-/// (it is then answered as any other query, which for AXFR/IXFR is REFUSED). `now` is seconds since the Unix epoch, for TSIG.
+/// (it is then answered as any other query, which for AXFR/IXFR is REFUSED). `now` is
+/// seconds since the Unix epoch, for TSIG.
 pub fn answer(
     snap: &Snapshot,
     query: &[u8],
