@@ -235,12 +235,7 @@ async fn nsid_identity_and_cookies() {
 async fn tsig_with_dig_kdig_and_tsig_keygen() {
     use crate::harness::*;
     let dir = TempDir::new();
-    let keygen = Command::new("/usr/sbin/tsig-keygen")
-        .args(["-a", "hmac-sha256", "xfr-key"])
-        .output()
-        .expect("tsig-keygen is installed by the test command (package bind9)");
-    assert!(keygen.status.success());
-    let key_file = dir.write("xfr.key", &String::from_utf8(keygen.stdout).unwrap());
+    let key_file = dir.write("xfr.key", &tsig_keygen("xfr-key"));
     // A second key, SHA-512, from a file holding just the base64 secret.
     let secret512 = "bWVyaWRpYW4tdHNpZy10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm";
     dir.write("other.secret", &format!("{secret512}\n"));

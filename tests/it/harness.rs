@@ -240,6 +240,16 @@ address = "192.0.2.71"
 /// Writes a configuration serving the demo zone, `big.test.` and the traffic-managed
 /// `tm.test.` (with a GeoIP database built from [`GEO_CSV`]) on 127.0.0.1:0, with extra
 /// `[server]` lines, and returns its path.
+/// A BIND key file for a new hmac-sha256 key named `name`, made by `tsig-keygen`.
+pub fn tsig_keygen(name: &str) -> String {
+    let out = std::process::Command::new("/usr/sbin/tsig-keygen")
+        .args(["-a", "hmac-sha256", name])
+        .output()
+        .expect("tsig-keygen is installed by the test command (package bind9)");
+    assert!(out.status.success(), "tsig-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn write_config(dir: &TempDir, server_extra: &str) -> PathBuf {
     write_config_with(dir, server_extra, "")
 }

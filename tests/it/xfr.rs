@@ -65,11 +65,7 @@ fn zone(serial: u32, api: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_and_knot_follow_meridian() {
     let dir = TempDir::new();
-    let keygen = Command::new("/usr/sbin/tsig-keygen")
-        .args(["-a", "hmac-sha256", "xfr-key"])
-        .output()
-        .expect("tsig-keygen is installed by the test command (package bind9)");
-    let key_text = String::from_utf8(keygen.stdout).unwrap();
+    let key_text = tsig_keygen("xfr-key");
     dir.write("xfr.key", &key_text);
     let (_, _, secret) = meridian::dns::tsig::parse_bind_keys(&key_text).unwrap().remove(0);
     let (mport, nport, kport) = (free_port(), free_port(), free_port());
