@@ -118,6 +118,18 @@ fn option_cases() -> Vec<Case> {
         opts.insert(EdnsOption::Unknown(10, cookie));
         bytes(&m)
     };
+    // Signed at time 0, the time these tests' requests carry.
+    let key = meridian::dns::tsig::Key::new(
+        &meridian::dns::name::Name::parse("k.", None).unwrap(),
+        meridian::dns::tsig::Algorithm::HmacSha256,
+        b"secret-secret-secret-secret",
+    );
+    let mut signed = bytes(&query("api.app.example.com.", "A", Some(1232)));
+    let len = signed.len();
+    signed.resize(len + meridian::dns::tsig::record_len(&key, 0), 0);
+    let chain = meridian::dns::tsig::Chain::Request(meridian::dns::tsig::Mac::EMPTY);
+    let (len, _) = meridian::dns::tsig::sign(&mut signed, len, &key, chain, 0, 0, &[]);
+    signed.truncate(len);
     let mut id = query("id.server.", "TXT", Some(1232));
     id.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
     let api: &[&str] = &["api.app.example.com. 300 A 192.0.2.10"];
@@ -130,6 +142,7 @@ fn option_cases() -> Vec<Case> {
             "NOERROR aa",
             api,
         ),
+        case("TSIG-signed", signed, Transport::Udp, "NOERROR aa", api),
         case(
             "id.server CH TXT",
             bytes(&id),
@@ -320,8 +333,11 @@ fn take_down(shared: &Shared) {
 fn warm_resolve_does_not_allocate() {
     let dir = TempDir::new();
     // NSID, the CH identity and cookies on, for the cases that use them.
+    // And a TSIG key, for a signed query: verifying and signing allocate nothing either.
+    dir.write("k.secret", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0\n");
     let extra = "nsid = \"n1\"\nidentity = \"edge\"\n\
-                 [server.cookies]\nsecret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n";
+                 [server.cookies]\nsecret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n\
+                 [[key]]\nname = \"k\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"k.secret\"\n";
     let shared = Shared::new(load(&write_config_with(&dir, extra, MORE_PROFILES)).unwrap());
     take_down(&shared);
     let mut cases = cases();
