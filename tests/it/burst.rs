@@ -367,12 +367,6 @@ interval = "200ms"
     srv.stop().await;
 }
 
-/// A free loopback TCP port (bound and released; the kernel will not hand it out again at
-/// once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A real Prometheus server (Debian's `prometheus`), started on loopback and stopped by PID
 /// when dropped.
 pub struct Prometheus {

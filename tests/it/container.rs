@@ -9,7 +9,7 @@
 //! host's limits, because podman's defaults for root ask for more than the host allows and the
 //! runtime's setrlimit fails with EPERM.
 
-use crate::harness::{TempDir, repo};
+use crate::harness::{TempDir, free_port, repo};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -60,10 +60,6 @@ impl Drop for Cleanup {
         }
         let _ = podman(&["rmi", "-f", &self.image]);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn dig(port: u16, args: &[&str]) -> String {

@@ -8,8 +8,9 @@
 //! 20 client subnets (`dig +subnet`) give the same answers. When Prometheus goes away each
 //! instance says it decides locally and holds where the fleet was.
 
-use crate::burst::{free_port, start_prometheus_with};
+use crate::burst::start_prometheus_with;
 use crate::harness::TempDir;
+use crate::harness::free_port;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};

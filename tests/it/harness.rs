@@ -240,6 +240,19 @@ address = "192.0.2.71"
 /// Writes a configuration serving the demo zone, `big.test.` and the traffic-managed
 /// `tm.test.` (with a GeoIP database built from [`GEO_CSV`]) on 127.0.0.1:0, with extra
 /// `[server]` lines, and returns its path.
+/// A loopback port free for both UDP and TCP (bound, then released: the kernel does not hand
+/// it out again at once), for a server that must be told its port before it starts.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP in 100 tries");
+}
+
 /// A BIND key file for a new hmac-sha256 key named `name`, made by `tsig-keygen`.
 pub fn tsig_keygen(name: &str) -> String {
     let out = std::process::Command::new("/usr/sbin/tsig-keygen")

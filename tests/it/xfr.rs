@@ -17,17 +17,6 @@ impl Drop for Daemon {
     }
 }
 
-/// A free loopback port (bound, then released: the daemon binds it right after).
-fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = s.local_addr().unwrap().port();
-    // The same port must be free for TCP too.
-    match std::net::TcpListener::bind(("127.0.0.1", port)) {
-        Ok(_) => port,
-        Err(_) => free_port(),
-    }
-}
-
 fn dig(port: u16, args: &[&str]) -> String {
     let out = Command::new("dig")
         .args(["@127.0.0.1", "-p", &port.to_string(), "+time=1", "+tries=1", "+norec"])
