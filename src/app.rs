@@ -5,7 +5,7 @@ use crate::control::admin;
 use crate::control::runtime::{ReloadInfo, Runtime};
 use crate::diag::Diagnostics;
 use crate::dns::server::{self, BindError, TcpLimits};
-use crate::state::{self, Shared, Snapshot};
+use crate::state::{self, ReloadKind, ReloadRequest, Shared, Snapshot};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,8 +52,6 @@ pub struct Options {
     pub reload_on_sighup: bool,
 }
 
-type ReloadReply = oneshot::Sender<Result<(), Diagnostics>>;
-
 /// A running server. Dropping it without [`Running::shutdown`] leaves its threads running
 /// until the process exits.
 #[derive(Debug)]
@@ -67,7 +65,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     udp_threads: Vec<JoinHandle<()>>,
     tasks: JoinSet<()>,
-    reload_tx: mpsc::Sender<ReloadReply>,
+    reload_tx: mpsc::Sender<ReloadRequest>,
 }
 
 /// Loads the configuration, binds every listener and starts serving. Must be called inside a
@@ -144,13 +142,19 @@ pub async fn start(opts: Options) -> Result<Running, AppError> {
     tasks.spawn(crate::control::bursts::supervise(
         shared.clone(),
         rt.clone(),
-        generation_rx,
+        generation_rx.clone(),
         stop_rx.clone(),
     ));
     tasks.spawn(expire_overrides(shared.clone(), rt.clone(), stop_rx.clone()));
     tasks.spawn(crate::control::consensus::run(shared.clone(), stop_rx.clone()));
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
+    tasks.spawn(crate::control::refresh::supervise(
+        shared.clone(),
+        generation_rx.clone(),
+        stop_rx.clone(),
+        reload_tx.clone(),
+    ));
     let hup = if opts.reload_on_sighup {
         Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?)
     } else {
@@ -214,7 +218,7 @@ impl Running {
     /// Reloads the configuration and zones, exactly as SIGHUP does.
     pub async fn reload(&self) -> Result<(), Diagnostics> {
         let (tx, rx) = oneshot::channel();
-        if self.reload_tx.send(tx).await.is_err() {
+        if self.reload_tx.send(ReloadRequest { kind: ReloadKind::Full, reply: tx }).await.is_err() {
             return Ok(()); // shutting down
         }
         rx.await.unwrap_or(Ok(()))
@@ -322,7 +326,7 @@ struct Reloader {
 impl Reloader {
     async fn run(
         self,
-        mut requests: mpsc::Receiver<ReloadReply>,
+        mut requests: mpsc::Receiver<ReloadRequest>,
         mut hup: Option<tokio::signal::unix::Signal>,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -341,10 +345,10 @@ impl Reloader {
         // A change seen but not yet settled: the stamps then, and when they last moved.
         let mut settling: Option<(Stamps, tokio::time::Instant)> = None;
         loop {
-            let reply = tokio::select! {
+            let request = tokio::select! {
                 _ = stop.changed() => return,
                 r = requests.recv() => match r {
-                    Some(reply) => Some(reply),
+                    Some(req) => Some(req),
                     None => return,
                 },
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
@@ -378,7 +382,11 @@ impl Reloader {
             // the files shows as a difference afterwards, and is loaded by the next poll.
             let old_sources = watched(&self.shared.load(), &also);
             let before = stamps(&old_sources);
-            let result = self.reload().await;
+            let (kind, reply) = match request {
+                Some(ReloadRequest { kind, reply }) => (kind, Some(reply)),
+                None => (ReloadKind::Full, None),
+            };
+            let result = self.reload(kind).await;
             also = match &result {
                 Ok(()) => Vec::new(),
                 Err(diags) => {
@@ -406,10 +414,13 @@ impl Reloader {
         }
     }
 
-    async fn reload(&self) -> Result<(), Diagnostics> {
+    async fn reload(&self, kind: ReloadKind) -> Result<(), Diagnostics> {
         use std::sync::atomic::Ordering::Relaxed;
         let old = self.shared.load_full();
-        let result = load_blocking(self.path.clone(), Some(old.clone())).await;
+        let result = match kind {
+            ReloadKind::Full => load_blocking(self.path.clone(), Some(old.clone())).await,
+            ReloadKind::Zones => rebuild_blocking(old.clone()).await,
+        };
         let mut info = self.rt.reload_info();
         info.last_at = Some(SystemTime::now());
         let outcome = match result {
@@ -433,7 +444,10 @@ impl Reloader {
                 self.generation.send_modify(|g| *g += 1);
                 self.rt.metrics.reloads.fetch_add(1, Relaxed);
                 info.last_error = None;
-                info!(zones, profiles, "configuration reloaded");
+                match kind {
+                    ReloadKind::Full => info!(zones, profiles, "configuration reloaded"),
+                    ReloadKind::Zones => info!(zones, "zones reloaded"),
+                }
                 Ok(())
             }
             Err(diags) => {
@@ -451,6 +465,14 @@ impl Reloader {
         };
         self.rt.set_reload_info(info);
         outcome
+    }
+}
+
+/// Rebuilds the zones of `prev` under its own configuration, on the blocking pool.
+async fn rebuild_blocking(prev: Arc<Snapshot>) -> Result<Snapshot, Diagnostics> {
+    match tokio::task::spawn_blocking(move || state::rebuild_zones(&prev)).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

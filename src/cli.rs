@@ -320,6 +320,20 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             for z in snap.zones.zones() {
                 outln!("  zone {}: {} records", z.origin(), z.record_count());
             }
+            for s in snap.secondaries.iter() {
+                let primaries: Vec<String> =
+                    s.spec.primaries.iter().map(|p| p.to_string()).collect();
+                let copy = match snap.zones.zones().iter().find(|z| *z.origin() == s.origin) {
+                    Some(z) => {
+                        format!("serving the copy {}, serial {}", s.file.display(), z.serial())
+                    }
+                    None => match &s.live.detail().last_error {
+                        Some(e) => format!("no usable copy ({e}): SERVFAIL until transferred"),
+                        None => "no copy yet: SERVFAIL until transferred".into(),
+                    },
+                };
+                outln!("  zone {}: secondary of {}; {copy}", s.origin, primaries.join(", "));
+            }
             for p in snap.policies.profiles.iter() {
                 outln!(
                     "  profile {}: {}, {} endpoints{}",

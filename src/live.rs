@@ -470,3 +470,64 @@ mod tests {
         assert_eq!(d.health.last_probe.as_ref(), Some(&r));
     }
 }
+
+/// What a secondary zone's refresh task has learnt: the one home of its transfer state. The
+/// served data and serial live in the snapshot's zone (built from the copy on disk); this
+/// holds when and how it got there, and whether it is past its expiry. The hot path never
+/// reads it: an expired zone is rebuilt into the snapshot as unavailable.
+#[derive(Debug, Default)]
+pub struct ZoneLive {
+    detail: Mutex<ZoneDetail>,
+    /// Woken by a NOTIFY from one of the zone's primaries.
+    wake: tokio::sync::Notify,
+}
+
+/// A secondary zone's transfer record.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneDetail {
+    /// The last time a primary answered (an SOA query or a transfer): the SOA's expire
+    /// counts from here (RFC 1035 §3.3.13).
+    pub refreshed: Option<SystemTime>,
+    /// The last transfer applied: when, what kind (AXFR or IXFR), from whom, to which serial.
+    pub transferred: Option<SystemTime>,
+    pub kind: Option<&'static str>,
+    pub from: Option<std::net::SocketAddr>,
+    pub transfers: u64,
+    /// Refreshes that reached no primary or got nothing usable.
+    pub failures: u64,
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    pub failed: Option<SystemTime>,
+    /// Past the expire with no primary answering: the zone answers SERVFAIL.
+    pub expired: bool,
+    pub notifies: u64,
+}
+
+impl ZoneLive {
+    /// A zone whose last good copy was last confirmed at `refreshed` (the copy's
+    /// modification time, when it has one).
+    pub fn new(refreshed: Option<SystemTime>) -> ZoneLive {
+        let live = ZoneLive::default();
+        live.detail().refreshed = refreshed;
+        live
+    }
+
+    pub fn detail(&self) -> MutexGuard<'_, ZoneDetail> {
+        self.detail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn expired(&self) -> bool {
+        self.detail().expired
+    }
+
+    /// A primary sent NOTIFY: refresh now. Callable from any thread; never blocks.
+    pub fn notified(&self) {
+        self.detail().notifies += 1;
+        self.wake.notify_one();
+    }
+
+    /// Waits for the next NOTIFY (one that came while nobody waited counts).
+    pub async fn wait_notify(&self) {
+        self.wake.notified().await
+    }
+}

@@ -7,7 +7,7 @@
 use crate::config::{self, AdminConfig, Config};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::dns::zone::{self, ZoneSet};
-use crate::live::{EndpointLive, ProfileLive, Status};
+use crate::live::{EndpointLive, ProfileLive, Status, ZoneLive};
 use crate::traffic::geo::GeoDb;
 use crate::traffic::policy::{self, Policies, Signals};
 use arc_swap::ArcSwap;
@@ -52,6 +52,38 @@ pub struct Snapshot {
     pub geo: Option<GeoDb>,
     /// `[fleet]`: the Prometheus the fleet shares, for health by consensus.
     pub fleet: Option<config::FleetShared>,
+    /// Every zone transferred from primaries, with its live transfer state (the same object
+    /// as in the snapshot before, by zone name).
+    pub secondaries: Box<[SecondaryZone]>,
+    /// The configuration this was built from: a transfer rebuilds the zones from it, so that
+    /// it never applies a configuration file edited since.
+    pub config: Arc<Config>,
+}
+
+/// A zone that comes from primaries.
+#[derive(Debug)]
+pub struct SecondaryZone {
+    pub origin: crate::dns::name::Name,
+    /// The last good copy, in master-file form.
+    pub file: PathBuf,
+    pub spec: config::Secondary,
+    pub live: Arc<ZoneLive>,
+}
+
+/// What a reload request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadKind {
+    /// Everything, from the configuration file (SIGHUP, the API, a watched file).
+    Full,
+    /// The zone files again, under the configuration being served (a transfer stored a zone).
+    Zones,
+}
+
+/// A request to the reload task, answered when the new snapshot is in place (or not).
+#[derive(Debug)]
+pub struct ReloadRequest {
+    pub kind: ReloadKind,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), Diagnostics>>,
 }
 
 impl Snapshot {
@@ -113,13 +145,68 @@ pub fn load_with(path: &Path, prev: Option<&Snapshot>) -> Result<Snapshot, Diagn
     }
 }
 
+/// Builds the next snapshot from `prev`'s own configuration, reading the zone files again
+/// (what a transfer does once it has stored a new copy).
+pub fn rebuild_zones(prev: &Snapshot) -> Result<Snapshot, Diagnostics> {
+    build((*prev.config).clone(), Some(prev))
+}
+
 /// Builds a snapshot from a validated configuration, reading its zone files. Every problem in
 /// every zone file is reported, not just the first file's. Endpoints and profiles that `prev`
 /// also has keep their live objects (the same `Arc`s); new ones get fresh objects.
 pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut zones = Vec::with_capacity(config.zones.len());
+    let mut unavailable = Vec::new();
+    let mut secondaries = Vec::new();
     for zc in &config.zones {
+        if let Some(spec) = &zc.secondary {
+            let live = prev
+                .and_then(|p| p.secondaries.iter().find(|s| s.origin == zc.name))
+                .map(|s| s.live.clone())
+                .unwrap_or_else(|| {
+                    // Expiry counts from the copy's last confirmation, which outlives a
+                    // restart as the copy's modification time.
+                    let mtime = std::fs::metadata(&zc.file).and_then(|m| m.modified()).ok();
+                    Arc::new(ZoneLive::new(mtime))
+                });
+            secondaries.push(SecondaryZone {
+                origin: zc.name.clone(),
+                file: zc.file.clone(),
+                spec: spec.clone(),
+                live: live.clone(),
+            });
+            // A secondary's copy is ours to write, and a bad or missing one is not the
+            // operator's mistake: the zone waits for a transfer, answering SERVFAIL.
+            let copy = if live.expired() {
+                None
+            } else {
+                match std::fs::read_to_string(&zc.file) {
+                    Ok(text) => match zone::parse(&zc.name, &zc.file, &text) {
+                        Ok(z) => Some(z),
+                        Err(d) => {
+                            let mut detail = live.detail();
+                            detail.last_error = Some(format!("the copy on disk is unusable: {d}"));
+                            detail.failed = Some(std::time::SystemTime::now());
+                            None
+                        }
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        let mut detail = live.detail();
+                        detail.last_error =
+                            Some(format!("cannot read the copy {}: {e}", zc.file.display()));
+                        detail.failed = Some(std::time::SystemTime::now());
+                        None
+                    }
+                }
+            };
+            match copy {
+                Some(z) => zones.push(adopt(z, zc, prev)),
+                None => unavailable.push(zc.name.clone()),
+            }
+            continue;
+        }
         let text = match std::fs::read_to_string(&zc.file) {
             Ok(t) => t,
             Err(e) => {
@@ -136,16 +223,7 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
             }
         };
         match zone::parse(&zc.name, &zc.file, &text) {
-            Ok(mut z) => {
-                z.transfer = zc.transfer.clone();
-                // IXFR needs how the zone got here; only a zone that is transferred keeps it.
-                let before =
-                    prev.and_then(|p| p.zones.zones().iter().find(|o| o.origin() == z.origin()));
-                if let Some(before) = before.filter(|_| !z.transfer.allow.is_empty()) {
-                    z.follow(before);
-                }
-                zones.push(z)
-            }
+            Ok(z) => zones.push(adopt(z, zc, prev)),
             Err(d) => diags.extend(d),
         }
     }
@@ -216,22 +294,42 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
         cookies: config.server.cookies.clone(),
         keys: config.keys.clone().into(),
     };
+    // A secondary's copy is written by the server itself: watching it would reload twice.
     let sources = std::iter::once(config.path.clone())
-        .chain(zones.iter().flat_map(|z| z.files().iter().cloned()))
+        .chain(
+            zones
+                .iter()
+                .filter(|z| !secondaries.iter().any(|s| s.origin == *z.origin()))
+                .flat_map(|z| z.files().iter().cloned()),
+        )
         .chain(config.geoip.iter().map(|g| g.database.clone()))
         .collect();
+    let kept = Arc::new(config.clone());
     diags.into_result(()).map(|()| Snapshot {
+        config: kept,
+        secondaries: secondaries.into(),
         path: config.path,
         sources,
         server: config.server,
         admin: config.admin,
         fleet: config.fleet,
-        zones: ZoneSet::new(zones),
+        zones: ZoneSet::new(zones, unavailable),
         settings,
         policies,
         signals,
         geo,
     })
+}
+
+/// A zone as read, with its configuration's transfer settings and, when it is transferred
+/// out, the history of how it got here from `prev`'s version (for IXFR).
+fn adopt(mut z: zone::Zone, zc: &config::ZoneConfig, prev: Option<&Snapshot>) -> zone::Zone {
+    z.transfer = zc.transfer.clone();
+    let before = prev.and_then(|p| p.zones.zones().iter().find(|o| o.origin() == z.origin()));
+    if let Some(before) = before.filter(|_| !z.transfer.allow.is_empty()) {
+        z.follow(before);
+    }
+    z
 }
 
 /// The current snapshot, shared by every worker.

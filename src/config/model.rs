@@ -291,7 +291,8 @@ pub enum TargetConfig {
     Profile(usize),
 }
 
-/// `[[zone]]`: a zone served from a master file.
+/// `[[zone]]`: a zone served from a master file, or transferred from primaries (the file then
+/// holds the last good copy).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneConfig {
     pub name: Name,
@@ -300,6 +301,18 @@ pub struct ZoneConfig {
     /// Where `file` is written in the configuration, for errors about the file itself.
     pub file_loc: Loc,
     pub transfer: Transfer,
+    /// Set when the zone comes from primaries (secondary mode).
+    pub secondary: Option<Secondary>,
+}
+
+/// Where a secondary zone is transferred from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Secondary {
+    /// Asked in this order; the first that answers is used.
+    pub primaries: Vec<std::net::SocketAddr>,
+    /// When set, every request is signed with this TSIG key and every answer (and NOTIFY)
+    /// must be signed with it.
+    pub key: Option<Name>,
 }
 
 /// Who may transfer a zone out (AXFR/IXFR), and whom to NOTIFY when its serial changes.

@@ -324,4 +324,6 @@ pub(super) struct RawZone {
     pub(super) allow_transfer: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) transfer_key: Option<Spanned<String>>,
     pub(super) notify: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) primaries: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) primary_key: Option<Spanned<String>>,
 }

@@ -176,6 +176,19 @@ fn zone_transfers() {
     let c = parse(&dir.join("m.toml"), &ok).unwrap_or_else(|e| panic!("{e}"));
     let t = &c.zones[0].transfer;
     assert_eq!((t.key.as_ref().map(|k| k.to_string()), t.notify.len()), (Some("xfr.".into()), 1));
+    let secondary = format!(
+        "{key}[[zone]]\nname = \"example.com\"\nfile = \"copy.zone\"\n\
+         primaries = [\"192.0.2.1:53\", \"[2001:db8::1]:5353\"]\nprimary_key = \"xfr\"\n"
+    );
+    let c = parse(&dir.join("m.toml"), &secondary).unwrap_or_else(|e| panic!("{e}"));
+    let s = c.zones[0].secondary.as_ref().expect("a secondary zone");
+    assert_eq!(
+        (
+            s.primaries.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            s.key.as_ref().map(|k| k.to_string())
+        ),
+        (vec!["192.0.2.1:53".to_string(), "[2001:db8::1]:5353".to_string()], Some("xfr.".into()))
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let zone =
         |extra: &str| format!("[[zone]]\nname = \"example.com\"\nfile = \"z.zone\"\n{extra}");
@@ -193,6 +206,17 @@ fn zone_transfers() {
             "transfer_key \"nokey\" is not a [[key]]",
         ),
         ("notify = [\"192.0.2.1\"]\n", "m.toml:4:11: invalid notify address \"192.0.2.1\""),
+        ("primaries = [\"192.0.2.1\"]\n", "m.toml:4:14: invalid primary address \"192.0.2.1\""),
+        ("primaries = []\n", "m.toml:4:13: primaries is empty"),
+        (
+            "primaries = [\"192.0.2.1:53\", \"192.0.2.1:53\"]\n",
+            "m.toml:4:30: primary 192.0.2.1:53 is listed twice",
+        ),
+        ("primary_key = \"xfr\"\n", "m.toml:4:15: primary_key without primaries"),
+        (
+            "primaries = [\"192.0.2.1:53\"]\nprimary_key = \"nokey\"\n",
+            "m.toml:5:15: primary_key \"nokey\" is not a [[key]]",
+        ),
     ] {
         let e = errors(&zone(extra));
         assert!(e.contains(want), "{extra}: expected {want:?} in\n{e}");

@@ -422,6 +422,49 @@ impl Validator<'_> {
         t
     }
 
+    /// A zone's `primaries` (`IP:PORT`, at least one) and `primary_key` (a `[[key]]`): the
+    /// zone is then transferred in, and `file` is where its last good copy is kept.
+    fn secondary(&mut self, z: &RawZone, keys: &[crate::dns::tsig::Key]) -> Option<Secondary> {
+        let Some(list) = &z.primaries else {
+            if let Some(k) = &z.primary_key {
+                self.error(
+                    k,
+                    "primary_key without primaries",
+                    Some("add primaries = [\"IP:PORT\"]"),
+                );
+            }
+            return None;
+        };
+        let mut s = Secondary { primaries: Vec::new(), key: None };
+        for p in list.get_ref() {
+            match p.get_ref().parse::<SocketAddr>() {
+                Ok(a) if !s.primaries.contains(&a) => s.primaries.push(a),
+                Ok(a) => self.error(p, format!("primary {a} is listed twice"), None),
+                Err(_) => self.error(
+                    p,
+                    format!("invalid primary address {:?}", p.get_ref()),
+                    Some("write IP:PORT, e.g. \"192.0.2.1:53\""),
+                ),
+            }
+        }
+        if list.get_ref().is_empty() {
+            self.error(list, "primaries is empty", Some("name at least one primary, IP:PORT"));
+        }
+        if let Some(k) = &z.primary_key {
+            match Name::parse(k.get_ref(), Some(&Name::root())) {
+                Ok(n) if keys.iter().any(|key| key.name == n.to_lowercase()) => {
+                    s.key = Some(n.to_lowercase())
+                }
+                _ => self.error(
+                    k,
+                    format!("primary_key {:?} is not a [[key]]", k.get_ref()),
+                    Some("define it with [[key]] (name, algorithm, secret_file) or a bind_file"),
+                ),
+            }
+        }
+        Some(s)
+    }
+
     /// `[[key]]`: TSIG keys, each with its name, algorithm and base64 secret from the
     /// environment or a file, or all the keys of a BIND key file (`tsig-keygen`'s output).
     pub(super) fn keys(&mut self, raw: &[Spanned<RawKey>]) -> Vec<crate::dns::tsig::Key> {
@@ -628,11 +671,13 @@ impl Validator<'_> {
                 continue;
             }
             let transfer = self.transfer(&z, keys);
+            let secondary = self.secondary(&z, keys);
             zones.push(ZoneConfig {
                 name,
                 file: dir.join(z.file.get_ref()),
                 file_loc: self.loc(&z.file),
                 transfer,
+                secondary,
             });
         }
         if zones.is_empty() && self.diags.is_empty() {

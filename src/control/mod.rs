@@ -2,7 +2,8 @@
 //! operators' view of it.
 //!
 //! - [`health`]: endpoint probes. [`load`]: load sources, burst tasks and webhooks.
-//! - [`notify`]: NOTIFY to a zone's secondaries when its serial changes.
+//! - [`notify`]: NOTIFY to a zone's secondaries when its serial changes. [`refresh`]: secondary
+//!   mode, keeping zones transferred from primaries current.
 //! - [`admin`]: the admin HTTP API, Prometheus metrics and the status page.
 //! - [`runtime`]: process-wide records (server counters, last reload, page history).
 //! - [`supervise`]: one task per key, kept in line with each snapshot. [`http`]: the small
@@ -16,5 +17,6 @@ pub mod http;
 pub mod load;
 pub mod notify;
 pub mod process;
+pub mod refresh;
 pub mod runtime;
 pub mod supervise;

@@ -171,6 +171,11 @@ impl UdpTurn {
         out: &mut [u8],
     ) -> Option<usize> {
         let req = Request { src: peer.ip(), transport: Transport::Udp, now: clock(snap) };
+        if crate::dns::xfr::is_notify(query)
+            && let Some(len) = notify(snap, query, peer, req.now, out)
+        {
+            return Some(len);
+        }
         let started = Instant::now();
         let answer = resolve(snap, query, req, &mut self.rng, out);
         rt.metrics.record(Transport::Udp, answer, started.elapsed());
@@ -208,6 +213,22 @@ impl UdpTurn {
         }
         Some(len)
     }
+}
+
+/// A NOTIFY for one of our secondary zones, answered; an accepted one wakes the zone's
+/// refresh task.
+fn notify(
+    snap: &Snapshot,
+    query: &[u8],
+    peer: SocketAddr,
+    now: u32,
+    out: &mut [u8],
+) -> Option<usize> {
+    let (len, zone) = crate::dns::xfr::notify_in(snap, query, peer.ip(), now, out)?;
+    if let Some(i) = zone {
+        snap.secondaries[i].live.notified();
+    }
+    Some(len)
 }
 
 /// TCP limits from the configuration.
@@ -335,6 +356,17 @@ async fn connection(
                 // Not allowed: answered below, as any query for AXFR/IXFR is.
                 Ok(None) => {}
                 Err(_) => return,
+            }
+        }
+        if crate::dns::xfr::is_notify(&query[..len]) {
+            let snap = shared.load();
+            if let Some(n) = notify(&snap, &query[..len], peer, clock(&snap), &mut out[2..]) {
+                drop(snap);
+                out[..2].copy_from_slice(&(n as u16).to_be_bytes());
+                match timeout(idle, wr.write_all(&out[..2 + n])).await {
+                    Ok(Ok(())) => continue,
+                    _ => return,
+                }
             }
         }
         let answer = {

@@ -300,6 +300,110 @@ pub fn verify<'k>(keys: &'k [Key], msg: &[u8], s: &Signed<'_>, now: u64) -> Veri
     Verified::Ok { key, mac }
 }
 
+/// Checks the answers to a request we signed (RFC 8945 §5.3): the first against the
+/// request's MAC with every variable, each later one (a transfer's stream) against the MAC
+/// before it with only the timers, any unsigned messages in between folded into the next
+/// signed one's MAC. At most 99 unsigned messages may come in a row, and the last message
+/// must be signed ([`ReplyCheck::finish`]).
+#[derive(Debug)]
+pub struct ReplyCheck<'k> {
+    key: &'k Key,
+    prior: Mac,
+    first: bool,
+    /// The MAC being built over unsigned messages since the last signed one.
+    pending: Option<hmac::Context>,
+    unsigned: usize,
+}
+
+/// Why an answer to a signed request is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("the answer is not signed")]
+    Unsigned,
+    #[error("the answer's TSIG record is malformed")]
+    Malformed,
+    #[error("the answer is signed with another key")]
+    OtherKey,
+    #[error("the answer's TSIG reports error {0} (16 BADSIG, 17 BADKEY, 18 BADTIME)")]
+    Error(u16),
+    #[error("the answer's signature does not verify")]
+    BadSig,
+    #[error("the answer was signed {0} s away from our clock, more than its fudge")]
+    BadTime(u64),
+    #[error("more than 99 unsigned messages in a row")]
+    TooManyUnsigned,
+}
+
+impl<'k> ReplyCheck<'k> {
+    /// For the answers to a request signed with `key` whose MAC was `request`.
+    pub fn new(key: &'k Key, request: Mac) -> ReplyCheck<'k> {
+        ReplyCheck { key, prior: request, first: true, pending: None, unsigned: 0 }
+    }
+
+    /// Checks the next message at `now` (seconds since the Unix epoch).
+    pub fn check(&mut self, msg: &[u8], now: u64) -> Result<(), ReplyError> {
+        let s = match find(msg) {
+            Ok(Some(s)) => s,
+            Ok(None) if self.first => return Err(ReplyError::Unsigned),
+            Ok(None) => {
+                self.unsigned += 1;
+                if self.unsigned > 99 {
+                    return Err(ReplyError::TooManyUnsigned);
+                }
+                let prior = self.prior;
+                let key = self.key;
+                let ctx = self.pending.get_or_insert_with(|| with_prior(key, prior));
+                ctx.update(msg);
+                return Ok(());
+            }
+            Err(Malformed) => return Err(ReplyError::Malformed),
+        };
+        let key = self.key;
+        if !(key.name.wire().eq_ignore_ascii_case(s.key)
+            && key.algorithm.wire().eq_ignore_ascii_case(s.algorithm))
+        {
+            return Err(ReplyError::OtherKey);
+        }
+        if s.error != 0 {
+            return Err(ReplyError::Error(s.error));
+        }
+        let mut ctx = self.pending.take().unwrap_or_else(|| with_prior(key, self.prior));
+        ctx.update(&unsigned_header(msg, s.original_id));
+        ctx.update(&msg[12..s.start]);
+        if self.first {
+            variables(&mut ctx, key, s.time, s.fudge, s.error, s.other);
+        } else {
+            ctx.update(&s.time.to_be_bytes()[2..]);
+            ctx.update(&s.fudge.to_be_bytes());
+        }
+        if !equal(ctx.sign().as_ref(), s.mac) {
+            return Err(ReplyError::BadSig);
+        }
+        if now.abs_diff(s.time) > s.fudge as u64 {
+            return Err(ReplyError::BadTime(now.abs_diff(s.time)));
+        }
+        self.prior = Mac::new(s.mac);
+        self.first = false;
+        self.unsigned = 0;
+        Ok(())
+    }
+
+    /// The stream has ended: its last message must have been signed.
+    pub fn finish(&self) -> Result<(), ReplyError> {
+        if self.pending.is_some() || self.first { Err(ReplyError::Unsigned) } else { Ok(()) }
+    }
+}
+
+/// An HMAC context that starts with a prior MAC (its length, then its bytes).
+fn with_prior(key: &Key, prior: Mac) -> hmac::Context {
+    let mut ctx = hmac::Context::with_key(&key.hmac);
+    if prior.len > 0 {
+        ctx.update(&(prior.len as u16).to_be_bytes());
+        ctx.update(prior.as_bytes());
+    }
+    ctx
+}
+
 /// How a message is signed.
 #[derive(Debug, Clone, Copy)]
 pub enum Chain {

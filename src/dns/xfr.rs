@@ -111,8 +111,102 @@ pub fn answer(
     Some(messages)
 }
 
+/// The opcode NOTIFY, in the flags word.
+const OPCODE_NOTIFY: u16 = 4 << 11;
+
+/// Whether `query` is a NOTIFY (RFC 1996).
+pub fn is_notify(query: &[u8]) -> bool {
+    query.len() >= 12 && u16::from_be_bytes([query[2], query[3]]) & 0xf800 == OPCODE_NOTIFY
+}
+
+/// Answers a NOTIFY for one of our secondary zones: NOERROR when it comes from one of the
+/// zone's primaries (by address; any port) and, when the zone has a `primary_key`, is signed
+/// with it; REFUSED for a zone we are not a secondary of or a sender that is not its
+/// primary; NOTAUTH for a bad signature. Returns the answer's length in `out` and, when it
+/// was accepted, the index of the zone in `snap.secondaries` (the caller wakes its refresh).
+/// `None`: not a NOTIFY we can read, or not for one of our secondary zones (answered as any
+/// query with an opcode we do not serve: NOTIMP, or FORMERR).
+pub fn notify_in(
+    snap: &Snapshot,
+    query: &[u8],
+    peer: IpAddr,
+    now: u32,
+    out: &mut [u8],
+) -> Option<(usize, Option<usize>)> {
+    if !is_notify(query) || query[2] & 0x80 != 0 {
+        return None;
+    }
+    let q = Question::read_any(query)?;
+    let id = u16::from_be_bytes([query[0], query[1]]);
+    let zone = snap
+        .secondaries
+        .iter()
+        .position(|s| s.origin.wire().eq_ignore_ascii_case(q.name))
+        .filter(|_| q.qtype == T_SOA)?;
+    let signed = match tsig::find(query) {
+        Ok(None) => None,
+        Ok(Some(s)) => Some((s, tsig::verify(&snap.settings.keys, query, &s, now as u64))),
+        Err(_) => return None,
+    };
+    let secondary = &snap.secondaries[zone];
+    let from_primary = secondary.spec.primaries.iter().any(|p| p.ip() == peer);
+    let want_key = secondary.spec.key.as_ref();
+    let rcode = match (&signed, from_primary) {
+        (_, false) => resolve::rcode::REFUSED,
+        (Some((_, tsig::Verified::Ok { key, .. })), true)
+            if want_key.is_none_or(|k| key.name == *k) =>
+        {
+            resolve::rcode::NOERROR
+        }
+        (Some((_, tsig::Verified::Ok { .. })), true) => resolve::rcode::REFUSED,
+        (Some(_), true) => resolve::rcode::NOTAUTH,
+        (None, true) if want_key.is_none() => resolve::rcode::NOERROR,
+        (None, true) => resolve::rcode::REFUSED,
+    };
+    let question = &query[12..q.end];
+    let mut len = 12 + question.len();
+    let room = len
+        + signed.as_ref().map_or(0, |(s, v)| match v {
+            tsig::Verified::Ok { key, .. } | tsig::Verified::BadTime { key, .. } => {
+                tsig::record_len(key, 6)
+            }
+            tsig::Verified::Unsigned { .. } => tsig::unsigned_len(s),
+        });
+    if out.len() < room {
+        return None;
+    }
+    out[..12].fill(0);
+    out[0..2].copy_from_slice(&id.to_be_bytes());
+    let aa = if rcode == resolve::rcode::NOERROR { AA } else { 0 };
+    out[2..4].copy_from_slice(&(QR | OPCODE_NOTIFY | aa | rcode).to_be_bytes());
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[12..len].copy_from_slice(question);
+    len = resolve::echo_opt(snap, query, out, len);
+    match signed {
+        None => {}
+        Some((_, tsig::Verified::Ok { key, mac })) => {
+            len = tsig::sign(out, len, key, tsig::Chain::Request(mac), now as u64, 0, &[]).0;
+        }
+        Some((s, tsig::Verified::BadTime { key, mac })) => {
+            let ours = (now as u64).to_be_bytes();
+            let chain = tsig::Chain::Request(mac);
+            len = tsig::sign(out, len, key, chain, s.time, tsig::BADTIME, &ours[2..]).0;
+        }
+        Some((s, tsig::Verified::Unsigned { error })) => {
+            len = tsig::unsigned(out, len, &s, error);
+        }
+    }
+    tracing::info!(
+        zone = %secondary.origin,
+        %peer,
+        rcode = resolve::rcode::name(rcode),
+        "NOTIFY received"
+    );
+    Some((len, (rcode == resolve::rcode::NOERROR).then_some(zone)))
+}
+
 /// Serial number arithmetic (RFC 1982): `a` is before `b`.
-fn serial_lt(a: u32, b: u32) -> bool {
+pub(crate) fn serial_lt(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 
@@ -125,8 +219,17 @@ struct Question<'a> {
 }
 
 impl<'a> Question<'a> {
+    /// The question of a QUERY.
     fn read(msg: &'a [u8]) -> Option<Question<'a>> {
-        if msg.len() < 12 || msg[2] & 0x80 != 0 || u16::from_be_bytes([msg[4], msg[5]]) != 1 {
+        if msg.len() < 12 || msg[2] & 0xf8 != 0 {
+            return None;
+        }
+        Question::read_any(msg)
+    }
+
+    /// The one question of a message of any opcode.
+    fn read_any(msg: &'a [u8]) -> Option<Question<'a>> {
+        if msg.len() < 12 || u16::from_be_bytes([msg[4], msg[5]]) != 1 {
             return None;
         }
         let p = crate::dns::name::plain_end(msg, 12)?;

@@ -11,7 +11,7 @@
 use crate::burst::start_prometheus_with;
 use crate::harness::TempDir;
 use crate::harness::free_port;
-use serde_json::Value;
+use crate::harness::get_json as get;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,16 +38,6 @@ fn spawn(dir: &TempDir, config: &str, args: &[&str], log: &str) -> Proc {
         .spawn()
         .unwrap();
     Proc(child)
-}
-
-fn get(addr: &str, path: &str) -> Option<Value> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-    let mut r = String::new();
-    s.read_to_string(&mut r).ok()?;
-    serde_json::from_str(r.split("\r\n\r\n").nth(1)?).ok()
 }
 
 /// An instance's decision: (instant, state, share, decided by). Without fleet mode (the

@@ -529,3 +529,57 @@ pub fn render(answer: &[u8]) -> String {
     }
     out.trim_end().to_string()
 }
+
+/// The body of `GET path` from an HTTP/1.1 server at `addr` (empty on any failure).
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return String::new() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// `GET path` from an HTTP server at `addr`, its body read as JSON (`None` on any failure).
+pub fn get_json(addr: &str, path: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&http_get(addr, path)).ok()
+}
+
+/// A daemon started by a test (NSD, Knot), stopped by its PID when dropped.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `dig` at 127.0.0.1:`port`, one try of one second, no recursion asked; its output.
+pub fn dig_at(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=1", "+tries=1", "+norec"])
+        .args(args)
+        .output()
+        .expect("dig is installed by the test command");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Waits (at most 30 s) until `dig +short` of `args` at `port` says `want`; on failure the
+/// panic shows the files `logs`.
+pub fn dig_until(what: &str, port: u16, args: &[&str], want: &str, logs: &[&Path]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = dig_at(port, &[args, &["+short"]].concat());
+        if got.trim() == want {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let logs: Vec<String> =
+                logs.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect();
+            panic!("{what}: {args:?} is {got:?}, never {want:?}\nlogs:\n{}", logs.join("\n---\n"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

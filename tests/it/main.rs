@@ -19,5 +19,6 @@ mod managed;
 mod reload;
 mod resolver;
 mod scenarios;
+mod secondary;
 mod tcp;
 mod xfr;

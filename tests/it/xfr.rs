@@ -4,44 +4,9 @@
 //! them and both serve the new data. Transfers from elsewhere, or unsigned, are refused.
 
 use crate::harness::*;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-/// A daemon started here, stopped by its PID when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn dig(port: u16, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=1", "+tries=1", "+norec"])
-        .args(args)
-        .output()
-        .expect("dig is installed by the test command");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-/// Waits (at most 30 s) until `dig +short` of `args` at `port` says `want`.
-fn until(what: &str, port: u16, args: &[&str], want: &str, logs: &[&std::path::Path]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = dig(port, &[args, &["+short"]].concat());
-        if got.trim() == want {
-            return;
-        }
-        if Instant::now() > deadline {
-            let logs: Vec<String> =
-                logs.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect();
-            panic!("{what}: {args:?} is {got:?}, never {want:?}\nlogs:\n{}", logs.join("\n---\n"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use crate::harness::{Daemon, dig_at as dig, dig_until as until};
 
 fn zone(serial: u32, api: &str) -> String {
     format!(

@@ -241,6 +241,74 @@ pub(super) fn metrics(snap: &Snapshot, rt: &Runtime) -> String {
     );
     let overrides = current.iter().filter(|(_, _, l)| l.detail().admin.is_some()).count();
     let _ = writeln!(out, "meridian_admin_overrides {overrides}");
+    header(&mut out, "meridian_zone_serial", "gauge", "The SOA serial of each zone served.");
+    for z in snap.zones.zones() {
+        let n = label(&z.origin().to_string());
+        let _ = writeln!(out, "meridian_zone_serial{{zone=\"{n}\"}} {}", z.serial());
+    }
+    let secs = |t: Option<std::time::SystemTime>| {
+        t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
+    };
+    let secondaries: Vec<(String, crate::live::ZoneDetail)> = snap
+        .secondaries
+        .iter()
+        .map(|s| (label(&s.origin.to_string()), s.live.detail().clone()))
+        .collect();
+    header(
+        &mut out,
+        "meridian_zone_transfers_total",
+        "counter",
+        "Transfers into secondary zones, applied or failed (a refresh that reached no primary, or got nothing usable).",
+    );
+    for (n, d) in &secondaries {
+        let _ = writeln!(
+            out,
+            "meridian_zone_transfers_total{{zone=\"{n}\",result=\"ok\"}} {}",
+            d.transfers
+        );
+        let _ = writeln!(
+            out,
+            "meridian_zone_transfers_total{{zone=\"{n}\",result=\"failed\"}} {}",
+            d.failures
+        );
+    }
+    header(
+        &mut out,
+        "meridian_zone_last_transfer_timestamp_seconds",
+        "gauge",
+        "When a secondary zone's last transfer was applied (0: none since start).",
+    );
+    for (n, d) in &secondaries {
+        let _ = writeln!(
+            out,
+            "meridian_zone_last_transfer_timestamp_seconds{{zone=\"{n}\"}} {}",
+            secs(d.transferred)
+        );
+    }
+    header(
+        &mut out,
+        "meridian_zone_last_refresh_timestamp_seconds",
+        "gauge",
+        "When a primary last confirmed a secondary zone (the SOA's expire counts from here).",
+    );
+    for (n, d) in &secondaries {
+        let _ = writeln!(
+            out,
+            "meridian_zone_last_refresh_timestamp_seconds{{zone=\"{n}\"}} {}",
+            secs(d.refreshed)
+        );
+    }
+    header(
+        &mut out,
+        "meridian_zone_available",
+        "gauge",
+        "1 when a secondary zone has data to serve; 0 before its first transfer and past its expire (SERVFAIL).",
+    );
+    for s in snap.secondaries.iter() {
+        let n = label(&s.origin.to_string());
+        let up = snap.zones.zones().iter().any(|z| *z.origin() == s.origin);
+        let _ = writeln!(out, "meridian_zone_available{{zone=\"{n}\"}} {}", u8::from(up));
+    }
     header(&mut out, "meridian_build_info", "gauge", "Always 1; the labels say which build runs.");
     let _ = writeln!(
         out,

@@ -33,7 +33,6 @@ pub use views::{rfc3339, shown_status};
 
 use crate::config::parse_duration;
 use crate::control::runtime::{HistoryPoint, Runtime};
-use crate::diag::Diagnostics;
 use crate::dns::metrics::{header, label};
 use crate::live::EndpointKey;
 use crate::live::{AdminOverride, Status};
@@ -55,8 +54,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// Admin connections served at once.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// A reload request and where to send its outcome.
-pub type ReloadRequest = oneshot::Sender<Result<(), Diagnostics>>;
+pub use crate::state::ReloadRequest;
 
 /// What the API serves from.
 #[derive(Debug)]
@@ -380,7 +378,8 @@ async fn route(
         Kind::Load => push_load(ctx, args[0], args[1], body),
         Kind::Reload => {
             let (tx, rx) = oneshot::channel();
-            if ctx.reload.send(tx).await.is_err() {
+            let req = ReloadRequest { kind: crate::state::ReloadKind::Full, reply: tx };
+            if ctx.reload.send(req).await.is_err() {
                 return error(503, "shutting down");
             }
             match rx.await {

@@ -150,9 +150,41 @@ pub(super) fn status(snap: &Snapshot, rt: &Runtime) -> Value {
         })
         .collect();
     let reload = rt.reload_info();
+    let serials: serde_json::Map<String, Value> =
+        snap.zones.zones().iter().map(|z| (z.origin().to_string(), json!(z.serial()))).collect();
+    let secondaries: Vec<Value> = snap
+        .secondaries
+        .iter()
+        .map(|s| {
+            let d = s.live.detail().clone();
+            let served = snap.zones.zones().iter().find(|z| *z.origin() == s.origin);
+            json!({
+                "zone": s.origin.to_string(),
+                "primaries": s.spec.primaries.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "state": match (served, d.expired) {
+                    (_, true) => "expired",
+                    (Some(_), false) => "serving",
+                    (None, false) => "waiting for the first transfer",
+                },
+                "serial": served.map(|z| z.serial()),
+                "copy": s.file.display().to_string(),
+                "last_refresh": d.refreshed.map(rfc3339),
+                "last_transfer": d.transferred.map(rfc3339),
+                "last_transfer_kind": d.kind,
+                "last_transfer_from": d.from.map(|a| a.to_string()),
+                "transfers": d.transfers,
+                "failures": d.failures,
+                "notifies": d.notifies,
+                "last_error": d.last_error,
+                "last_error_at": d.failed.map(rfc3339),
+            })
+        })
+        .collect();
     json!({
         "config": snap.path.display().to_string(),
         "zones": snap.zones.zones().iter().map(|z| z.origin().to_string()).collect::<Vec<_>>(),
+        "zone_serials": serials,
+        "secondaries": secondaries,
         "last_reload": reload.last_at.map(rfc3339),
         "last_reload_error": reload.last_error,
         "queries_answered": rt.metrics.answered(),

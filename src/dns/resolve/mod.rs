@@ -13,7 +13,7 @@ use crate::dns::name::is_suffix;
 use crate::dns::zone::rdata::{
     T_A, T_AAAA, T_ANY, T_AXFR, T_CNAME, T_DS, T_IXFR, T_NS, T_OPT, T_SOA, T_TXT,
 };
-use crate::dns::zone::{Found, Labels, Node, RRset, Zone};
+use crate::dns::zone::{Authority, Found, Labels, Node, RRset, Zone};
 use crate::dns::{cookie, tsig};
 use crate::state::Snapshot;
 use crate::traffic::policy::{self, Client, Outcome, Rng, Selection, Target, Trace};
@@ -343,6 +343,30 @@ pub fn resolve_traced<T: Trace>(
     })
 }
 
+/// Appends an OPT record with no options to the message `out[..len]` (counting it in
+/// ARCOUNT) when `query` carried a valid one, as every reply to such a query must (RFC 6891
+/// §6.1.1); for replies written outside `resolve` (NOTIFY). Returns the new length.
+pub fn echo_opt(snap: &Snapshot, query: &[u8], out: &mut [u8], len: usize) -> usize {
+    let Some(e) = decode::rejected_edns(query) else { return len };
+    if out.len() < len + OPT_LEN {
+        return len;
+    }
+    let mut w = Writer {
+        buf: out,
+        pos: len,
+        limit: len + OPT_LEN,
+        counts: [0; 4],
+        payload: snap.settings.udp_payload,
+        apex: 0,
+        rrset_at: (0, 0),
+    };
+    let _ = w.opt(e, rcode::NOERROR, None, 0, OptExtra::default());
+    let pos = w.pos;
+    let ar = u16::from_be_bytes([out[10], out[11]]) + 1;
+    out[10..12].copy_from_slice(&ar.to_be_bytes());
+    pos
+}
+
 /// The options of an answer's OPT besides Client Subnet.
 #[derive(Debug, Default, Clone, Copy)]
 struct OptExtra<'a> {
@@ -439,10 +463,20 @@ fn answer<T: Trace>(
     }
     let qname = q.qname();
     let labels = Labels::new(qname);
-    let Some((zone, apex_label)) = snap.zones.find(qname, &labels) else {
-        trace.note(0, || "no zone of ours contains the name: REFUSED".into());
-        meta.rcode = rcode::REFUSED;
-        return Ok(());
+    let (zone, apex_label) = match snap.zones.find(qname, &labels) {
+        Some(Authority::Zone(zone, apex_label)) => (zone, apex_label),
+        Some(Authority::Unavailable) => {
+            trace.note(0, || {
+                "a secondary zone with no data (not transferred yet, or expired): SERVFAIL".into()
+            });
+            meta.rcode = rcode::SERVFAIL;
+            return Ok(());
+        }
+        None => {
+            trace.note(0, || "no zone of ours contains the name: REFUSED".into());
+            meta.rcode = rcode::REFUSED;
+            return Ok(());
+        }
     };
     trace.note(0, || format!("zone {}", zone.origin()));
     meta.aa = true;

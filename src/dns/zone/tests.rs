@@ -414,3 +414,34 @@ fn history_of_versions() {
     assert!(back.history.is_empty());
     assert_eq!(v3.soa_with(7)[..].rchunks(4).nth(4), Some(&7u32.to_be_bytes()[..]));
 }
+
+#[test]
+fn an_unavailable_zone_wins_over_its_parent_by_longest_match() {
+    let parent = load("").unwrap();
+    let sub = Name::parse("sub.example.com.", None).unwrap();
+    let other = Name::parse("other.net.", None).unwrap();
+    let set = ZoneSet::new(vec![parent], vec![sub, other]);
+    let at = |q: &str| {
+        let n = Name::parse(q, None).unwrap().to_lowercase();
+        match set.find(n.wire(), &Labels::new(n.wire())) {
+            Some(Authority::Zone(z, i)) => format!("{} at label {i}", z.origin()),
+            Some(Authority::Unavailable) => "unavailable".into(),
+            None => "none".into(),
+        }
+    };
+    // (query name, where it falls)
+    for (q, want) in [
+        ("www.example.com.", "example.com. at label 1"),
+        ("example.com.", "example.com. at label 0"),
+        ("sub.example.com.", "unavailable"),
+        ("a.b.sub.example.com.", "unavailable"),
+        ("other.net.", "unavailable"),
+        ("example.org.", "none"),
+    ] {
+        assert_eq!(at(q), want, "{q}");
+    }
+    // Without unavailable zones, the plain lookup answers the same for served ones.
+    let plain = ZoneSet::new(vec![load("").unwrap()], vec![]);
+    let n = Name::parse("a.sub.example.com.", None).unwrap();
+    assert!(matches!(plain.find(n.wire(), &Labels::new(n.wire())), Some(Authority::Zone(_, 2))));
+}
