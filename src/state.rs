@@ -228,7 +228,7 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
         }
     }
     // Traffic-managed names become marked nodes of the zone that holds them.
-    let policies = policy::compile(&config);
+    let mut policies = policy::compile(&config);
     for (id, pc) in config.profiles.iter().enumerate() {
         let zone = zones
             .iter_mut()
@@ -255,6 +255,9 @@ pub fn build(config: Config, prev: Option<&Snapshot>) -> Result<Snapshot, Diagno
             }
         },
     };
+    if let Some(db) = &geo {
+        policy::compile_geo(&mut policies, db);
+    }
     // One home for live state: an endpoint the previous snapshot had keeps its object.
     let endpoints: Box<[Arc<EndpointLive>]> = policies
         .endpoints

@@ -446,6 +446,67 @@ mod tests {
         assert!(!l.found);
     }
 
+    /// The flat tables answer exactly what a walk of the MaxMind tree answers: for every
+    /// network's first and last address and its neighbours, and for random addresses, in
+    /// this writer's databases and in the shipped demo database.
+    #[test]
+    fn flat_tables_answer_as_the_tree_does() {
+        let csv = "cidr,country,continent,subdivision,lat,lon\n\
+                   10.0.0.0/8,DE,EU,,50.1,8.7\n10.1.0.0/16,US,NA,US-WA,47.6,-122.3\n\
+                   10.1.2.0/24,US,NA,US-CA,34.0,-118.2\n192.0.2.128/25,FR,EU,,,\n\
+                   0.0.0.0/1,BR,SA,,,\n2001:db8::/32,JP,AS,,,\n2001:db8:1::/48,AU,OC,,,\n\
+                   2a00::/12,GB,EU,GB-SCT,55.9,-3.2\n";
+        let demo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/demo.mmdb")).unwrap();
+        for (what, bytes) in [("built", build(&parse_csv(csv).unwrap(), "Test", 1)), ("demo", demo)]
+        {
+            let reader = maxminddb::Reader::from_source(bytes.clone()).unwrap();
+            let geo = GeoDb::from_bytes(bytes).unwrap();
+            let mut probes: Vec<std::net::IpAddr> = Vec::new();
+            let opts = maxminddb::WithinOptions::default().include_networks_without_data();
+            for r in reader.networks(opts).unwrap() {
+                let net = r.unwrap().network().unwrap();
+                match net.network() {
+                    std::net::IpAddr::V4(a) => {
+                        let (s, p) = (u32::from(a), net.prefix());
+                        let last = s | u32::MAX.checked_shr(p as u32).unwrap_or(0);
+                        for x in [s, last, s.wrapping_sub(1), last.wrapping_add(1)] {
+                            probes.push(std::net::Ipv4Addr::from(x).into());
+                            // The same address as IPv6 sees it.
+                            probes.push(std::net::Ipv4Addr::from(x).to_ipv6_mapped().into());
+                            probes.push(std::net::Ipv6Addr::from(x as u128).into());
+                        }
+                    }
+                    std::net::IpAddr::V6(a) => {
+                        let (s, p) = (u128::from(a), net.prefix());
+                        let last = s | u128::MAX.checked_shr(p as u32).unwrap_or(0);
+                        for x in [s, last, s.wrapping_sub(1), last.wrapping_add(1)] {
+                            probes.push(std::net::Ipv6Addr::from(x).into());
+                        }
+                    }
+                }
+            }
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            for _ in 0..20_000 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                probes.push(std::net::Ipv4Addr::from(seed as u32).into());
+                let hi = if seed & 1 == 0 { 0x2001_0db8u128 << 96 } else { 0x2a00u128 << 112 };
+                probes.push(std::net::Ipv6Addr::from(hi | (seed as u128) << 40).into());
+            }
+            for ip in probes {
+                let want = crate::traffic::geo::tree_lookup(&reader, ip);
+                let got = geo.lookup(ip);
+                assert_eq!(got.value.is_some(), got.found, "{what}: {ip}");
+                assert_eq!(
+                    crate::traffic::geo::GeoInfo { value: None, ..got },
+                    want,
+                    "{what}: {ip}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn csv_errors_have_line_numbers() {
         let e = parse_csv(

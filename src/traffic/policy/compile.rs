@@ -118,6 +118,7 @@ pub fn compile(config: &Config) -> Policies {
             burst,
             views: pc.views.iter().map(|v| v.networks.clone().into_boxed_slice()).collect(),
             view_names: pc.views.iter().map(|v| v.name.as_str().into()).collect(),
+            by_record: Default::default(),
         });
     }
     // A profile needs GeoIP if it, or any profile nested below it, routes by location.
@@ -139,4 +140,52 @@ pub fn compile(config: &Config) -> Policies {
     let by_name =
         profiles.iter().enumerate().map(|(i, p)| (p.name.to_lowercase(), i as u32)).collect();
     Policies { profiles: profiles.into(), endpoints: endpoints.into(), by_key, by_name }
+}
+
+/// The most table entries one profile's per-record table may have (8 bytes each): a country
+/// database has a few hundred records, a city database can have a hundred thousand; past this
+/// the query computes what the table would hold.
+const MAX_BY_RECORD: usize = 4 << 20;
+
+/// Derives what geographic and performance profiles need from each of the database's
+/// distinct records (`Profile::by_record`).
+pub fn compile_geo(policies: &mut Policies, geo: &crate::traffic::geo::GeoDb) {
+    let records = geo.values();
+    for i in 0..policies.profiles.len() {
+        let p = &policies.profiles[i];
+        let by = match p.method {
+            super::Method::Geographic if records.len() <= MAX_BY_RECORD => {
+                let pick = records
+                    .iter()
+                    .map(|g| {
+                        super::methods::client_regions(g)
+                            .into_iter()
+                            .flatten()
+                            .find_map(|r| p.geo_map.binary_search_by(|(k, _)| k.cmp(&r)).ok())
+                            .map_or(super::NO_PICK, |i| i as u32)
+                    })
+                    .collect();
+                super::ByRecord { pick, distances: Box::new([]) }
+            }
+            super::Method::Performance
+                if records.len() * p.endpoints.len().max(1) <= MAX_BY_RECORD =>
+            {
+                let mut distances = Vec::with_capacity(records.len() * p.endpoints.len());
+                for g in records {
+                    for &id in p.endpoints.iter() {
+                        let e = &policies.endpoints[id as usize];
+                        distances.push(match (g.location, e.location) {
+                            (Some(here), Some(there)) => {
+                                crate::traffic::geo::distance_km(here, there)
+                            }
+                            _ => f64::NAN,
+                        });
+                    }
+                }
+                super::ByRecord { pick: Box::new([]), distances: distances.into() }
+            }
+            _ => continue,
+        };
+        policies.profiles[i].by_record = by;
+    }
 }

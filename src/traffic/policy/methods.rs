@@ -132,10 +132,14 @@ pub(super) fn geographic<T: Trace>(
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
     let g = geo_info(client, sel, trace, depth).unwrap_or_default();
     let map = &profile.geo_map;
-    let matched = client_regions(&g)
-        .into_iter()
-        .flatten()
-        .find_map(|r| map.binary_search_by(|(k, _)| k.cmp(&r)).ok().map(|i| (r, map[i].1)));
+    // The region search was done for every GeoIP record at snapshot build.
+    let matched = match g.value.and_then(|v| profile.by_record.pick.get(v.get() as usize - 1)) {
+        Some(&i) => map.get(i as usize).copied(),
+        None => client_regions(&g)
+            .into_iter()
+            .flatten()
+            .find_map(|r| map.binary_search_by(|(k, _)| k.cmp(&r)).ok().map(|i| map[i])),
+    };
     let Some((region, id)) = matched else {
         trace.note(depth, || {
             "geographic: no endpoint is mapped to the client's regions: NODATA".into()
@@ -163,17 +167,29 @@ pub(super) fn performance<T: Trace>(
 ) -> Option<EndpointId> {
     let (p, client) = (d.p, d.client);
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
-    let Some(here) = geo_info(client, sel, trace, depth).and_then(|g| g.location) else {
+    let g = geo_info(client, sel, trace, depth);
+    let Some(here) = g.and_then(|g| g.location) else {
         trace.note(depth, || {
             "performance: no location for the client; falling back to weights".into()
         });
         return None;
     };
+    // The distances from every GeoIP record to every endpoint were computed at snapshot build.
+    let n = profile.endpoints.len();
+    let row = g.and_then(|g| g.value).and_then(|v| {
+        profile.by_record.distances.get((v.get() as usize - 1) * n..v.get() as usize * n)
+    });
     let mut best: Option<(f64, u32, EndpointId)> = None;
-    for &id in profile.endpoints.iter().filter(|&&id| ok(id)) {
+    for (pos, &id) in profile.endpoints.iter().enumerate() {
+        if !ok(id) {
+            continue;
+        }
         let e = &p.endpoints[id as usize];
         let Some(loc) = e.location else { continue };
-        let d = geo::distance_km(here, loc);
+        let d = match row {
+            Some(r) => r[pos],
+            None => geo::distance_km(here, loc),
+        };
         trace.note(depth + 1, || format!("{}: {d:.0} km", e.name));
         // Ties (within a kilometre) go to the higher weight.
         let better = match best {

@@ -16,7 +16,7 @@ mod spill;
 #[cfg(test)]
 mod tests;
 
-pub use compile::compile;
+pub use compile::{compile, compile_geo};
 pub use rng::{Rng, stable_hash};
 pub use signals::Signals;
 
@@ -101,6 +101,33 @@ pub struct Profile {
     pub views: Box<[Box<[Cidr]>]>,
     /// Each view's name, as configured (for `explain`).
     pub view_names: Box<[Box<str>]>,
+    /// What this profile derives from each GeoIP record, computed at snapshot build.
+    pub(crate) by_record: ByRecord,
+}
+
+/// A geographic or performance profile's decision inputs per distinct GeoIP record
+/// (`GeoInfo::value`), so that a query does a table read instead of region searches or
+/// great-circle distances. Empty without a database, or when a table would be too large
+/// (then the query computes them, with the same result).
+#[derive(Clone, Default, PartialEq)]
+pub struct ByRecord {
+    /// Geographic: for each record, the index in `geo_map` of the most specific region it
+    /// falls in, or [`NO_PICK`].
+    pub(crate) pick: Box<[u32]>,
+    /// Performance: for each record, the distance in km to each of the profile's endpoints
+    /// (in `endpoints` order; NaN for an endpoint without a location).
+    pub(crate) distances: Box<[f64]>,
+}
+
+pub(crate) const NO_PICK: u32 = u32::MAX;
+
+impl std::fmt::Debug for ByRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByRecord")
+            .field("pick", &self.pick.len())
+            .field("distances", &self.distances.len())
+            .finish()
+    }
 }
 
 /// A profile's burst rule: what `select` needs, and what the burst task runs.

@@ -762,3 +762,50 @@ fn views_offer_only_their_endpoints() {
             .contains("view network 10.1.0.0/16 overlaps 10.0.0.0/8")
     );
 }
+
+/// The per-record tables (`compile_geo`) decide exactly as the searches and distances they
+/// replace: for every network of a database, under several sets of statuses, the chosen
+/// endpoints and the scope are the same with the table and without it.
+#[test]
+fn per_record_tables_decide_as_the_searches_do() {
+    let csv = "cidr,country,continent,subdivision,lat,lon\n\
+               10.0.0.0/16,US,NA,US-WA,47.6,-122.3\n10.1.0.0/16,US,NA,US-OR,45.5,-122.7\n\
+               10.2.0.0/16,CA,NA,,,\n10.3.0.0/16,DE,EU,,50.1,8.7\n10.4.0.0/16,SA,AS,,,\n\
+               10.5.0.0/16,JP,AS,,35.7,139.7\n10.6.0.0/16,AU,OC,,-37.8,145.0\n\
+               10.7.0.0/16,BR,SA,,,\n2001:db8::/32,GB,EU,GB-SCT,55.9,-3.2\n";
+    let rows = crate::traffic::geo::mmdb::parse_csv(csv).unwrap();
+    let db =
+        crate::traffic::geo::GeoDb::from_bytes(crate::traffic::geo::mmdb::build(&rows, "Test", 1))
+            .unwrap();
+    let addrs: Vec<std::net::IpAddr> = (0..9u8)
+        .map(|i| std::net::IpAddr::from([10, i, 7, 1]))
+        .chain(["2001:db8::1".parse().unwrap(), "192.0.2.9".parse().unwrap()])
+        .collect();
+    for (toml, statuses) in [
+        (
+            GEO,
+            vec![
+                "",
+                "seattle=Degraded",
+                "seattle=Degraded us=Degraded europe=Degraded rest=Degraded",
+            ],
+        ),
+        (PERF, vec!["", "sydney-2=Degraded", "amsterdam=Degraded virginia=Degraded"]),
+    ] {
+        let plain = policies(toml);
+        let mut tabled = policies(toml);
+        compile_geo(&mut tabled, &db);
+        let t = &tabled.profiles[0].by_record;
+        assert!(!t.pick.is_empty() || !t.distances.is_empty(), "a table was built");
+        for st in &statuses {
+            for &addr in &addrs {
+                let g = db.lookup(addr);
+                let with = Client { addr, geo: Some(g) };
+                let without = Client { addr, geo: Some(GeoInfo { value: None, ..g }) };
+                let a = run(&tabled, &signals(&tabled, st), &with, 1);
+                let b = run(&plain, &signals(&plain, st), &without, 1);
+                assert_eq!(a, b, "{addr} with {st:?}");
+            }
+        }
+    }
+}
