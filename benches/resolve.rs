@@ -14,7 +14,9 @@
 //!   target/release/deps/resolve-* --bench 2>&1 | grep 'Collected'
 //! ```
 //!
-//! (instructions per query = collected / n).
+//! (instructions per query = collected / n). With `RESOLVE_TURN=1` and
+//! `--toggle-collect='*count_turn*'` the same is counted for the UDP worker's whole turn
+//! around `resolve` (metrics, latency sampling).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
@@ -151,7 +153,11 @@ fn bench(c: &mut Criterion) {
         let all = cases.iter().map(|c| (&shared, c)).chain(more_cases.iter().map(|c| (&more, c)));
         for (shared, (name, q)) in all {
             if only.as_deref().is_none_or(|o| o == *name) {
-                count_case(shared, q, n);
+                if std::env::var_os("RESOLVE_TURN").is_some() {
+                    count_turn(shared, q, n);
+                } else {
+                    count_case(shared, q, n);
+                }
             }
         }
         return;
@@ -190,6 +196,20 @@ fn count_case(shared: &Shared, q: &[u8], n: usize) {
     for _ in 0..n {
         let snap = shared.load();
         black_box(resolve(&snap, black_box(q), req, &mut rng, &mut out).map(|a| a.len));
+    }
+}
+
+/// `n` turns of the UDP worker for `q` (`RESOLVE_TURN=1`): resolve plus what the server does
+/// around it (metrics, the latency sample, RRL off), without the socket.
+#[inline(never)]
+fn count_turn(shared: &Shared, q: &[u8], n: usize) {
+    let rt = meridian::control::runtime::Runtime::default();
+    let mut turn = meridian::dns::server::UdpTurn::new(Rng::new(1));
+    let mut out = vec![0u8; 65535];
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 5300));
+    for _ in 0..n {
+        let snap = shared.load();
+        black_box(turn.answer(&snap, &rt, black_box(q), peer, &mut out));
     }
 }
 

@@ -22,6 +22,43 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+/// How many slots a [`Counter`] has: threads beyond this share slots (still exact: every add
+/// is atomic), they just may share a cache line.
+pub const SHARDS: usize = 8;
+
+/// The slot this thread adds to, given round-robin when it first counts.
+pub fn shard() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// One cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Slot(AtomicU64);
+
+/// A counter the query path adds to from every worker without sharing a cache line: each
+/// thread adds to its own slot ([`shard`]), and a reader sums the slots.
+#[derive(Debug, Default)]
+pub struct Counter {
+    slots: [Slot; SHARDS],
+}
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.slots[shard()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// An endpoint's monitoring status (Traffic Manager's vocabulary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -215,7 +252,7 @@ pub struct Consensus {
 pub struct EndpointLive {
     status: AtomicU8,
     admin: AtomicU8,
-    answers: AtomicU64,
+    answers: Counter,
     detail: Mutex<EndpointDetail>,
 }
 
@@ -230,7 +267,7 @@ impl EndpointLive {
         EndpointLive {
             status: AtomicU8::new(status as u8),
             admin: AtomicU8::new(Override::None as u8),
-            answers: AtomicU64::new(0),
+            answers: Counter::default(),
             detail: Mutex::new(EndpointDetail::default()),
         }
     }
@@ -252,11 +289,11 @@ impl EndpointLive {
 
     #[inline]
     pub fn count_answer(&self) {
-        self.answers.fetch_add(1, Ordering::Relaxed);
+        self.answers.add(1);
     }
 
     pub fn answers(&self) -> u64 {
-        self.answers.load(Ordering::Relaxed)
+        self.answers.get()
     }
 
     /// Sets the status alone (tests, `simulate`, and a monitor that was removed).
@@ -393,7 +430,7 @@ pub struct ProfileLive {
     burst_state: AtomicU8,
     /// Parts per million.
     burst_share: AtomicU32,
-    queries: AtomicU64,
+    queries: Counter,
     burst: Mutex<Option<BurstDetail>>,
 }
 
@@ -418,11 +455,11 @@ impl ProfileLive {
 
     #[inline]
     pub fn count_query(&self) {
-        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.queries.add(1);
     }
 
     pub fn queries(&self) -> u64 {
-        self.queries.load(Ordering::Relaxed)
+        self.queries.get()
     }
 
     /// The lifecycle detail, locked. Never held across an `.await`.

@@ -1,6 +1,7 @@
 //! Counters and the Prometheus text exposition format.
 //!
-//! The hot path only does relaxed `fetch_add`s on atomics here (no lock, no allocation);
+//! The hot path only does relaxed `fetch_add`s on its own thread's shard of atomics here (no
+//! lock, no allocation, no cache line shared with another worker);
 //! rendering happens on `/metrics` requests. Metric names follow Prometheus conventions:
 //! `meridian_` prefix, `_total` for counters, base units (seconds).
 
@@ -25,23 +26,37 @@ const RCODES: [(u16, &str); 8] = [
 const LATENCY_BOUNDS: [f64; 10] =
     [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01];
 
-/// Server-wide counters. One instance lives in `state::Live` for the life of the process.
+/// One answer in this many has its latency measured, per worker (the first, then every
+/// this-many-th): two clock reads on every query cost more than the counting does.
+pub const LATENCY_SAMPLE: u32 = 16;
+
+/// Server-wide counters. One instance lives in `control::runtime::Runtime` for the life of
+/// the process. What the query path counts is sharded: each thread adds to its own
+/// cache-line-aligned shard (`live::shard`), and `/metrics` sums them, so no two workers
+/// write one cache line.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    shards: [Shard; crate::live::SHARDS],
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+    pub override_changes: AtomicU64,
+    pub webhooks_ok: AtomicU64,
+    pub webhooks_failed: AtomicU64,
+}
+
+/// What one thread counts of the queries it answers.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Shard {
     /// Answers by transport (UDP, TCP) and rcode.
     queries: [[AtomicU64; 8]; 2],
     truncated: [AtomicU64; 2],
     /// Messages not answered at all (no header, or a response).
     dropped: [AtomicU64; 2],
     latency: Histogram,
-    pub reloads: AtomicU64,
-    pub reload_failures: AtomicU64,
-    pub override_changes: AtomicU64,
-    pub webhooks_ok: AtomicU64,
-    pub webhooks_failed: AtomicU64,
     /// UDP answers withheld, or sent truncated, by response rate limiting.
-    pub rrl_dropped: AtomicU64,
-    pub rrl_slipped: AtomicU64,
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
 }
 
 /// A fixed-bucket histogram on atomics.
@@ -62,43 +77,70 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
+}
 
-    fn render(&self, out: &mut String, name: &str) {
-        let mut cumulative = 0;
-        for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
-    }
+/// Sums one counter over the shards.
+fn sum<'a>(shards: impl Iterator<Item = &'a AtomicU64>) -> u64 {
+    shards.map(|c| c.load(Ordering::Relaxed)).sum()
 }
 
 impl Metrics {
-    /// Counts one query: its transport, outcome and the time `resolve` took.
     #[inline]
-    pub fn record(&self, transport: Transport, answer: Option<Answer>, elapsed: Duration) {
+    fn mine(&self) -> &Shard {
+        &self.shards[crate::live::shard()]
+    }
+
+    /// Counts one query: its transport and outcome, and, when it was measured (one in
+    /// [`LATENCY_SAMPLE`]), the time `resolve` took.
+    #[inline]
+    pub fn record(&self, transport: Transport, answer: Option<Answer>, elapsed: Option<Duration>) {
         let t = transport as usize;
+        let s = self.mine();
         match answer {
             None => {
-                self.dropped[t].fetch_add(1, Ordering::Relaxed);
+                s.dropped[t].fetch_add(1, Ordering::Relaxed);
             }
             Some(a) => {
                 let i = RCODES.iter().position(|(c, _)| *c == a.rcode).unwrap_or(RCODES.len() - 1);
-                self.queries[t][i].fetch_add(1, Ordering::Relaxed);
+                s.queries[t][i].fetch_add(1, Ordering::Relaxed);
                 if a.truncated {
-                    self.truncated[t].fetch_add(1, Ordering::Relaxed);
+                    s.truncated[t].fetch_add(1, Ordering::Relaxed);
                 }
-                self.latency.observe(elapsed);
+                if let Some(d) = elapsed {
+                    s.latency.observe(d);
+                }
             }
         }
+    }
+
+    /// Counts a UDP answer withheld (`dropped`) or sent truncated by rate limiting.
+    #[inline]
+    pub fn rrl(&self, dropped: bool) {
+        let s = self.mine();
+        if dropped { &s.rrl_dropped } else { &s.rrl_slipped }.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// UDP answers rate limiting withheld and sent truncated, so far.
+    pub fn rrl_counts(&self) -> (u64, u64) {
+        let dropped = sum(self.shards.iter().map(|s| &s.rrl_dropped));
+        (dropped, sum(self.shards.iter().map(|s| &s.rrl_slipped)))
     }
 
     /// The total answers sent, over every transport and rcode.
     pub fn answered(&self) -> u64 {
-        self.queries.iter().flatten().map(|c| c.load(Ordering::Relaxed)).sum()
+        sum(self.shards.iter().flat_map(|s| s.queries.iter().flatten()))
+    }
+
+    fn render_latency(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
+            cumulative += sum(self.shards.iter().map(|s| &s.latency.buckets[i]));
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = sum(self.shards.iter().map(|s| &s.latency.count));
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let nanos = sum(self.shards.iter().map(|s| &s.latency.sum_nanos));
+        let _ = writeln!(out, "{name}_sum {}\n{name}_count {count}", nanos as f64 / 1e9);
     }
 
     /// Writes the DNS and reload metrics.
@@ -111,7 +153,7 @@ impl Metrics {
         );
         for (t, transport) in ["udp", "tcp"].iter().enumerate() {
             for (i, (_, name)) in RCODES.iter().enumerate() {
-                let v = self.queries[t][i].load(Ordering::Relaxed);
+                let v = sum(self.shards.iter().map(|s| &s.queries[t][i]));
                 let _ = writeln!(
                     out,
                     "meridian_dns_queries_total{{transport=\"{transport}\",rcode=\"{name}\"}} {v}"
@@ -127,7 +169,7 @@ impl Metrics {
             "UDP answers sent truncated (TC=1).",
         );
         for (t, transport) in ["udp", "tcp"].iter().enumerate() {
-            let v = self.truncated[t].load(Ordering::Relaxed);
+            let v = sum(self.shards.iter().map(|s| &s.truncated[t]));
             let _ = writeln!(out, "meridian_dns_truncated_total{{transport=\"{transport}\"}} {v}");
         }
         header(
@@ -137,16 +179,16 @@ impl Metrics {
             "Messages not answered (no header, or not a query).",
         );
         for (t, transport) in ["udp", "tcp"].iter().enumerate() {
-            let v = self.dropped[t].load(Ordering::Relaxed);
+            let v = sum(self.shards.iter().map(|s| &s.dropped[t]));
             let _ = writeln!(out, "meridian_dns_dropped_total{{transport=\"{transport}\"}} {v}");
         }
         header(
             out,
             "meridian_dns_answer_duration_seconds",
             "histogram",
-            "Time to compute an answer (decode, decide, encode).",
+            "Time to compute an answer (decode, decide, encode), measured on one answer in 16 of each UDP worker and TCP connection (the first, the 17th, ...): its count is the answers measured, not all answers.",
         );
-        self.latency.render(out, "meridian_dns_answer_duration_seconds");
+        self.render_latency(out, "meridian_dns_answer_duration_seconds");
         header(out, "meridian_reloads_total", "counter", "Configuration reloads applied.");
         let _ = writeln!(out, "meridian_reloads_total {}", self.reloads.load(Ordering::Relaxed));
         header(
@@ -185,12 +227,9 @@ impl Metrics {
             "counter",
             "UDP answers rate-limited, by action.",
         );
-        for (action, v) in [("dropped", &self.rrl_dropped), ("slipped", &self.rrl_slipped)] {
-            let _ = writeln!(
-                out,
-                "meridian_rrl_responses_total{{action=\"{action}\"}} {}",
-                v.load(Ordering::Relaxed)
-            );
+        let (dropped, slipped) = self.rrl_counts();
+        for (action, v) in [("dropped", dropped), ("slipped", slipped)] {
+            let _ = writeln!(out, "meridian_rrl_responses_total{{action=\"{action}\"}} {v}");
         }
     }
 }

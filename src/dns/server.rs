@@ -10,6 +10,7 @@
 //! so that slow or silent clients cannot hold resources for long.
 
 use crate::control::runtime::Runtime;
+use crate::dns::metrics::LATENCY_SAMPLE;
 use crate::dns::resolve::{Request, RrlKey, Transport, resolve};
 use crate::state::{Shared, Snapshot};
 use crate::traffic::policy::Rng;
@@ -153,11 +154,13 @@ pub struct UdpTurn {
     /// it (and rebuilt if a reload changes its settings).
     limiter: Option<crate::dns::rrl::Limiter>,
     epoch: Instant,
+    /// Answers computed, for timing one in `LATENCY_SAMPLE`.
+    answered: u32,
 }
 
 impl UdpTurn {
     pub fn new(rng: Rng) -> UdpTurn {
-        UdpTurn { rng, limiter: None, epoch: Instant::now() }
+        UdpTurn { rng, limiter: None, epoch: Instant::now(), answered: 0 }
     }
 
     /// Answers `query` from `peer` into `out`; returns the length to send, or `None` when
@@ -176,9 +179,14 @@ impl UdpTurn {
         {
             return Some(len);
         }
-        let started = Instant::now();
+        // One answer in LATENCY_SAMPLE is timed (and every one that is logged).
+        let log = snap.server.query_log > 0.0 && self.rng.unit() < snap.server.query_log;
+        let timed = self.answered.is_multiple_of(LATENCY_SAMPLE);
+        self.answered = self.answered.wrapping_add(1);
+        let started = (timed || log).then(Instant::now);
         let answer = resolve(snap, query, req, &mut self.rng, out);
-        rt.metrics.record(Transport::Udp, answer, started.elapsed());
+        let took = started.map(|t| t.elapsed());
+        rt.metrics.record(Transport::Udp, answer, took.filter(|_| timed));
         let answer = answer?;
         let mut len = answer.len;
         // A valid server cookie proves the source address is not spoofed: nothing to limit.
@@ -197,19 +205,19 @@ impl UdpTurn {
             let verdict = self.limiter.as_mut().map(|l| l.check(peer.ip(), key, class, second));
             match verdict {
                 Some(crate::dns::rrl::Verdict::Drop) => {
-                    rt.metrics.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+                    rt.metrics.rrl(true);
                     return None;
                 }
                 Some(crate::dns::rrl::Verdict::Slip) => {
-                    rt.metrics.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+                    rt.metrics.rrl(false);
                     len = crate::dns::rrl::slip(out, answer.question_len);
                 }
                 _ => {}
             }
         }
         // Formatting a log line allocates; it happens only for the sampled share.
-        if snap.server.query_log > 0.0 && self.rng.unit() < snap.server.query_log {
-            log_query(peer, Transport::Udp, &out[..len], started.elapsed());
+        if log {
+            log_query(peer, Transport::Udp, &out[..len], took.unwrap_or_default());
         }
         Some(len)
     }
@@ -300,6 +308,8 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let Ok(peer) = stream.peer_addr() else { return };
     let mut rng = Rng::from_entropy();
+    // Answers on this connection, for timing one in LATENCY_SAMPLE.
+    let mut answered: u32 = 0;
     let (rd, mut wr) = stream.into_split();
     // Buffers grow as the connection needs them: most queries and answers are small, and an
     // idle connection should not hold 128 KiB (issue 12 item 6).
@@ -372,6 +382,8 @@ async fn connection(
         let answer = {
             // The snapshot guard is dropped before the next await.
             let snap = shared.load();
+            let timed = answered.is_multiple_of(LATENCY_SAMPLE);
+            answered = answered.wrapping_add(1);
             let started = Instant::now();
             let req = Request { src: peer.ip(), transport: Transport::Tcp, now: clock(&snap) };
             let mut answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
@@ -382,7 +394,7 @@ async fn connection(
                 answer = resolve(&snap, &query[..len], req, &mut rng, &mut out[2..]);
             }
             let took = started.elapsed();
-            rt.metrics.record(Transport::Tcp, answer, took);
+            rt.metrics.record(Transport::Tcp, answer, Some(took).filter(|_| timed));
             answer.map(|a| (a, took))
         };
         let Some((answer, took)) = answer else { continue };

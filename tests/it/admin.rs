@@ -303,7 +303,10 @@ async fn reload_explain_and_metrics() {
         metric(&m, r#"meridian_endpoint_answers_total{profile="prio.tm.test.",endpoint="b"}"#),
         Some(0.0)
     );
-    assert_eq!(metric(&m, r#"meridian_dns_answer_duration_seconds_count"#), Some(13.0));
+    // Latency is measured on one answer in 16 of each UDP worker and TCP connection, the
+    // first among them: at least one of the 13, never more than there were.
+    let timed = metric(&m, r#"meridian_dns_answer_duration_seconds_count"#).unwrap();
+    assert!((1.0..=13.0).contains(&timed), "{timed} answers timed");
     assert_eq!(
         metric(
             &m,

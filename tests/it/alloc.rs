@@ -423,11 +423,7 @@ fn warm_server_turn_does_not_allocate() {
         // slipped and dropped.
         assert!((45..=60).contains(&sent), "{}: {sent} of 100 sent", c.what);
     }
-    let m = &rt.metrics;
-    let (slipped, dropped) = (
-        m.rrl_slipped.load(std::sync::atomic::Ordering::Relaxed),
-        m.rrl_dropped.load(std::sync::atomic::Ordering::Relaxed),
-    );
+    let (dropped, slipped) = rt.metrics.rrl_counts();
     assert!(slipped > 0 && dropped > 0, "slipped {slipped}, dropped {dropped}");
 }
 
@@ -492,4 +488,33 @@ fn random_and_mutated_messages_never_panic() {
         }
     }
     assert!(answered > 100_000 && dropped > 1_000, "answered {answered}, dropped {dropped}");
+}
+
+/// The server's turn times one answer in `LATENCY_SAMPLE` (the first, then every 16th), and
+/// counts every one: 100 answers give 100 in `meridian_dns_queries_total` and 7 timed.
+#[test]
+fn server_turn_times_one_answer_in_sixteen() {
+    use meridian::control::runtime::Runtime;
+    use meridian::dns::metrics::LATENCY_SAMPLE;
+    use meridian::dns::server::UdpTurn;
+    let dir = TempDir::new();
+    let shared = Shared::new(load(&write_config(&dir, "")).unwrap());
+    let rt = Runtime::default();
+    let mut turn = UdpTurn::new(Rng::new(7));
+    let mut out = vec![0u8; 65535];
+    let q = bytes(&query("api.example.test.", "A", None));
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 5300));
+    for _ in 0..100 {
+        assert!(turn.answer(&shared.load(), &rt, &q, peer, &mut out).is_some());
+    }
+    let mut text = String::new();
+    rt.metrics.render(&mut text);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<u64>().ok()))
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    assert_eq!(rt.metrics.answered(), 100);
+    assert_eq!(LATENCY_SAMPLE, 16);
+    assert_eq!(value("meridian_dns_answer_duration_seconds_count"), 7, "answers 0, 16, … 96");
 }
