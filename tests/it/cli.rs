@@ -32,7 +32,7 @@ fn check_accepts_the_shipped_config() {
   profile www.app.example.com.: priority, 2 endpoints, burst rule
   profile geo.app.example.com.: geographic, 3 endpoints
   profile canary.app.example.com.: weighted, 2 endpoints
-  geoip Meridian-GeoIP (IPv6, 260 nodes)
+  geoip Meridian-GeoIP (IPv6, 260 nodes; 261 networks, 11 distinct records)
   listen 127.0.0.1:5353 (udp, tcp)
 "
     );

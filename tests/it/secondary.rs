@@ -32,6 +32,17 @@ fn knot(conf: &std::path::Path) -> Daemon {
     )
 }
 
+/// Has Knot load its zone file again (whatever its modification time says).
+fn knot_reload(conf: &std::path::Path) {
+    let out = Command::new("/usr/sbin/knotc")
+        .arg("-c")
+        .arg(conf)
+        .args(["zone-reload", "sec.test"])
+        .output()
+        .expect("knotc is installed by the test command");
+    assert!(out.status.success(), "{out:?}");
+}
+
 fn status(admin: &str) -> serde_json::Value {
     get_json(admin, "/v1/status").expect("the admin API answers")["secondaries"][0].clone()
 }
@@ -160,13 +171,7 @@ async fn meridian_follows_a_knot_primary() {
     // A change on the primary: Knot NOTIFYs (the SOA refresh is an hour, so nothing else
     // would tell), Meridian asks for IXFR and gets the differences.
     std::fs::write(&zone_file, zone(2, "192.0.2.99", "3600 1 3600 60")).unwrap();
-    let reload = Command::new("/usr/sbin/knotc")
-        .args(["-c"])
-        .arg(&conf)
-        .args(["zone-reload", "sec.test"])
-        .output()
-        .unwrap();
-    assert!(reload.status.success(), "{reload:?}");
+    knot_reload(&conf);
     dig_until("Meridian after NOTIFY", mport, &["api.sec.test"], "192.0.2.99", &logs);
     let s = status(&admin);
     assert_eq!(s["serial"], 2, "{s}");
@@ -189,13 +194,7 @@ async fn meridian_follows_a_knot_primary() {
     // the transfer is refused as a zone file with it would be, and the old data stays.
     let bad = zone(3, "192.0.2.66", "3600 1 3600 60") + "old DNAME new.example.\n";
     std::fs::write(&zone_file, bad).unwrap();
-    let reload = Command::new("/usr/sbin/knotc")
-        .arg("-c")
-        .arg(&conf)
-        .args(["zone-reload", "sec.test"])
-        .output()
-        .unwrap();
-    assert!(reload.status.success(), "{reload:?}");
+    knot_reload(&conf);
     let deadline = Instant::now() + Duration::from_secs(30);
     let s = loop {
         let s = status(&admin);
@@ -215,13 +214,7 @@ async fn meridian_follows_a_knot_primary() {
     // Fixed, with short timers from now on (retry 1 s, expire 6 s): IXFR from 2 across both
     // versions.
     std::fs::write(&zone_file, zone(4, "192.0.2.99", "2 1 6 60")).unwrap();
-    let reload = Command::new("/usr/sbin/knotc")
-        .arg("-c")
-        .arg(&conf)
-        .args(["zone-reload", "sec.test"])
-        .output()
-        .unwrap();
-    assert!(reload.status.success(), "{reload:?}");
+    knot_reload(&conf);
     dig_until(
         "Meridian",
         mport,
