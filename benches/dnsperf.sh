@@ -47,7 +47,8 @@ install_missing
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-meridian="$target_dir/release/meridian"
+# MERIDIAN_BIN runs another build (e.g. an older commit's, for a before/after comparison).
+meridian=${MERIDIAN_BIN:-"$target_dir/release/meridian"}
 
 work=$(mktemp -d)
 pids=()
@@ -113,19 +114,27 @@ wait_ready() { # port
 }
 
 tck=$(getconf CLK_TCK)
+
+# Busy ticks of the server's core (everything but idle and iowait): the kernel's work for
+# the server's packets (softirq included), which the process's own CPU time leaves out.
+core_busy() {
+  awk -v c="cpu$SERVER_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
 declare -A RESULT
 
 measure() { # name pid port
   local name=$1 pid=$2 port=$3
   wait_ready "$port"
-  local before after
+  local before after core_before core_after
   before=$(cpu_ticks "$pid")
+  core_before=$(core_busy)
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" \
     -l "$DURATION" -v >"$work/$name.out" 2>&1
   after=$(cpu_ticks "$pid")
-  python3 - "$work/$name.out" "$((after - before))" "$tck" "$name" <<'PY'
+  core_after=$(core_busy)
+  python3 - "$work/$name.out" "$((after - before))" "$tck" "$name" "$((core_after - core_before))" <<'PY'
 import re, sys
-path, ticks, tck, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+path, ticks, tck, name, core = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 text = open(path).read()
 def latency(line):
     # "> NOERROR name type 0.000123"; lost queries ("> T name type") have no latency.
@@ -141,7 +150,8 @@ completed, lost, qps = stat("Queries completed"), stat("Queries lost"), stat("Qu
 avg = stat("Average Latency (s)")
 p99 = lat[int(len(lat) * 0.99) - 1] if lat else float("nan")
 cpu_us = ticks / tck / completed * 1e6 if completed else float("nan")
-print(f"{name} {qps:.0f} {avg*1e6:.1f} {p99*1e6:.1f} {lost:.0f} {cpu_us:.3f}")
+core_us = core / tck / completed * 1e6 if completed else float("nan")
+print(f"{name} {qps:.0f} {avg*1e6:.1f} {p99*1e6:.1f} {lost:.0f} {cpu_us:.3f} {core_us:.3f}")
 PY
 }
 
@@ -161,10 +171,10 @@ kill "$npid"; wait "$npid" 2>/dev/null || true
 python3 - "$line_m" "$line_n" <<'PY'
 import sys
 rows = [l.split() for l in sys.argv[1:]]
-print(f"{'server':<10}{'qps':>10}{'avg µs':>10}{'p99 µs':>10}{'lost':>8}{'CPU µs/query':>14}")
+print(f"{'server':<10}{'qps':>10}{'avg µs':>10}{'p99 µs':>10}{'lost':>8}{'CPU µs/query':>14}{'core µs/query':>15}")
 for r in rows:
-    print(f"{r[0]:<10}{float(r[1]):>10.0f}{float(r[2]):>10.1f}{float(r[3]):>10.1f}{int(float(r[4])):>8}{float(r[5]):>14.3f}")
+    print(f"{r[0]:<10}{float(r[1]):>10.0f}{float(r[2]):>10.1f}{float(r[3]):>10.1f}{int(float(r[4])):>8}{float(r[5]):>14.3f}{float(r[6]):>15.3f}")
 m, n = [list(map(float, r[1:])) for r in rows]
 ratio = lambda a, b: a / b if b else float("nan")
-print(f"{'ratio M/N':<10}{ratio(m[0], n[0]):>10.2f}{ratio(m[1], n[1]):>10.2f}{ratio(m[2], n[2]):>10.2f}{'':>8}{ratio(m[4], n[4]):>14.2f}")
+print(f"{'ratio M/N':<10}{ratio(m[0], n[0]):>10.2f}{ratio(m[1], n[1]):>10.2f}{ratio(m[2], n[2]):>10.2f}{'':>8}{ratio(m[4], n[4]):>14.2f}{ratio(m[5], n[5]):>15.2f}")
 PY

@@ -17,6 +17,7 @@
 //!   [`live`]: the one home of each endpoint's and profile's live state, shared by snapshots.
 //! - [`config`]: `meridian.toml` parsed and validated into a plain model; [`diag`]:
 //!   diagnostics with file:line:col.
+//! - [`sys`]: the crate's only `unsafe` code (batched UDP, two libc calls).
 //!
 //! `ARCHITECTURE.md` at the repository root has the invariants each module keeps.
 
@@ -28,5 +29,6 @@ pub mod diag;
 pub mod dns;
 pub mod live;
 pub mod state;
+pub mod sys;
 pub mod tools;
 pub mod traffic;

@@ -627,20 +627,6 @@ async fn capped(mut r: impl tokio::io::AsyncRead + Unpin) -> (Vec<u8>, u64) {
     }
 }
 
-/// Kills every process of group `pgid` (the hook and anything it started).
-fn kill_group(pgid: u32) {
-    let Ok(pgid) = i32::try_from(pgid) else { return };
-    if pgid <= 1 {
-        return; // never signal our own group or init's
-    }
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative pid
-    // names the process group, which the hook leads (spawned with process_group(0)).
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
-}
-
 /// Runs an exec hook with `body` on its stdin: in its own process group, its output kept up
 /// to a cap and logged as one line with the exit status. It is done when it has exited and
 /// its output is closed; past [`HOOK_TIMEOUT`] the whole group is killed (a child it forked
@@ -695,7 +681,7 @@ pub async fn run_with_timeout(
     let Ok((stdout, out_dropped, stderr, err_dropped, status)) = outcome else {
         // The hook, and whatever it started, all of them.
         if let Some(pgid) = pgid {
-            kill_group(pgid);
+            crate::sys::kill_group(pgid);
         }
         return Err(format!(
             "{} ran longer than {limit:?}; its process group was killed",

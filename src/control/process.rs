@@ -5,14 +5,6 @@ use crate::dns::metrics::header;
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-/// Clock ticks per second, for `/proc/self/stat`'s CPU times.
-fn clock_ticks() -> f64 {
-    #[allow(unsafe_code)]
-    // SAFETY: sysconf(3) reads a configuration value; no memory of ours is involved.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
 /// Appends the process families to `out`. `started` is when the server started.
 pub fn render(out: &mut String, started: SystemTime) {
     let start = started.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -40,7 +32,11 @@ pub fn render(out: &mut String, started: SystemTime) {
             "counter",
             "Total user and system CPU time spent in seconds.",
         );
-        let _ = writeln!(out, "process_cpu_seconds_total {:.2}", (utime + stime) / clock_ticks());
+        let _ = writeln!(
+            out,
+            "process_cpu_seconds_total {:.2}",
+            (utime + stime) / crate::sys::clock_ticks()
+        );
     }
     if let Some(vsize) = num(20) {
         header(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");

@@ -2,8 +2,9 @@
 //! an answer (that is [`crate::dns::resolve`]).
 //!
 //! UDP: one OS thread per worker, each with its own `SO_REUSEPORT` socket so the kernel spreads
-//! datagrams across them, each receiving into its own buffer and calling `resolve` inline. No
-//! task is spawned and nothing is allocated per datagram.
+//! datagrams across them, each receiving a batch at a time into its own buffers
+//! ([`crate::sys::Batch`]) and calling `resolve` inline for each datagram. No task is spawned
+//! and nothing is allocated per datagram.
 //!
 //! TCP (RFC 7766): one tokio task per connection, queries read as length-prefixed frames and
 //! answered in order as they arrive (pipelining), under a connection limit and an idle timeout
@@ -13,6 +14,7 @@ use crate::control::runtime::Runtime;
 use crate::dns::metrics::LATENCY_SAMPLE;
 use crate::dns::resolve::{Request, RrlKey, Transport, resolve};
 use crate::state::{Shared, Snapshot};
+use crate::sys::Batch;
 use crate::traffic::policy::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -26,6 +28,12 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
+/// Datagrams a UDP worker takes (and answers) per system call, at most.
+const UDP_BATCH: usize = 32;
+/// The longest UDP query read whole; longer datagrams are cut (and get FORMERR).
+const UDP_QUERY: usize = 4096;
+/// The longest UDP answer: the largest `udp_payload` the configuration accepts.
+const UDP_ANSWER: usize = 4096;
 /// How often a UDP worker wakes up to check for shutdown when no datagram arrives.
 const UDP_POLL: Duration = Duration::from_millis(200);
 /// The largest DNS message (and so the largest TCP frame).
@@ -102,7 +110,11 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = s.set_recv_buffer_size(4 << 20);
     s.bind(&addr.into())?;
     s.set_read_timeout(Some(UDP_POLL))?;
-    Ok(s.into())
+    let s: UdpSocket = s.into();
+    if addr.ip().is_unspecified() {
+        crate::sys::enable_pktinfo(&s, addr.is_ipv6())?;
+    }
+    Ok(s)
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -118,13 +130,19 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves UDP on `sock` until `stop` is set. Runs on its own OS thread.
+///
+/// Datagrams are taken in batches: one `recvmmsg` waits for the first and takes whatever else
+/// has already arrived (never waiting for a batch to fill, so a lone query is answered as fast
+/// as before), every one is answered in turn, and the answers leave in one `sendmmsg`.
 pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, rt: Arc<Runtime>, stop: Arc<AtomicBool>) {
-    let mut query = vec![0u8; MAX_MESSAGE];
-    let mut out = vec![0u8; MAX_MESSAGE];
+    // A socket on a wildcard address answers from the address each query was sent to.
+    let pktinfo = sock.local_addr().is_ok_and(|a| a.ip().is_unspecified());
+    let mut queries = Batch::new(UDP_BATCH, UDP_QUERY, pktinfo);
+    let mut answers = Batch::new(UDP_BATCH, UDP_ANSWER, pktinfo);
     let mut turn = UdpTurn::new(Rng::from_entropy());
     while !stop.load(Ordering::Relaxed) {
-        let (n, peer) = match sock.recv_from(&mut query) {
-            Ok(r) => r,
+        let n = match queries.recv(&sock, true) {
+            Ok(n) => n,
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 continue;
             }
@@ -136,9 +154,21 @@ pub fn udp_worker(sock: UdpSocket, shared: Arc<Shared>, rt: Arc<Runtime>, stop: 
             }
         };
         let snap = shared.load();
-        let Some(len) = turn.answer(&snap, &rt, &query[..n], peer, &mut out) else { continue };
-        if let Err(e) = sock.send_to(&out[..len], peer) {
-            debug!(error = %e, %peer, "udp send failed");
+        for i in 0..n {
+            let Some(peer) = queries.peer(i) else { continue };
+            let Some(out) = answers.slot() else { break };
+            // A datagram cut at UDP_QUERY bytes is answered as the malformed message it now is
+            // (FORMERR); no DNS query is that long.
+            if let Some(len) = turn.answer(&snap, &rt, queries.data(i), peer, out) {
+                answers.push(len, peer, queries.local(i));
+            }
+        }
+        drop(snap);
+        if answers.is_empty() {
+            continue;
+        }
+        if let (_, Some(e)) = answers.send(&sock) {
+            debug!(error = %e, "udp send failed");
         }
     }
 }

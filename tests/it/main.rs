@@ -21,4 +21,5 @@ mod resolver;
 mod scenarios;
 mod secondary;
 mod tcp;
+mod udp;
 mod xfr;
