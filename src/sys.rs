@@ -505,30 +505,41 @@ mod tests {
         assert!(rx.is_empty());
     }
 
+    /// Sends "ping" from `client` to `to`, where `server` (a wildcard socket with pktinfo on)
+    /// receives it and answers "pong" from the local address it learnt; returns that address
+    /// and the source the client saw the answer come from.
+    fn ping_pong(server: &UdpSocket, client: &UdpSocket, to: SocketAddr) -> (Local, SocketAddr) {
+        client.send_to(b"ping", to).unwrap();
+        let mut rx = Batch::new(4, 64, true);
+        assert_eq!(rx.recv(server, true).unwrap(), 1);
+        let mut tx = Batch::new(4, 64, true);
+        tx.slot().unwrap()[..4].copy_from_slice(b"pong");
+        tx.push(4, rx.peer(0).unwrap(), rx.local(0));
+        assert_eq!(tx.send(server).0, 1);
+        let mut buf = [0u8; 16];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"pong");
+        (rx.local(0), from)
+    }
+
+    fn timed(s: UdpSocket) -> UdpSocket {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        s
+    }
+
     #[test]
     fn a_wildcard_socket_learns_the_address_it_was_sent_to_and_answers_from_it() {
         // All of 127/8 is local: a query sent to 127.0.0.2 must be answered from 127.0.0.2,
         // not from 127.0.0.1 (the address the kernel would pick for the reply's route).
-        let server = UdpSocket::bind("0.0.0.0:0").unwrap();
-        server.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let server = timed(UdpSocket::bind("0.0.0.0:0").unwrap());
         enable_pktinfo(&server, false).unwrap();
         let port = server.local_addr().unwrap().port();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let client = timed(UdpSocket::bind("127.0.0.1:0").unwrap());
         for dst in ["127.0.0.2", "127.0.0.3"] {
-            let dst: Ipv4Addr = dst.parse().unwrap();
-            client.send_to(b"ping", (dst, port)).unwrap();
-            let mut rx = Batch::new(4, 64, true);
-            assert_eq!(rx.recv(&server, true).unwrap(), 1);
-            let Local::V4 { addr, .. } = rx.local(0) else { panic!("{:?}", rx.local(0)) };
-            assert_eq!(addr, dst);
-            let mut tx = Batch::new(4, 64, true);
-            tx.slot().unwrap()[..4].copy_from_slice(b"pong");
-            tx.push(4, rx.peer(0).unwrap(), rx.local(0));
-            assert_eq!(tx.send(&server).0, 1);
-            let mut buf = [0u8; 16];
-            let (n, from) = client.recv_from(&mut buf).unwrap();
-            assert_eq!((&buf[..n], from), (&b"pong"[..], SocketAddr::from((dst, port))));
+            let to = SocketAddr::from((dst.parse::<Ipv4Addr>().unwrap(), port));
+            let (local, from) = ping_pong(&server, &client, to);
+            let Local::V4 { addr, .. } = local else { panic!("{local:?}") };
+            assert_eq!((std::net::IpAddr::V4(addr), from), (to.ip(), to));
         }
     }
 
@@ -536,23 +547,12 @@ mod tests {
     fn an_ipv6_wildcard_socket_reports_and_answers_from_its_local_address() {
         let Ok(server) = UdpSocket::bind("[::]:0") else { return }; // no IPv6 here
         let Ok(client) = UdpSocket::bind("[::1]:0") else { return };
-        server.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
-        client.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let (server, client) = (timed(server), timed(client));
         enable_pktinfo(&server, true).unwrap();
-        let port = server.local_addr().unwrap().port();
-        client.send_to(b"ping", (Ipv6Addr::LOCALHOST, port)).unwrap();
-        let mut rx = Batch::new(4, 64, true);
-        assert_eq!(rx.recv(&server, true).unwrap(), 1);
-        let Local::V6 { addr, ifindex } = rx.local(0) else { panic!("{:?}", rx.local(0)) };
-        assert_eq!(addr, Ipv6Addr::LOCALHOST);
+        let to = SocketAddr::from((Ipv6Addr::LOCALHOST, server.local_addr().unwrap().port()));
+        let (local, from) = ping_pong(&server, &client, to);
+        let Local::V6 { addr, ifindex } = local else { panic!("{local:?}") };
+        assert_eq!((addr, from.ip()), (Ipv6Addr::LOCALHOST, to.ip()));
         assert!(ifindex > 0);
-        let mut tx = Batch::new(4, 64, true);
-        tx.slot().unwrap()[..4].copy_from_slice(b"pong");
-        tx.push(4, rx.peer(0).unwrap(), rx.local(0));
-        assert_eq!(tx.send(&server).0, 1);
-        let mut buf = [0u8; 16];
-        let (n, from) = client.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"pong");
-        assert_eq!(from.ip(), std::net::IpAddr::V6(Ipv6Addr::LOCALHOST));
     }
 }
