@@ -377,3 +377,5 @@ pub enum AllDown {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+/// The largest `udp_payload` accepted; the UDP workers size their answer buffers by it.
+pub const MAX_UDP_PAYLOAD: u16 = 4096;

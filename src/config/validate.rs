@@ -286,9 +286,12 @@ impl Validator<'_> {
             }
         }
         let udp_workers = self.int_in(raw.udp_workers, "udp_workers", (0, 256), 0) as usize;
-        let udp_payload =
-            self.int_in(raw.udp_payload, "udp_payload", (512, 4096), DEFAULT_UDP_PAYLOAD as i64)
-                as u16;
+        let udp_payload = self.int_in(
+            raw.udp_payload,
+            "udp_payload",
+            (512, MAX_UDP_PAYLOAD as i64),
+            DEFAULT_UDP_PAYLOAD as i64,
+        ) as u16;
         let tcp_max_connections =
             self.int_in(raw.tcp_max_connections, "tcp_max_connections", (1, 1_000_000), 1024)
                 as usize;

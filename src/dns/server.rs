@@ -33,7 +33,7 @@ const UDP_BATCH: usize = 32;
 /// The longest UDP query read whole; longer datagrams are cut (and get FORMERR).
 const UDP_QUERY: usize = 4096;
 /// The longest UDP answer: the largest `udp_payload` the configuration accepts.
-const UDP_ANSWER: usize = 4096;
+const UDP_ANSWER: usize = crate::config::MAX_UDP_PAYLOAD as usize;
 /// How often a UDP worker wakes up to check for shutdown when no datagram arrives.
 const UDP_POLL: Duration = Duration::from_millis(200);
 /// The largest DNS message (and so the largest TCP frame).
