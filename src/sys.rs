@@ -4,6 +4,7 @@
 //!   `sendmmsg(2)`), each with its own peer address and, for a socket bound to a wildcard
 //!   address, the local address it arrived at (`IP_PKTINFO` / `IPV6_PKTINFO`), so that an
 //!   answer leaves from the address its query was sent to.
+//! - [`wait_readable`]: `ppoll(2)` over a few sockets, with a microsecond timeout.
 //! - [`clock_ticks`] and [`kill_group`]: `sysconf(_SC_CLK_TCK)` and `kill(-pgid)`.
 //!
 //! Everything `unsafe` here hands the kernel pointers into memory this module owns and keeps
@@ -15,7 +16,8 @@
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
 
 /// Where a datagram arrived, for a socket bound to a wildcard address: the destination
 /// address the client used and the interface it came in on. An answer sent with it leaves
@@ -158,6 +160,17 @@ impl Batch {
         self.count += 1;
     }
 
+    /// Adds the datagram written into [`Batch::slot`] for a connected socket: no peer is
+    /// named, so the kernel uses the connection's (and its cached route).
+    pub fn push_connected(&mut self, len: usize) {
+        let i = self.count;
+        assert!(i < self.capacity() && len <= self.size, "push past the batch's capacity");
+        self.lens[i] = len;
+        self.name_lens[i] = 0;
+        self.locals[i] = Local::Unknown;
+        self.count += 1;
+    }
+
     /// Receives the datagrams that have arrived, up to the capacity, replacing the batch.
     /// With `wait`, blocks until the first one arrives (or the socket's read timeout passes:
     /// `WouldBlock`), then takes only what is already there; without, never blocks.
@@ -223,7 +236,12 @@ impl Batch {
                 iov_len: self.lens[i],
             };
             let h = &mut self.hdrs[i];
-            h.msg_hdr.msg_name = (&raw mut self.names[i]).cast();
+            // No name (push_connected): the kernel takes a null name as "the connected peer".
+            h.msg_hdr.msg_name = if self.name_lens[i] == 0 {
+                std::ptr::null_mut()
+            } else {
+                (&raw mut self.names[i]).cast()
+            };
             h.msg_hdr.msg_namelen = self.name_lens[i];
             h.msg_hdr.msg_iov = &raw mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
@@ -423,6 +441,32 @@ fn to_storage(addr: SocketAddr, s: &mut libc::sockaddr_storage) -> libc::socklen
     }
 }
 
+/// Waits until one of `fds` is readable (or has an error or hang-up to report), or `timeout`
+/// passes; returns how many are ready (0 on timeout). Microsecond precision (`ppoll(2)`),
+/// which a paced sender needs: `poll(2)` counts whole milliseconds.
+pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<usize> {
+    let mut polls: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+        .collect();
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `polls` holds polls.len() pollfd structures and `ts` one timespec, both alive
+    // for the call; no signal mask is passed.
+    let r = unsafe {
+        libc::ppoll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, &ts, std::ptr::null())
+    };
+    match r {
+        r if r >= 0 => Ok(r as usize),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) }
+        }
+    }
+}
+
 /// Clock ticks per second, for `/proc`'s CPU times.
 pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf(3) reads a configuration value; no memory of ours is involved.
@@ -494,6 +538,37 @@ mod tests {
         assert_eq!(rx.recv(&b, true).unwrap(), 1);
         assert_eq!(rx.data(0), &[7u8; 40][..]);
         assert!(rx.truncated(0));
+    }
+
+    #[test]
+    fn a_connected_socket_sends_without_naming_its_peer() {
+        let (a, b) = pair("127.0.0.1:0");
+        a.connect(b.local_addr().unwrap()).unwrap();
+        let mut tx = Batch::new(4, 64, false);
+        for i in 0..3u8 {
+            tx.slot().unwrap()[0] = i;
+            tx.push_connected(1);
+        }
+        assert_eq!(tx.send(&a).0, 3);
+        let mut rx = Batch::new(4, 64, false);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let n = rx.recv(&b, true).unwrap();
+            got.extend((0..n).map(|i| (rx.data(i)[0], rx.peer(i))));
+        }
+        let from = Some(a.local_addr().unwrap());
+        assert_eq!(got, vec![(0, from), (1, from), (2, from)]);
+    }
+
+    #[test]
+    fn wait_readable_sees_the_socket_that_has_data_and_times_out_otherwise() {
+        use std::os::fd::AsFd;
+        let (a, b) = pair("127.0.0.1:0");
+        let (c, _d) = pair("127.0.0.1:0");
+        let fds = [b.as_fd(), c.as_fd()];
+        assert_eq!(wait_readable(&fds, Duration::from_micros(200)).unwrap(), 0);
+        a.send_to(b"x", b.local_addr().unwrap()).unwrap();
+        assert_eq!(wait_readable(&fds, Duration::from_secs(2)).unwrap(), 1);
     }
 
     #[test]
