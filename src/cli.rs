@@ -167,6 +167,56 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         report: String,
     },
+    /// Send DNS queries from a dnsperf-format file (one "NAME [TYPE]" per line) to a server,
+    /// batched, from several sockets: as fast as it answers (closed loop, --outstanding) or at
+    /// a fixed --rate; bounded by --duration and --count. Reports qps, latency percentiles,
+    /// lost and mismatched replies and rcodes.
+    Loadgen {
+        /// The query file
+        #[arg(short = 'd', long)]
+        data: PathBuf,
+        /// The server
+        #[arg(short, long, default_value = "127.0.0.1:5353")]
+        server: std::net::SocketAddr,
+        /// Over TCP (pipelined on each connection) instead of UDP
+        #[arg(long)]
+        tcp: bool,
+        /// UDP sockets, or TCP connections
+        #[arg(long, default_value_t = 4)]
+        sockets: usize,
+        /// Queries in flight at most (all sockets together)
+        #[arg(short = 'q', long, default_value_t = 200)]
+        outstanding: usize,
+        /// Queries per second, whatever the server does (open loop); default: as fast as it
+        /// answers
+        #[arg(short = 'Q', long)]
+        rate: Option<f64>,
+        /// How long to send, e.g. 10s
+        #[arg(short = 'l', long, default_value = "10s")]
+        duration: String,
+        /// Stop after this many queries (sooner than --duration)
+        #[arg(short = 'n', long)]
+        count: Option<u64>,
+        /// A query unanswered this long is lost
+        #[arg(long, default_value = "2s")]
+        timeout: String,
+        /// An EDNS Client Subnet (ADDRESS/PREFIX); repeat it, and query k carries the
+        /// (k mod N)th
+        #[arg(long)]
+        ecs: Vec<String>,
+        /// Subnets for --ecs from a file, one per line
+        #[arg(long)]
+        ecs_file: Option<PathBuf>,
+        /// Send OPT (EDNS, 1232-byte payload) with every query, not only with ECS
+        #[arg(long)]
+        edns: bool,
+        /// Datagrams per system call
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script: `meridian completions bash > /etc/bash_completion.d/meridian`
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -440,6 +490,92 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })?;
+            Ok(())
+        }
+        Command::Loadgen {
+            data,
+            server,
+            tcp,
+            sockets,
+            outstanding,
+            rate,
+            duration,
+            count,
+            timeout,
+            ecs,
+            ecs_file,
+            edns,
+            batch,
+            json,
+        } => {
+            use crate::tools::loadgen;
+            let usage = |e: String| AppError::Usage(crate::tools::explain::ExplainError(e));
+            let read = |file: &PathBuf| {
+                std::fs::read_to_string(file).map_err(|e| {
+                    AppError::Config(
+                        Diagnostic::new(
+                            Loc::new(file, 1, 1),
+                            format!("cannot read {}: {e}", file.display()),
+                        )
+                        .into(),
+                    )
+                })
+            };
+            let lines = |file: &PathBuf, errs: Vec<(usize, String)>| {
+                AppError::Config(Diagnostics(
+                    errs.into_iter()
+                        .map(|(line, m)| Diagnostic::new(Loc::new(file, line as u32, 1), m))
+                        .collect(),
+                ))
+            };
+            let queries = loadgen::parse_queries(&read(&data)?).map_err(|e| lines(&data, e))?;
+            let mut subnets = Vec::new();
+            for text in &ecs {
+                subnets
+                    .push(loadgen::parse_subnet(text).map_err(|e| usage(format!("--ecs: {e}")))?);
+            }
+            if let Some(file) = &ecs_file {
+                let text = read(file)?;
+                let mut errs = Vec::new();
+                for (i, line) in text.lines().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                        continue;
+                    }
+                    match loadgen::parse_subnet(line) {
+                        Ok(s) => subnets.push(s),
+                        Err(e) => errs.push((i + 1, e)),
+                    }
+                }
+                if !errs.is_empty() {
+                    return Err(lines(file, errs));
+                }
+            }
+            let duration_of = |flag: &str, text: &str| {
+                crate::config::parse_duration(text)
+                    .ok_or_else(|| usage(format!("{flag}: {text:?} is not a duration")))
+            };
+            let opts = loadgen::Options {
+                server,
+                queries,
+                ecs: subnets,
+                edns,
+                tcp,
+                sockets,
+                outstanding,
+                rate,
+                duration: duration_of("--duration", &duration)?,
+                count,
+                timeout: duration_of("--timeout", &timeout)?,
+                batch,
+            };
+            opts.validate().map_err(usage)?;
+            let report = loadgen::run(&opts)?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                out(&report.text());
+            }
             Ok(())
         }
         Command::Geoip { command: GeoipCommand::Build { input, output, database_type } } => {

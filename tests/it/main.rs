@@ -15,6 +15,7 @@ mod health;
 mod https;
 mod layers;
 mod live_state;
+mod loadgen;
 mod managed;
 mod reload;
 mod resolver;
