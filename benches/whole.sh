@@ -34,27 +34,9 @@ PROBE_PORT=${PROBE_PORT:-5481}
 root=$(cd "$(dirname "$0")/.." && pwd)
 zone="$root/zones/app.example.com.zone"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-install_missing() {
-  local missing=()
-  command -v dnsperf >/dev/null || missing+=(dnsperf)
-  command -v nsd >/dev/null || missing+=(nsd)
-  command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || missing+=(gdnsd)
-  command -v dig >/dev/null || missing+=(bind9-dnsutils)
-  [ ${#missing[@]} -eq 0 ] && return
-  echo "installing ${missing[*]}" >&2
-  local made_policy=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-    as_root chmod +x /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  [ $made_policy = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
-  return 0
-}
-install_missing
+# shellcheck source=benches/install.sh
+. "$root/benches/install.sh"
+install_missing dnsperf=dnsperf nsd=nsd gdnsd=gdnsd dig=bind9-dnsutils
 PATH=$PATH:/usr/sbin
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin meridian --example reflector
