@@ -167,7 +167,7 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         report: String,
     },
-    /// Send DNS queries from a dnsperf-format file (one "NAME [TYPE]" per line) to a server,
+    /// Send DNS queries from a dnsperf-format file (one `NAME [TYPE]` per line) to a server,
     /// batched, from several sockets: as fast as it answers (closed loop, --outstanding) or at
     /// a fixed --rate; bounded by --duration and --count. Reports qps, latency percentiles,
     /// lost and mismatched replies and rcodes.
