@@ -64,9 +64,9 @@ pub(crate) struct Query<'a> {
     /// The request's flag word; the opcode, RD and CD bits are copied into the answer.
     pub flags: u16,
     pub question: &'a [u8],
-    /// The question name in wire form, lowercased; `qname_len` bytes of it are valid.
-    pub qname: [u8; MAX_NAME_LEN],
-    pub qname_len: usize,
+    /// The question name in wire form, lowercased, in the caller's buffer (returning a
+    /// 255-byte array inside the `Result` cost every query a copy of it).
+    pub qname: &'a [u8],
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
@@ -78,7 +78,7 @@ pub(crate) struct Query<'a> {
 
 impl Query<'_> {
     pub fn qname(&self) -> &[u8] {
-        &self.qname[..self.qname_len]
+        self.qname
     }
 }
 
@@ -101,9 +101,14 @@ pub(crate) fn header(msg: &[u8]) -> Option<(u16, u16)> {
     Some((id, flags))
 }
 
-/// Decodes a query. On `Err`, the caller answers with the header fields from [`header`].
-/// Options `opts` does not turn on are ignored like any unknown option.
-pub(crate) fn query(msg: &[u8], opts: Options) -> Result<Query<'_>, Reject> {
+/// Decodes a query, the lowercased question name into `name`. On `Err`, the caller answers
+/// with the header fields from [`header`]. Options `opts` does not turn on are ignored like
+/// any unknown option.
+pub(crate) fn query<'a>(
+    msg: &'a [u8],
+    opts: Options,
+    name: &'a mut [u8; MAX_NAME_LEN],
+) -> Result<Query<'a>, Reject> {
     let (id, flags) = header(msg).ok_or(Reject::Drop)?;
     let opcode = (flags >> 11) & 0xf;
     let qdcount = u16_at(msg, 4).unwrap_or(0);
@@ -120,8 +125,7 @@ pub(crate) fn query(msg: &[u8], opts: Options) -> Result<Query<'_>, Reject> {
         id,
         flags,
         question: &[],
-        qname: [0; MAX_NAME_LEN],
-        qname_len: 0,
+        qname: &[],
         qtype: 0,
         qclass: 0,
         edns: None,
@@ -131,24 +135,26 @@ pub(crate) fn query(msg: &[u8], opts: Options) -> Result<Query<'_>, Reject> {
     };
     // The question name: plain labels only. A compression pointer in the first name of a
     // message can only point backwards into the header, which is never a valid name.
-    let mut pos = HEADER_LEN;
+    let (mut pos, mut name_len) = (HEADER_LEN, 0);
     loop {
         let len = *msg.get(pos).ok_or(Reject::FormErr)? as usize;
         if len & 0xc0 != 0 {
             return Err(Reject::FormErr);
         }
-        if q.qname_len + len + 1 > MAX_NAME_LEN {
+        if name_len + len + 1 > MAX_NAME_LEN {
             return Err(Reject::FormErr);
         }
         let label = msg.get(pos..pos + 1 + len).ok_or(Reject::FormErr)?;
-        q.qname[q.qname_len..q.qname_len + label.len()].copy_from_slice(label);
-        q.qname_len += label.len();
+        name[name_len..name_len + label.len()].copy_from_slice(label);
+        name_len += label.len();
         pos += 1 + len;
         if len == 0 {
             break;
         }
     }
-    crate::dns::name::lowercase_in_place(&mut q.qname[..q.qname_len]);
+    let name = &mut name[..name_len];
+    crate::dns::name::lowercase_in_place(name);
+    q.qname = name;
     q.qtype = u16_at(msg, pos).ok_or(Reject::FormErr)?;
     q.qclass = u16_at(msg, pos + 2).ok_or(Reject::FormErr)?;
     pos += 4;

@@ -154,7 +154,8 @@ pub fn resolve_traced<T: Trace>(
     trace: &mut T,
 ) -> Option<Answer> {
     let opts = Options { ecs: snap.settings.ecs, cookies: snap.settings.cookies.is_some() };
-    let q = match decode::query(query, opts) {
+    let mut name = [0u8; crate::dns::name::MAX_NAME_LEN];
+    let q = match decode::query(query, opts, &mut name) {
         Ok(q) => q,
         Err(Reject::Drop) => {
             trace.note(0, || "no header, or a response: nothing is sent".into());
