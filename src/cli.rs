@@ -535,21 +535,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                     .push(loadgen::parse_subnet(text).map_err(|e| usage(format!("--ecs: {e}")))?);
             }
             if let Some(file) = &ecs_file {
-                let text = read(file)?;
-                let mut errs = Vec::new();
-                for (i, line) in text.lines().enumerate() {
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                        continue;
-                    }
-                    match loadgen::parse_subnet(line) {
-                        Ok(s) => subnets.push(s),
-                        Err(e) => errs.push((i + 1, e)),
-                    }
-                }
-                if !errs.is_empty() {
-                    return Err(lines(file, errs));
-                }
+                subnets.extend(loadgen::parse_subnets(&read(file)?).map_err(|e| lines(file, e))?);
             }
             let duration_of = |flag: &str, text: &str| {
                 crate::config::parse_duration(text)

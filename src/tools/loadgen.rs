@@ -39,15 +39,14 @@ pub struct Question {
     pub wire: Vec<u8>,
 }
 
+/// Problems in a file, each with its 1-based line.
+pub type LineErrors = Vec<(usize, String)>;
+
 /// Parses dnsperf's query format: one `NAME TYPE` per line (the type defaults to A), blank
 /// lines and lines starting with `;` or `#` skipped. Errors carry their 1-based line.
-pub fn parse_queries(text: &str) -> Result<Vec<Question>, Vec<(usize, String)>> {
+pub fn parse_queries(text: &str) -> Result<Vec<Question>, LineErrors> {
     let (mut out, mut errors) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-            continue;
-        }
+    for (i, line) in content_lines(text) {
         let mut words = line.split_whitespace();
         let name = words.next().unwrap_or_default();
         let rtype = words.next().unwrap_or("A");
@@ -81,6 +80,28 @@ pub fn parse_queries(text: &str) -> Result<Vec<Question>, Vec<(usize, String)>> 
 /// Parses an EDNS Client Subnet as `ADDRESS/PREFIX` (host bits must be clear).
 pub fn parse_subnet(text: &str) -> Result<(IpAddr, u8), String> {
     parse_cidr(text.trim())
+}
+
+/// Parses a subnet file for `--ecs-file`: one `ADDRESS/PREFIX` per line, comments as in the
+/// query file. Errors carry their 1-based line.
+pub fn parse_subnets(text: &str) -> Result<Vec<(IpAddr, u8)>, LineErrors> {
+    let (mut out, mut errors) = (Vec::new(), Vec::new());
+    for (i, line) in content_lines(text) {
+        match parse_subnet(line) {
+            Ok(s) => out.push(s),
+            Err(e) => errors.push((i + 1, e)),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// The lines that say something, trimmed, with their 0-based index: blank lines and lines
+/// starting with `;` or `#` (dnsperf's comments) are skipped.
+fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .map(str::trim)
+        .enumerate()
+        .filter(|(_, l)| !(l.is_empty() || l.starts_with(';') || l.starts_with('#')))
 }
 
 /// What to send, where, and for how long.
