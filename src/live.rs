@@ -22,18 +22,100 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How many slots a [`Counter`] has: threads beyond this share slots (still exact: every add
-/// is atomic), they just may share a cache line.
+/// How many slots a [`Counter`] has. The first `SHARDS - 1` threads that count each own one
+/// slot alone; any further thread adds to the last slot, which every such thread shares.
 pub const SHARDS: usize = 8;
+/// The slot threads share once every other slot is owned.
+const SHARED_SLOT: u8 = SHARDS as u8 - 1;
+/// `SHARD`'s value before this thread first counts.
+const UNCLAIMED: u8 = u8::MAX;
 
-/// The slot this thread adds to, given round-robin when it first counts.
-pub fn shard() -> usize {
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+/// Which exclusive slots are owned, one bit each.
+static OWNED: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// This thread's slot: read on every count, so it is a plain `const` cell (no lazy
+    /// initialisation, no destructor check on access).
+    static SHARD: std::cell::Cell<u8> = const { std::cell::Cell::new(UNCLAIMED) };
+    /// Gives the slot back when the thread ends, so short-lived threads do not use up the
+    /// exclusive slots of the workers that come after them.
+    static CLAIM: Claim = const { Claim };
+}
+
+struct Claim;
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let slot = SHARD.with(|s| s.replace(SHARED_SLOT));
+        if slot < SHARED_SLOT {
+            // Release: the next owner's Acquire claim sees this thread's last plain stores.
+            OWNED.fetch_and(!(1 << slot), Ordering::Release);
+        }
     }
-    SHARD.with(|s| *s)
+}
+
+/// This thread's slot in every sharded counter ([`Counter`], the server's metrics).
+///
+/// A slot owned by one thread alone is added to with a relaxed load and store, not a
+/// read-modify-write: a locked `fetch_add` costs tens of cycles and orders the memory accesses
+/// around it, on every count. Readers still see each slot's value whole (it is an atomic), and
+/// sums stay exact: nobody else writes an owned slot, and the shared slot is only ever added
+/// to with `fetch_add`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard(u8);
+
+impl Shard {
+    /// The slot's index, below [`SHARDS`].
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Adds `n` to `slot`, this thread's copy of a counter.
+    #[inline]
+    pub fn add(self, slot: &AtomicU64, n: u64) {
+        if self.0 < SHARED_SLOT {
+            slot.store(slot.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        } else {
+            slot.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// This thread's shard, claimed when it first counts.
+#[inline]
+pub fn shard() -> Shard {
+    let s = SHARD.with(|s| s.get());
+    if s != UNCLAIMED { Shard(s) } else { claim() }
+}
+
+#[cold]
+fn claim() -> Shard {
+    let mut owned = OWNED.load(Ordering::Acquire);
+    let slot = loop {
+        let free = (!owned).trailing_zeros() as u8;
+        if free >= SHARED_SLOT {
+            break SHARED_SLOT;
+        }
+        match OWNED.compare_exchange_weak(
+            owned,
+            owned | 1 << free,
+            Ordering::Acquire,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => break free,
+            Err(now) => owned = now,
+        }
+    };
+    SHARD.with(|s| s.set(slot));
+    // Registers the destructor that gives the slot back. A thread already being torn down
+    // cannot register one: it keeps counting in the shared slot instead.
+    if slot < SHARED_SLOT && CLAIM.try_with(|_| ()).is_err() {
+        OWNED.fetch_and(!(1 << slot), Ordering::Release);
+        SHARD.with(|s| s.set(SHARED_SLOT));
+        return Shard(SHARED_SLOT);
+    }
+    Shard(slot)
 }
 
 /// One cache line.
@@ -51,7 +133,8 @@ pub struct Counter {
 impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
-        self.slots[shard()].0.fetch_add(n, Ordering::Relaxed);
+        let s = shard();
+        s.add(&self.slots[s.index()].0, n);
     }
 
     pub fn get(&self) -> u64 {
@@ -471,6 +554,39 @@ impl ProfileLive {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_stay_exact_with_more_threads_than_slots() {
+        // Three times as many threads as slots, all counting at once: most share the last
+        // slot, the first few own theirs. Every add must land.
+        let c = Counter::default();
+        let threads = 3 * SHARDS;
+        let per = 20_000u64;
+        let (start, end) = (std::sync::Barrier::new(threads), std::sync::Barrier::new(threads));
+        let slots: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        for _ in 0..per {
+                            c.add(1);
+                        }
+                        // Nobody ends (and gives its slot back) before everyone has claimed.
+                        end.wait();
+                        shard().index()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(c.get(), threads as u64 * per);
+        assert!(slots.iter().all(|&i| i < SHARDS));
+        // At most one thread owns each slot but the shared one.
+        for i in 0..SHARDS - 1 {
+            assert!(slots.iter().filter(|&&s| s == i).count() <= 1, "slot {i}: {slots:?}");
+        }
+        assert!(slots.contains(&(SHARDS - 1)), "{threads} threads and no one shared: {slots:?}");
+    }
 
     #[test]
     fn override_and_detail_change_together() {

@@ -1,7 +1,8 @@
 //! Counters and the Prometheus text exposition format.
 //!
-//! The hot path only does relaxed `fetch_add`s on its own thread's shard of atomics here (no
-//! lock, no allocation, no cache line shared with another worker);
+//! The hot path only adds to its own thread's shard of atomics here (no lock, no allocation,
+//! no cache line shared with another worker, and for a thread that owns its shard no locked
+//! instruction either: see [`crate::live::Shard`]);
 //! rendering happens on `/metrics` requests. Metric names follow Prometheus conventions:
 //! `meridian_` prefix, `_total` for counters, base units (seconds).
 
@@ -68,14 +69,15 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Counts one observation, as the thread whose shard this histogram is (`by`).
     #[inline]
-    pub fn observe(&self, d: Duration) {
+    fn observe(&self, by: crate::live::Shard, d: Duration) {
         let secs = d.as_secs_f64();
         if let Some(i) = LATENCY_BOUNDS.iter().position(|&b| secs <= b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            by.add(&self.buckets[i], 1);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        by.add(&self.count, 1);
+        by.add(&self.sum_nanos, d.as_nanos() as u64);
     }
 }
 
@@ -85,9 +87,11 @@ fn sum<'a>(shards: impl Iterator<Item = &'a AtomicU64>) -> u64 {
 }
 
 impl Metrics {
+    /// This thread's shard, and the handle that adds to it.
     #[inline]
-    fn mine(&self) -> &Shard {
-        &self.shards[crate::live::shard()]
+    fn mine(&self) -> (&Shard, crate::live::Shard) {
+        let by = crate::live::shard();
+        (&self.shards[by.index()], by)
     }
 
     /// Counts one query: its transport and outcome, and, when it was measured (one in
@@ -95,19 +99,17 @@ impl Metrics {
     #[inline]
     pub fn record(&self, transport: Transport, answer: Option<Answer>, elapsed: Option<Duration>) {
         let t = transport as usize;
-        let s = self.mine();
+        let (s, by) = self.mine();
         match answer {
-            None => {
-                s.dropped[t].fetch_add(1, Ordering::Relaxed);
-            }
+            None => by.add(&s.dropped[t], 1),
             Some(a) => {
                 let i = RCODES.iter().position(|(c, _)| *c == a.rcode).unwrap_or(RCODES.len() - 1);
-                s.queries[t][i].fetch_add(1, Ordering::Relaxed);
+                by.add(&s.queries[t][i], 1);
                 if a.truncated {
-                    s.truncated[t].fetch_add(1, Ordering::Relaxed);
+                    by.add(&s.truncated[t], 1);
                 }
                 if let Some(d) = elapsed {
-                    s.latency.observe(d);
+                    s.latency.observe(by, d);
                 }
             }
         }
@@ -116,8 +118,8 @@ impl Metrics {
     /// Counts a UDP answer withheld (`dropped`) or sent truncated by rate limiting.
     #[inline]
     pub fn rrl(&self, dropped: bool) {
-        let s = self.mine();
-        if dropped { &s.rrl_dropped } else { &s.rrl_slipped }.fetch_add(1, Ordering::Relaxed);
+        let (s, by) = self.mine();
+        by.add(if dropped { &s.rrl_dropped } else { &s.rrl_slipped }, 1);
     }
 
     /// UDP answers rate limiting withheld and sent truncated, so far.
