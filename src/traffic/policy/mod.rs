@@ -253,6 +253,9 @@ impl Selection {
 pub trait Trace {
     /// Whether this is a real query, to be counted in metrics (explanations are not).
     const COUNTS: bool = true;
+    /// Whether notes are kept: a decision then also describes the endpoints it did not need
+    /// to look at.
+    const TRACES: bool = false;
 
     #[inline]
     fn note(&mut self, _depth: usize, _line: impl FnOnce() -> String) {}
@@ -272,6 +275,7 @@ impl Trace for Uncounted {
 /// Collects trace lines, indented by nesting depth.
 impl Trace for Vec<String> {
     const COUNTS: bool = false;
+    const TRACES: bool = true;
 
     fn note(&mut self, depth: usize, line: impl FnOnce() -> String) {
         self.push(format!("{}{}", "  ".repeat(depth), line()));
@@ -355,8 +359,164 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
         }
         None => {}
     }
-    let mut any_available = false;
-    let mut any_enabled = false;
+    // Traffic Manager's "all degraded" rule: with no endpoint available, every enabled one
+    // counts as available (`force`), or the profile answers NODATA or SERVFAIL. It only
+    // matters when the method picks nothing from the available endpoints (a pick means one
+    // was available), so serving asks it then and not before: most answers look at one or
+    // two endpoints, not all of them. An explanation lists every endpoint first, and so
+    // knows up front.
+    let mut force = false;
+    if T::TRACES {
+        let (any_available, any_enabled) = describe_endpoints(d, profile, depth, &fits);
+        if !any_available {
+            if !all_down(d, profile, depth, any_enabled) {
+                return;
+            }
+            force = true;
+        }
+    }
+    // Multivalue rotates its starting point so that clients limited to fewer answers than
+    // there are endpoints still spread over all of them. Drawn once, before the loop, so that
+    // a second pass answers as an explanation (which knows up front) does.
+    let n = profile.endpoints.len();
+    let start = match profile.method {
+        Method::MultiValue if n > 0 => d.rng.below(n as u64) as usize,
+        _ => 0,
+    };
+    let scope = d.sel.scope;
+    let pick = loop {
+        let ok = |id: EndpointId| {
+            fits(id)
+                && if force { enabled(p, id, signals) } else { available(p, id, signals, depth) }
+        };
+        let pick = match profile.method {
+            Method::MultiValue => {
+                multivalue(d, profile, depth, start, view, &ok);
+                if d.sel.len > 0 {
+                    return;
+                }
+                None
+            }
+            _ => method_pick(d, profile, depth, &ok),
+        };
+        if pick.is_some() || force {
+            break pick;
+        }
+        let (mut any_available, mut any_enabled) = (false, false);
+        for &id in profile.endpoints.iter().filter(|&&id| fits(id)) {
+            any_available |= available(p, id, signals, depth);
+            any_enabled |= enabled(p, id, signals);
+        }
+        if any_available {
+            break None;
+        }
+        // What the method narrowed the scope to does not matter to an answer that no
+        // endpoint is up (and an explanation never ran the method).
+        d.sel.scope = scope;
+        if !all_down(d, profile, depth, any_enabled) {
+            return;
+        }
+        force = true;
+    };
+    if profile.method == Method::MultiValue {
+        // Even with every enabled endpoint counted as available, there was nothing to answer.
+        d.sel.outcome = Outcome::NoData;
+        return;
+    }
+    let pick = match (&profile.burst, pick) {
+        (Some(b), Some(id)) => Some(spill(d, pid, b, id, depth, force, &fits)),
+        (Some(b), None) => {
+            // Nothing the method could pick; a Degraded primary still sends everything to an
+            // available overflow endpoint, within the geo-fence.
+            overflow_pick(d, pid, b, depth, b.sticky.then(|| sticky_unit(client.addr)), &fits)
+        }
+        (None, pick) => pick,
+    };
+    let Some(id) = pick else {
+        d.sel.outcome = Outcome::NoData;
+        return;
+    };
+    let e = &p.endpoints[id as usize];
+    match e.target {
+        Target::Profile(child) => {
+            d.trace.note(depth, || format!("chose nested endpoint {}: descending", e.name));
+            select_in(d, child, depth + 1);
+        }
+        _ => {
+            d.trace.note(depth, || format!("chose {}", e.name));
+            d.sel.push(id, view);
+        }
+    }
+}
+
+/// The method's pick among the endpoints `ok` accepts (every method but multivalue, which
+/// answers with several).
+fn method_pick<T: Trace>(
+    d: &mut Decision<'_, T>,
+    profile: &Profile,
+    depth: usize,
+    ok: &impl Fn(EndpointId) -> bool,
+) -> Option<EndpointId> {
+    let p = d.p;
+    match profile.method {
+        Method::Priority => {
+            let pick = profile.by_priority.iter().copied().find(|&id| ok(id));
+            d.trace.note(depth, || match pick {
+                Some(id) => format!(
+                    "priority: lowest available priority is {} ({})",
+                    p.endpoints[id as usize].priority, p.endpoints[id as usize].name
+                ),
+                None => "priority: nothing available".into(),
+            });
+            pick
+        }
+        Method::Weighted => weighted(d, profile, depth, ok),
+        Method::Geographic => geographic(d, profile, depth, ok),
+        // No location for the client: fall back to a weighted choice.
+        Method::Performance => {
+            performance(d, profile, depth, ok).or_else(|| weighted(d, profile, depth, ok))
+        }
+        Method::Subnet => subnet(d, profile, depth, ok),
+        Method::MultiValue => None,
+    }
+}
+
+/// Multivalue: every endpoint `ok` accepts, up to the profile's `max_answers`, into the
+/// selection, starting at the `start`th.
+fn multivalue<T: Trace>(
+    d: &mut Decision<'_, T>,
+    profile: &Profile,
+    depth: usize,
+    start: usize,
+    view: Option<u8>,
+    ok: &impl Fn(EndpointId) -> bool,
+) {
+    let n = profile.endpoints.len();
+    for k in 0..n {
+        let id = profile.endpoints[(start + k) % n];
+        if d.sel.len < profile.max_answers as usize && ok(id) {
+            d.sel.push(id, view);
+        }
+    }
+    let p = d.p;
+    d.trace.note(depth, || {
+        format!(
+            "multivalue: {} endpoint(s), starting at {}",
+            d.sel.len, p.endpoints[profile.endpoints[start] as usize].name
+        )
+    });
+}
+
+/// For an explanation: each endpoint the client may be answered with, available or not and
+/// why. Returns whether any is available, and whether any is enabled.
+fn describe_endpoints<T: Trace>(
+    d: &mut Decision<'_, T>,
+    profile: &Profile,
+    depth: usize,
+    fits: &impl Fn(EndpointId) -> bool,
+) -> (bool, bool) {
+    let (p, signals) = (d.p, d.signals);
+    let (mut any_available, mut any_enabled) = (false, false);
     for &id in profile.endpoints.iter().filter(|&&id| fits(id)) {
         let e = &p.endpoints[id as usize];
         let ok = available(p, id, signals, depth);
@@ -396,99 +556,33 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
             )
         });
     }
-    // Traffic Manager's "all degraded" rule, or the profile's own choice.
-    let force = !any_available;
-    if force {
-        match profile.when_all_down {
-            AllDown::ServeAll if any_enabled => {
-                d.trace.note(depth, || "no endpoint available: serving as if all enabled endpoints were (when_all_down = serve-all)".into());
-            }
-            AllDown::ServFail => {
-                d.trace.note(depth, || {
-                    "no endpoint available: SERVFAIL (when_all_down = servfail)".into()
-                });
-                d.sel.outcome = Outcome::ServFail;
-                return;
-            }
-            _ => {
-                d.trace.note(depth, || "no endpoint available: NODATA".into());
-                d.sel.outcome = Outcome::NoData;
-                return;
-            }
-        }
-    }
-    let ok = |id: EndpointId| {
-        fits(id) && if force { enabled(p, id, signals) } else { available(p, id, signals, depth) }
-    };
+    (any_available, any_enabled)
+}
 
-    let pick: Option<EndpointId> = match profile.method {
-        Method::Priority => {
-            let pick = profile.by_priority.iter().copied().find(|&id| ok(id));
-            d.trace.note(depth, || match pick {
-                Some(id) => format!(
-                    "priority: lowest available priority is {} ({})",
-                    p.endpoints[id as usize].priority, p.endpoints[id as usize].name
-                ),
-                None => "priority: nothing available".into(),
-            });
-            pick
+/// No endpoint is available: whether to go on as if every enabled endpoint were (`serve-all`
+/// with one enabled), or else the outcome the profile asks for, in the selection.
+fn all_down<T: Trace>(
+    d: &mut Decision<'_, T>,
+    profile: &Profile,
+    depth: usize,
+    any_enabled: bool,
+) -> bool {
+    match profile.when_all_down {
+        AllDown::ServeAll if any_enabled => {
+            d.trace.note(depth, || "no endpoint available: serving as if all enabled endpoints were (when_all_down = serve-all)".into());
+            true
         }
-        Method::Weighted => weighted(d, profile, depth, &ok),
-        Method::Geographic => geographic(d, profile, depth, &ok),
-        Method::Performance => {
-            let pick = performance(d, profile, depth, &ok);
-            match pick {
-                Some(_) => pick,
-                // No location for the client: fall back to a weighted choice.
-                None => weighted(d, profile, depth, &ok),
-            }
-        }
-        Method::Subnet => subnet(d, profile, depth, &ok),
-        Method::MultiValue => {
-            let n = profile.endpoints.len();
-            // Rotate the starting point so that clients limited to fewer answers than there
-            // are endpoints still spread over all of them.
-            let start = if n > 0 { d.rng.below(n as u64) as usize } else { 0 };
-            for k in 0..n {
-                let id = profile.endpoints[(start + k) % n];
-                if ok(id) && d.sel.len < profile.max_answers as usize {
-                    d.sel.push(id, view);
-                }
-            }
+        AllDown::ServFail => {
             d.trace.note(depth, || {
-                format!(
-                    "multivalue: {} endpoint(s), starting at {}",
-                    d.sel.len, p.endpoints[profile.endpoints[start] as usize].name
-                )
+                "no endpoint available: SERVFAIL (when_all_down = servfail)".into()
             });
-            if d.sel.len == 0 {
-                d.sel.outcome = Outcome::NoData;
-            }
-            return;
-        }
-    };
-    let pick = match (&profile.burst, pick) {
-        (Some(b), Some(id)) => Some(spill(d, pid, b, id, depth, force, &fits)),
-        (Some(b), None) => {
-            // Nothing the method could pick; a Degraded primary still sends everything to an
-            // available overflow endpoint, within the geo-fence.
-            overflow_pick(d, pid, b, depth, b.sticky.then(|| sticky_unit(client.addr)), &fits)
-        }
-        (None, pick) => pick,
-    };
-    let Some(id) = pick else {
-        d.sel.outcome = Outcome::NoData;
-        return;
-    };
-    let e = &p.endpoints[id as usize];
-    match e.target {
-        Target::Profile(child) => {
-            d.trace.note(depth, || format!("chose nested endpoint {}: descending", e.name));
-            select_in(d, child, depth + 1);
+            d.sel.outcome = Outcome::ServFail;
+            false
         }
         _ => {
-            d.trace.note(depth, || format!("chose {}", e.name));
-            d.sel.push(id, view);
+            d.trace.note(depth, || "no endpoint available: NODATA".into());
+            d.sel.outcome = Outcome::NoData;
+            false
         }
     }
 }

@@ -71,10 +71,22 @@ fn client(spec: &str) -> Client {
 }
 
 /// Runs the first profile and renders the result: `a,b scope=N`, `NODATA scope=N`, ...
+///
+/// Serving (`()`) and explaining (`Vec<String>`) take different paths through a decision (an
+/// explanation looks at every endpoint first, serving only when the method found nothing), so
+/// every fixture runs both and they must agree.
 fn run(p: &Policies, sig: &Signals, c: &Client, seed: u64) -> String {
     let mut sel = Selection::default();
     let mut trace = Vec::new();
     select(p, 0, sig, c, &mut Rng::new(seed), &mut sel, &mut trace);
+    let mut served = Selection::default();
+    select(p, 0, sig, c, &mut Rng::new(seed), &mut served, &mut ());
+    assert_eq!(
+        (served.chosen(), served.scope, served.outcome),
+        (sel.chosen(), sel.scope, sel.outcome),
+        "serving and explaining disagree; the explanation:\n{}",
+        trace.join("\n")
+    );
     let what = match sel.outcome {
         Outcome::Answer => sel
             .chosen()
@@ -346,6 +358,55 @@ address = "192.0.2.3"
         }
     }
     assert_eq!(seen.len(), 3, "rotation spreads answers over every endpoint");
+}
+
+/// With every endpoint down, each method answers as if the enabled ones were up (serve-all,
+/// the default), or NODATA or SERVFAIL as configured. Serving only looks at availability
+/// once the method has found nothing, so this runs through that second pass for each method.
+#[test]
+fn every_method_when_all_are_down() {
+    let down = "a=Degraded b=Stopped c=Degraded";
+    // Endpoints a, b (disabled) and c; `keys` gives them the lines their method needs.
+    let head = |method: &str, extra: &str| {
+        let keys = match method {
+            "subnet" => ["subnets = [\"10.1.0.0/16\"]\n", "", ""],
+            "geographic" => ["geo = [\"DE\"]\n", "geo = [\"JP\"]\n", "geo = [\"WORLD\"]\n"],
+            _ => ["", "", ""],
+        };
+        format!(
+            "[[profile]]\nname = \"www\"\nmethod = \"{method}\"\n{extra}\
+             [[profile.endpoint]]\nname = \"a\"\naddress = \"192.0.2.1\"\nweight = 1\n{}\
+             [[profile.endpoint]]\nname = \"b\"\naddress = \"192.0.2.2\"\nweight = 3\nenabled = false\n{}\
+             [[profile.endpoint]]\nname = \"c\"\naddress = \"192.0.2.3\"\nweight = 2\n{}",
+            keys[0], keys[1], keys[2]
+        )
+    };
+    let cases: [(&str, &str, &str, &str); 6] = [
+        ("priority", "", "10.1.2.3", "a scope=0"),
+        ("weighted", "", "10.1.2.3", "?"),
+        ("multivalue", "max_answers = 3\n", "10.1.2.3", "?"),
+        ("subnet", "", "10.1.2.3", "a scope=16"),
+        ("geographic", "", "10.1.2.3 cc=DE", "a scope=0"),
+        ("geographic", "", "10.1.2.3 cc=FR", "c scope=0"),
+    ];
+    for (method, extra, c, want) in cases {
+        let p = policies(&head(method, extra));
+        for seed in 0..20 {
+            let got = run(&p, &signals(&p, down), &client(c), seed);
+            match method {
+                // The disabled endpoint is never served, even now.
+                "weighted" => assert!(got == "a scope=0" || got == "c scope=0", "{got}"),
+                "multivalue" => assert!(got == "a,c scope=0" || got == "c,a scope=0", "{got}"),
+                _ => assert_eq!(got, want, "{method}, client {c}"),
+            }
+        }
+        for (rule, want) in [("nodata", "NODATA scope=0"), ("servfail", "SERVFAIL scope=0")] {
+            let extra = format!("{extra}when_all_down = \"{rule}\"\n");
+            let p = policies(&head(method, &extra));
+            let got = run(&p, &signals(&p, down), &client(c), 1);
+            assert_eq!(got, want, "{method} with when_all_down = {rule}, client {c}");
+        }
+    }
 }
 
 const SUBNET: &str = r#"
