@@ -134,25 +134,25 @@ pub(crate) fn query<'a>(
         tsig: false,
     };
     // The question name: plain labels only. A compression pointer in the first name of a
-    // message can only point backwards into the header, which is never a valid name.
-    let (mut pos, mut name_len) = (HEADER_LEN, 0);
+    // message can only point backwards into the header, which is never a valid name. The
+    // labels are walked first and then copied in one piece.
+    let mut pos = HEADER_LEN;
     loop {
         let len = *msg.get(pos).ok_or(Reject::FormErr)? as usize;
         if len & 0xc0 != 0 {
             return Err(Reject::FormErr);
         }
-        if name_len + len + 1 > MAX_NAME_LEN {
+        pos += 1 + len;
+        if pos - HEADER_LEN > MAX_NAME_LEN {
             return Err(Reject::FormErr);
         }
-        let label = msg.get(pos..pos + 1 + len).ok_or(Reject::FormErr)?;
-        name[name_len..name_len + label.len()].copy_from_slice(label);
-        name_len += label.len();
-        pos += 1 + len;
         if len == 0 {
             break;
         }
     }
-    let name = &mut name[..name_len];
+    let name = &mut name[..pos - HEADER_LEN];
+    name.copy_from_slice(msg.get(HEADER_LEN..pos).ok_or(Reject::FormErr)?);
+    // Length bytes are at most 63, below 'A', so lowercasing the whole name leaves them be.
     crate::dns::name::lowercase_in_place(name);
     q.qname = name;
     q.qtype = u16_at(msg, pos).ok_or(Reject::FormErr)?;

@@ -155,13 +155,15 @@ pub fn resolve_traced<T: Trace>(
 ) -> Option<Answer> {
     let opts = Options { ecs: snap.settings.ecs, cookies: snap.settings.cookies.is_some() };
     let mut name = [0u8; crate::dns::name::MAX_NAME_LEN];
-    let q = match decode::query(query, opts, &mut name) {
+    // Matched by reference: moving the decoded query out of the `Result` copied it.
+    let decoded = decode::query(query, opts, &mut name);
+    let q = match &decoded {
         Ok(q) => q,
         Err(Reject::Drop) => {
             trace.note(0, || "no header, or a response: nothing is sent".into());
             return None;
         }
-        Err(reject) => {
+        &Err(reject) => {
             let (id, flags) = decode::header(query)?;
             let (rcode, echo) = match reject {
                 // Knot's choice, and the safe one: of an unknown opcode's flags only RD is
@@ -286,7 +288,7 @@ pub fn resolve_traced<T: Trace>(
     let mut meta = Meta { rcode: rcode::NOERROR, aa: false, scope: 0, rrl: RrlKey::Question };
     let result = match tsig_reply {
         Some((_, tsig::Verified::Ok { .. })) | None => {
-            answer(snap, &q, client, rng, &mut w, &mut meta, trace)
+            answer(snap, q, client, rng, &mut w, &mut meta, trace)
         }
         Some(_) => {
             meta.rcode = rcode::NOTAUTH;
@@ -304,7 +306,7 @@ pub fn resolve_traced<T: Trace>(
     if q.ecs.is_some_and(|e| e.source == 0) {
         meta.scope = 0;
     }
-    let rc = finish(&mut w, &q, meta, if truncated { TC } else { 0 }, extra);
+    let rc = finish(&mut w, q, meta, if truncated { TC } else { 0 }, extra);
     trace.note(0, || {
         format!(
             "{}{}, ECS scope /{}",
@@ -489,9 +491,12 @@ fn answer<T: Trace>(
 
     // The name currently being answered: the question name, then each CNAME target in turn.
     // `at` is where an uncompressed copy of it sits in the message, for compression pointers.
-    let mut cur = Cur { name: qname, labels, apex_label, at: HEADER_LEN };
+    // Where each CNAME target's label offsets go: `Cur` borrows them rather than carrying
+    // 129 bytes it would copy at every step.
+    let mut target_labels;
+    let mut cur = Cur { name: qname, labels: &labels, apex_label, at: HEADER_LEN };
     for step in 0..=MAX_CHAIN {
-        let node = match zone.lookup(cur.name, &cur.labels, cur.apex_label, q.qtype == T_DS) {
+        let node = match zone.lookup(cur.name, cur.labels, cur.apex_label, q.qtype == T_DS) {
             Found::Referral { node, label } => {
                 if step > 0 {
                     // A CNAME led into a delegated child: the answer so far stands.
@@ -527,8 +532,9 @@ fn answer<T: Trace>(
             return Ok(());
         }
         let zone_labels = cur.labels.count() - cur.apex_label;
-        let labels = Labels::new(target);
-        cur = Cur { name: target, labels, apex_label: labels.count() - zone_labels, at: rdata_at };
+        target_labels = Labels::new(target);
+        let apex_label = target_labels.count() - zone_labels;
+        cur = Cur { name: target, labels: &target_labels, apex_label, at: rdata_at };
     }
     Ok(())
 }
@@ -695,7 +701,7 @@ fn negative(zone: &Zone, cur: &Cur<'_>, w: &mut Writer<'_>) -> Result<(), Full> 
 /// The name being answered and where it sits in the message.
 struct Cur<'a> {
     name: &'a [u8],
-    labels: Labels,
+    labels: &'a Labels,
     apex_label: usize,
     at: usize,
 }
@@ -740,6 +746,9 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Inlined everywhere, so that a put of a fixed-size array is a few moves, not a call
+    /// to `memcpy`.
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) -> Result<(), Full> {
         let end = self.pos + bytes.len();
         if end > self.limit {
@@ -820,10 +829,11 @@ impl Writer<'_> {
         rdata: &[u8],
     ) -> Result<usize, Full> {
         self.name(owner)?;
-        self.put(&rtype.to_be_bytes())?;
-        self.put(&1u16.to_be_bytes())?;
-        self.put(&ttl.to_be_bytes())?;
-        self.put(&(rdata.len() as u16).to_be_bytes())?;
+        let [t0, t1] = rtype.to_be_bytes();
+        let [l0, l1] = (rdata.len() as u16).to_be_bytes();
+        let [s0, s1, s2, s3] = ttl.to_be_bytes();
+        // Type, class IN, TTL and RDLENGTH in one fixed-size put.
+        self.put(&[t0, t1, 0, 1, s0, s1, s2, s3, l0, l1])?;
         let at = self.pos;
         self.put(rdata)?;
         self.counts[1] += 1;
@@ -882,19 +892,23 @@ impl Writer<'_> {
     ) -> Result<(), Full> {
         let ext = (rcode >> 4) as u8;
         let flags: u8 = if e.dnssec_ok { 0x80 } else { 0 };
-        self.put(&[0, 0, T_OPT as u8])?;
-        self.put(&self.payload.to_be_bytes())?;
-        self.put(&[ext, 0, flags, 0])?;
         let ecs_len = ecs.map_or(0, |c| 8 + c.raw_len as usize);
-        self.put(&((ecs_len + extra.len()) as u16).to_be_bytes())?;
+        // The record's fixed part and the Client Subnet option, assembled here and put in one
+        // copy: this is written into every answer to an EDNS query.
+        let mut head = [0u8; OPT_LEN + 8 + 16];
+        head[2] = T_OPT as u8;
+        head[3..5].copy_from_slice(&self.payload.to_be_bytes());
+        head[5..9].copy_from_slice(&[ext, 0, flags, 0]);
+        head[9..11].copy_from_slice(&((ecs_len + extra.len()) as u16).to_be_bytes());
         if let Some(c) = ecs {
-            let n = c.raw_len as usize;
-            self.put(&OPT_ECS.to_be_bytes())?;
-            self.put(&(4 + n as u16).to_be_bytes())?;
-            self.put(&c.family.to_be_bytes())?;
-            self.put(&[c.source, scope])?;
-            self.put(&c.raw[..n])?;
+            let n = c.raw_len as u16;
+            head[11..13].copy_from_slice(&OPT_ECS.to_be_bytes());
+            head[13..15].copy_from_slice(&(4 + n).to_be_bytes());
+            head[15..17].copy_from_slice(&c.family.to_be_bytes());
+            head[17..19].copy_from_slice(&[c.source, scope]);
+            head[19..].copy_from_slice(&c.raw);
         }
+        self.put(&head[..OPT_LEN + ecs_len])?;
         if let Some(n) = extra.nsid {
             self.put(&OPT_NSID.to_be_bytes())?;
             self.put(&(n.len() as u16).to_be_bytes())?;
