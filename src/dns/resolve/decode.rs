@@ -306,8 +306,11 @@ fn client_subnet(d: &[u8]) -> Result<Ecs, Reject> {
     if source % 8 != 0 && addr[addr.len() - 1] & (0xff >> (source % 8)) != 0 {
         return Err(Reject::FormErr);
     }
+    // At most 16 bytes (checked above): a byte loop, where a slice copy is a call to memcpy.
     let mut raw = [0u8; 16];
-    raw[..addr.len()].copy_from_slice(addr);
+    for (r, a) in raw.iter_mut().zip(addr) {
+        *r = *a;
+    }
     let ip = if family == 1 {
         IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
     } else {

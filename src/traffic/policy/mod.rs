@@ -310,11 +310,22 @@ pub(super) struct Decision<'a, T> {
 
 /// Whether an endpoint can be answered with: enabled, its status serves, and for a nested
 /// profile, enough of the child's endpoints are available.
+#[inline]
 pub fn available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) -> bool {
-    let e = &p.endpoints[id as usize];
     if !enabled(p, id, signals) || !signals.status(id).serves() {
         return false;
     }
+    match p.endpoints[id as usize].target {
+        Target::Profile(_) => child_available(p, id, signals, depth),
+        _ => true,
+    }
+}
+
+/// For an enabled, serving endpoint that is a nested profile: whether enough of the child's
+/// endpoints are available. Out of line, so that the common case above inlines.
+#[inline(never)]
+fn child_available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) -> bool {
+    let e = &p.endpoints[id as usize];
     match e.target {
         Target::Profile(child) if depth < MAX_DEPTH => {
             let (mut all, mut v4, mut v6) = (0u32, 0u32, 0u32);
