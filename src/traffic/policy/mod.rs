@@ -326,23 +326,21 @@ pub fn available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) 
 #[inline(never)]
 fn child_available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) -> bool {
     let e = &p.endpoints[id as usize];
-    match e.target {
-        Target::Profile(child) if depth < MAX_DEPTH => {
-            let (mut all, mut v4, mut v6) = (0u32, 0u32, 0u32);
-            for &c in p.profiles[child as usize].endpoints.iter() {
-                if available(p, c, signals, depth + 1) {
-                    all += 1;
-                    if let Target::Addresses { v4: a, v6: b } = &p.endpoints[c as usize].target {
-                        v4 += (!a.is_empty()) as u32;
-                        v6 += (!b.is_empty()) as u32;
-                    }
-                }
-            }
-            all >= e.min_child_endpoints && v4 >= e.min_child_ipv4 && v6 >= e.min_child_ipv6
-        }
-        Target::Profile(_) => false,
-        _ => true,
+    let Target::Profile(child) = e.target else { return true };
+    if depth >= MAX_DEPTH {
+        return false;
     }
+    let (mut all, mut v4, mut v6) = (0u32, 0u32, 0u32);
+    for &c in p.profiles[child as usize].endpoints.iter() {
+        if available(p, c, signals, depth + 1) {
+            all += 1;
+            if let Target::Addresses { v4: a, v6: b } = &p.endpoints[c as usize].target {
+                v4 += (!a.is_empty()) as u32;
+                v6 += (!b.is_empty()) as u32;
+            }
+        }
+    }
+    all >= e.min_child_endpoints && v4 >= e.min_child_ipv4 && v6 >= e.min_child_ipv6
 }
 
 fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
