@@ -405,20 +405,20 @@ mod tests {
         // City layout: the country, its Traffic Manager group from the country table, and the
         // coordinates given (not the centroid); state1 is a name, not an ISO code: ignored.
         let l = geo.lookup("10.2.3.4".parse().unwrap());
-        assert!(l.found);
-        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "DE");
-        assert_eq!(crate::traffic::geo::GROUPS[l.group.unwrap() as usize], "GEO-EU");
-        assert_eq!(l.location.map(|x| (x.lat, x.lon)), Some((50.11, 8.68)));
-        assert!(!l.location_is_centroid);
-        assert!(l.subdivision.is_none());
+        assert!(l.record.found);
+        assert_eq!(Region::Country(l.record.country.unwrap()).to_string(), "DE");
+        assert_eq!(crate::traffic::geo::GROUPS[l.record.group.unwrap() as usize], "GEO-EU");
+        assert_eq!(l.record.location.map(|x| (x.lat, x.lon)), Some((50.11, 8.68)));
+        assert!(!l.record.location_is_centroid);
+        assert!(l.record.subdivision.is_none());
         // Country layout: the centroid stands in for a location, for the performance method.
         let l = geo.lookup("10.1.2.3".parse().unwrap());
-        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "JP");
-        assert_eq!(crate::traffic::geo::GROUPS[l.group.unwrap() as usize], "GEO-AS");
-        assert!(l.location_is_centroid && l.location.is_some());
+        assert_eq!(Region::Country(l.record.country.unwrap()).to_string(), "JP");
+        assert_eq!(crate::traffic::geo::GROUPS[l.record.group.unwrap() as usize], "GEO-AS");
+        assert!(l.record.location_is_centroid && l.record.location.is_some());
         let l = geo.lookup("2001:db8::1".parse().unwrap());
-        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "BR");
-        assert_eq!(crate::traffic::geo::GROUPS[l.group.unwrap() as usize], "GEO-SA");
+        assert_eq!(Region::Country(l.record.country.unwrap()).to_string(), "BR");
+        assert_eq!(crate::traffic::geo::GROUPS[l.record.group.unwrap() as usize], "GEO-SA");
     }
 
     #[test]
@@ -428,22 +428,22 @@ mod tests {
                       10.1.0.0/16,US,NA,US-WA,47.6,-122.3\n\
                       2001:db8::/32,JP,AS,,,\n");
         let l = geo.lookup("10.2.3.4".parse().unwrap());
-        assert!(l.found);
-        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "DE");
+        assert!(l.record.found);
+        assert_eq!(Region::Country(l.record.country.unwrap()).to_string(), "DE");
         // Not /8: 10.1.0.0/16 splits the /8 in the tree, and 10.2.3.4 is found at the node for
         // 10.2.0.0/15, the largest block around it that shares its answer (the right ECS scope).
         assert_eq!(l.prefix, 15);
         assert_eq!(geo.lookup("10.200.0.1".parse().unwrap()).prefix, 9);
-        assert_eq!(l.location.map(|x| x.lat), Some(50.1));
+        assert_eq!(l.record.location.map(|x| x.lat), Some(50.1));
         let l = geo.lookup("10.1.200.1".parse().unwrap());
-        assert_eq!(Region::Subdivision(l.subdivision.unwrap()).to_string(), "US-WA");
+        assert_eq!(Region::Subdivision(l.record.subdivision.unwrap()).to_string(), "US-WA");
         assert_eq!(l.prefix, 16);
         let l = geo.lookup("2001:db8::1".parse().unwrap());
-        assert_eq!(Region::Country(l.country.unwrap()).to_string(), "JP");
-        assert!(l.location_is_centroid, "no coordinates: the country centroid stands in");
+        assert_eq!(Region::Country(l.record.country.unwrap()).to_string(), "JP");
+        assert!(l.record.location_is_centroid, "no coordinates: the country centroid stands in");
         assert_eq!(l.prefix, 32);
         let l = geo.lookup("192.0.2.1".parse().unwrap());
-        assert!(!l.found);
+        assert!(!l.record.found);
     }
 
     /// The flat tables answer exactly what a walk of the MaxMind tree answers: for every
@@ -497,9 +497,9 @@ mod tests {
             for ip in probes {
                 let want = crate::traffic::geo::tree_lookup(&reader, ip);
                 let got = geo.lookup(ip);
-                assert_eq!(got.value.is_some(), got.found, "{what}: {ip}");
+                assert_eq!(got.record.value.is_some(), got.record.found, "{what}: {ip}");
                 assert_eq!(
-                    crate::traffic::geo::GeoInfo { value: None, ..got },
+                    (crate::traffic::geo::GeoInfo { value: None, ..*got.record }, got.prefix),
                     want,
                     "{what}: {ip}"
                 );

@@ -44,8 +44,8 @@ pub struct Location {
     pub lon: f64,
 }
 
-/// What GeoIP says about one client address. Plain integers: built per query without
-/// allocating.
+/// What Meridian reads of one GeoIP record. The database's distinct records are compiled
+/// once; a lookup hands out a reference to one of them (see [`Geo`]), never a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GeoInfo {
     pub country: Option<u16>,
@@ -54,14 +54,39 @@ pub struct GeoInfo {
     pub location: Option<Location>,
     /// True when `location` is the country's centroid (the database had no coordinates).
     pub location_is_centroid: bool,
-    /// The prefix length of the database network that matched: how far the answer depends on
-    /// the client address (the ECS scope).
-    pub prefix: u8,
     /// False when the database has no record for the address.
     pub found: bool,
     /// Which of the database's distinct records this is (its index + 1), so that what a
     /// profile derives from a record can be computed once per record at snapshot build.
     pub value: Option<std::num::NonZeroU32>,
+}
+
+impl GeoInfo {
+    /// No record: what an address the database does not cover reads as.
+    pub const NONE: GeoInfo = GeoInfo {
+        country: None,
+        group: None,
+        subdivision: None,
+        location: None,
+        location_is_centroid: false,
+        found: false,
+        value: None,
+    };
+}
+
+/// What GeoIP says about one client address: the record of the network it falls in, and that
+/// network's prefix length (how far the answer depends on the address: the ECS scope).
+/// Two words, passed in registers: a copy of the 56-byte record per query cost geographic
+/// answers stalls that instruction counts did not show.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geo<'a> {
+    pub record: &'a GeoInfo,
+    pub prefix: u8,
+}
+
+impl Geo<'_> {
+    /// No record and no network (no database, or a method that did not need one).
+    pub const NONE: Geo<'static> = Geo { record: &GeoInfo::NONE, prefix: 0 };
 }
 
 const COUNTRY_CSV: &str = include_str!("countries.csv");
@@ -511,12 +536,13 @@ impl GeoDb {
     }
 
     /// Looks up one address. Never fails: an address the database does not know gives a
-    /// `GeoInfo` with `found = false` (and the prefix of the network it falls in, when the
-    /// database covers it).
+    /// The record of the network `ip` falls in and that network's prefix; a record with
+    /// `found = false` (and the prefix of the network it falls in, when the database covers
+    /// it) when there is none.
     // Kept out of line: inlined into `resolve` it cost every static answer ~70 instructions
     // (register pressure in the common path), measured with callgrind.
     #[inline(never)]
-    pub fn lookup(&self, ip: IpAddr) -> GeoInfo {
+    pub fn lookup(&self, ip: IpAddr) -> Geo<'_> {
         let found = match ip {
             IpAddr::V4(a) => self.v4.find(u32::from(a), last4),
             IpAddr::V6(a) => {
@@ -540,13 +566,8 @@ impl GeoDb {
                 }
             }
         };
-        let Some((value, prefix)) = found else { return GeoInfo::default() };
-        let mut info = match self.values.get(value as usize) {
-            Some(v) => *v,
-            None => GeoInfo::default(),
-        };
-        info.prefix = prefix;
-        info
+        let Some((value, prefix)) = found else { return Geo::NONE };
+        Geo { record: self.values.get(value as usize).unwrap_or(&GeoInfo::NONE), prefix }
     }
 }
 
@@ -581,17 +602,11 @@ fn info_from(rec: Record<'_>) -> GeoInfo {
 
 /// The tree walk the tables replace, for tests to hold them to it.
 #[cfg(test)]
-pub(crate) fn tree_lookup(reader: &maxminddb::Reader<Vec<u8>>, ip: IpAddr) -> GeoInfo {
-    let mut info = GeoInfo::default();
-    let Ok(result) = reader.lookup(ip) else { return info };
-    if let Ok(net) = result.network() {
-        info.prefix = net.prefix();
-    }
-    let Ok(Some(rec)) = result.decode::<Record<'_>>() else { return info };
-    let prefix = info.prefix;
-    info = info_from(rec);
-    info.prefix = prefix;
-    info
+pub(crate) fn tree_lookup(reader: &maxminddb::Reader<Vec<u8>>, ip: IpAddr) -> (GeoInfo, u8) {
+    let Ok(result) = reader.lookup(ip) else { return (GeoInfo::NONE, 0) };
+    let prefix = result.network().map_or(0, |net| net.prefix());
+    let Ok(Some(rec)) = result.decode::<Record<'_>>() else { return (GeoInfo::NONE, prefix) };
+    (info_from(rec), prefix)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::rng::{mix, sticky_prefix};
 use super::spill::{at_weight, total_weight};
 use super::*;
-use crate::traffic::geo::{self, GeoInfo, Region};
+use crate::traffic::geo::{self, Geo, GeoInfo, Region};
 
 pub(super) fn weighted<T: Trace>(
     d: &mut Decision<'_, T>,
@@ -54,17 +54,18 @@ pub(super) fn weighted<T: Trace>(
     pick
 }
 
-pub(super) fn geo_info<T: Trace>(
-    client: &Client,
+pub(super) fn geo_info<'g, T: Trace>(
+    client: &Client<'g>,
     sel: &mut Selection,
     trace: &mut T,
     depth: usize,
-) -> Option<GeoInfo> {
-    let g = client.geo?;
-    sel.scope = sel.scope.max(g.prefix);
+) -> Option<Geo<'g>> {
+    let geo = client.geo?;
+    sel.scope = sel.scope.max(geo.prefix);
     trace.note(depth, || {
+        let g = geo.record;
         if !g.found {
-            return format!("GeoIP: no record for {} (network /{})", client.addr, g.prefix);
+            return format!("GeoIP: no record for {} (network /{})", client.addr, geo.prefix);
         }
         let mut s = String::from("GeoIP:");
         if let Some(c) = g.country {
@@ -84,9 +85,9 @@ pub(super) fn geo_info<T: Trace>(
                 if g.location_is_centroid { " (country centroid)" } else { "" }
             );
         }
-        s + &format!(" (network /{})", g.prefix)
+        s + &format!(" (network /{})", geo.prefix)
     });
-    Some(g)
+    Some(geo)
 }
 
 /// The view a client is in, if the profile has views; the decision's scope grows to the
@@ -130,12 +131,12 @@ pub(super) fn geographic<T: Trace>(
 ) -> Option<EndpointId> {
     let (p, client) = (d.p, d.client);
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
-    let g = geo_info(client, sel, trace, depth).unwrap_or_default();
+    let g = geo_info(client, sel, trace, depth).map_or(&GeoInfo::NONE, |g| g.record);
     let map = &profile.geo_map;
     // The region search was done for every GeoIP record at snapshot build.
     let matched = match g.value.and_then(|v| profile.by_record.pick.get(v.get() as usize - 1)) {
         Some(&i) => map.get(i as usize).copied(),
-        None => client_regions(&g)
+        None => client_regions(g)
             .into_iter()
             .flatten()
             .find_map(|r| map.binary_search_by(|(k, _)| k.cmp(&r)).ok().map(|i| map[i])),
@@ -167,7 +168,7 @@ pub(super) fn performance<T: Trace>(
 ) -> Option<EndpointId> {
     let (p, client) = (d.p, d.client);
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
-    let g = geo_info(client, sel, trace, depth);
+    let g = geo_info(client, sel, trace, depth).map(|g| g.record);
     let Some(here) = g.and_then(|g| g.location) else {
         trace.note(depth, || {
             "performance: no location for the client; falling back to weights".into()

@@ -22,7 +22,7 @@ pub use signals::Signals;
 
 use crate::dns::name::Name;
 use crate::live::EndpointKey;
-use crate::traffic::geo::{GeoInfo, Location, Region};
+use crate::traffic::geo::{Geo, Location, Region};
 use methods::{client_view, geographic, performance, subnet, weighted};
 use spill::{overflow_pick, spill, sticky_unit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -196,9 +196,9 @@ pub fn enabled(p: &Policies, id: EndpointId, signals: &Signals) -> bool {
 /// Who is asking: the address that stands for the client (the ECS address when the query had
 /// one, else the packet's source) and, when a method needs it, its GeoIP record.
 #[derive(Debug, Clone, Copy)]
-pub struct Client {
+pub struct Client<'g> {
     pub addr: IpAddr,
-    pub geo: Option<GeoInfo>,
+    pub geo: Option<Geo<'g>>,
 }
 
 /// How a decision ended.
@@ -287,7 +287,7 @@ pub fn select<T: Trace>(
     p: &Policies,
     pid: ProfileId,
     signals: &Signals,
-    client: &Client,
+    client: &Client<'_>,
     rng: &mut Rng,
     sel: &mut Selection,
     trace: &mut T,
@@ -302,7 +302,7 @@ pub fn select<T: Trace>(
 pub(super) struct Decision<'a, T> {
     pub(super) p: &'a Policies,
     pub(super) signals: &'a Signals,
-    pub(super) client: &'a Client,
+    pub(super) client: &'a Client<'a>,
     pub(super) rng: &'a mut Rng,
     pub(super) sel: &'a mut Selection,
     pub(super) trace: &'a mut T,

@@ -128,7 +128,8 @@ pub(super) fn overflow_pick<T>(
 ) -> Option<EndpointId> {
     let (p, signals, client) = (d.p, d.signals, d.client);
     let profile = &p.profiles[pid as usize];
-    let regions = client_regions(&client.geo.unwrap_or_default());
+    let regions =
+        client_regions(client.geo.map_or(&crate::traffic::geo::GeoInfo::NONE, |g| g.record));
     // Neither the geo-fence nor the client's view may be crossed by a spill.
     let allowed = |id: EndpointId| {
         fits(id)
