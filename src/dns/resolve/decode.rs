@@ -45,15 +45,23 @@ pub(crate) struct Edns {
 }
 
 /// An EDNS Client Subnet option from a query (RFC 7871 §6), validated.
+///
+/// The address bytes as sent are not kept: they are the first [`Ecs::addr_len`] bytes of
+/// `addr` (validation made every bit past the source prefix zero), and are echoed from there.
+/// Keeping a copy cost every ECS answer stalls: bytes stored one at a time and read back as
+/// one wide load cannot be forwarded from the store buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ecs {
-    pub family: u16,
     pub source: u8,
-    /// The address, zero beyond the source prefix.
+    /// The address, zero beyond the source prefix; its family is the option's FAMILY.
     pub addr: IpAddr,
-    /// The address bytes as sent (`ceil(source / 8)` of them), echoed in the answer.
-    pub raw: [u8; 16],
-    pub raw_len: u8,
+}
+
+impl Ecs {
+    /// How many address bytes the option carries: `ceil(source / 8)`.
+    pub fn addr_len(&self) -> usize {
+        (self.source as usize).div_ceil(8)
+    }
 }
 
 /// A decoded query. `question` is the raw question section as sent, echoed verbatim so the
@@ -291,6 +299,7 @@ fn check_options(
 /// RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in queries), then exactly
 /// enough address bytes for the source prefix, with the bits past it zero. Anything else is
 /// FORMERR (§7.1.1 leaves no room for guessing).
+#[inline]
 fn client_subnet(d: &[u8]) -> Result<Ecs, Reject> {
     let (head, addr) = d.split_first_chunk::<4>().ok_or(Reject::FormErr)?;
     let [f0, f1, source, scope] = *head;
@@ -306,15 +315,16 @@ fn client_subnet(d: &[u8]) -> Result<Ecs, Reject> {
     if source % 8 != 0 && addr[addr.len() - 1] & (0xff >> (source % 8)) != 0 {
         return Err(Reject::FormErr);
     }
-    // At most 16 bytes (checked above): a byte loop, where a slice copy is a call to memcpy.
-    let mut raw = [0u8; 16];
-    for (r, a) in raw.iter_mut().zip(addr) {
-        *r = *a;
-    }
-    let ip = if family == 1 {
-        IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(raw))
+    // The bytes are folded into an integer in registers (at most 16 of them, checked above),
+    // rather than copied into an array that is then read back whole.
+    let fold = |width: u32| {
+        let v = addr.iter().fold(0u128, |v, &b| v << 8 | b as u128);
+        // No bytes (source 0) shifts a zero by the whole width: no shift at all.
+        v.checked_shl(width - 8 * addr.len() as u32).unwrap_or(0)
     };
-    Ok(Ecs { family, source, addr: ip, raw, raw_len: addr.len() as u8 })
+    let addr = match family {
+        1 => IpAddr::V4(Ipv4Addr::from(fold(32) as u32)),
+        _ => IpAddr::V6(Ipv6Addr::from(fold(128))),
+    };
+    Ok(Ecs { source, addr })
 }
