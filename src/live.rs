@@ -361,6 +361,20 @@ impl EndpointLive {
         Status::from_u8(self.status.load(Ordering::Relaxed))
     }
 
+    /// Enabled (by the admin override, else by the configuration's `configured`) and served
+    /// by the probes' verdict: what every answer asks of each endpoint it looks at, so it reads
+    /// the two bytes as they are stored rather than through the enums.
+    #[inline]
+    pub fn serves(&self, configured: bool) -> bool {
+        const SERVES: u32 = 1 << Status::CheckingEndpoint as u8 | 1 << Status::Online as u8;
+        let admin = self.admin.load(Ordering::Relaxed);
+        let enabled =
+            (admin == Override::Enabled as u8) | (configured & (admin != Override::Disabled as u8));
+        let status = self.status.load(Ordering::Relaxed);
+        // Every value past Stopped reads as Unmonitored (see Status::from_u8).
+        enabled & (status > Status::Stopped as u8 || SERVES >> status & 1 != 0)
+    }
+
     #[inline]
     pub fn admin(&self) -> Override {
         match self.admin.load(Ordering::Relaxed) {
@@ -586,6 +600,28 @@ mod tests {
             assert!(slots.iter().filter(|&&s| s == i).count() <= 1, "slot {i}: {slots:?}");
         }
         assert!(slots.contains(&(SHARDS - 1)), "{threads} threads and no one shared: {slots:?}");
+    }
+
+    /// The byte-level check answers as the enums do, for every status, override and
+    /// configured state.
+    #[test]
+    fn serves_reads_the_bytes_as_the_enums_do() {
+        use Status::*;
+        for status in [CheckingEndpoint, Online, Degraded, Disabled, Stopped, Unmonitored] {
+            for admin in [Override::None, Override::Disabled, Override::Enabled] {
+                for configured in [false, true] {
+                    let e = EndpointLive::new(status);
+                    e.set_admin(admin);
+                    let enabled = match admin {
+                        Override::Disabled => false,
+                        Override::Enabled => true,
+                        Override::None => configured,
+                    };
+                    let want = enabled && status.serves();
+                    assert_eq!(e.serves(configured), want, "{status:?} {admin:?} {configured}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -312,10 +312,11 @@ pub(super) struct Decision<'a, T> {
 /// profile, enough of the child's endpoints are available.
 #[inline]
 pub fn available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) -> bool {
-    if !enabled(p, id, signals) || !signals.status(id).serves() {
+    let e = &p.endpoints[id as usize];
+    if !signals.endpoint(id).serves(e.enabled) {
         return false;
     }
-    match p.endpoints[id as usize].target {
+    match e.target {
         Target::Profile(_) => child_available(p, id, signals, depth),
         _ => true,
     }
