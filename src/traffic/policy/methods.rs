@@ -1,7 +1,7 @@
 //! The routing methods that need more than a line: weighted (plain and sticky), geographic,
 //! performance and subnet, and the views and regions a client is in.
 
-use super::rng::{mix, sticky_prefix};
+use super::rng::{NEG_LN_ERROR, mix, neg_ln, open_unit, sticky_prefix};
 use super::spill::{at_weight, total_weight};
 use super::*;
 use crate::traffic::geo::{self, Geo, GeoInfo, Region};
@@ -20,23 +20,18 @@ pub(super) fn weighted<T: Trace>(
         // the clients it held move.
         let (prefix, len) = sticky_prefix(client.addr);
         sel.scope = sel.scope.max(len);
-        let mut best: Option<(f64, EndpointId)> = None;
-        for &id in profile.endpoints.iter().filter(|&&id| ok(id)) {
+        let best = rendezvous(profile.endpoints.iter().filter(|&&id| ok(id)).map(|&id| {
             let e = &p.endpoints[id as usize];
             let h = mix(prefix as u64 ^ mix((prefix >> 64) as u64 ^ e.key_hash));
-            let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-            let score = e.weight as f64 / -u.ln();
-            if best.is_none_or(|(s, _)| score > s) {
-                best = Some((score, id));
-            }
-        }
+            (e.weight as f64, open_unit(h), id)
+        }));
         trace.note(depth, || {
             format!(
                 "weighted, sticky by client prefix /{len}: rendezvous hash picks {}",
-                best.map_or("nothing", |(_, id)| p.endpoints[id as usize].name.as_str())
+                best.map_or("nothing", |id| p.endpoints[id as usize].name.as_str())
             )
         });
-        return best.map(|(_, id)| id);
+        return best;
     }
     let candidates = || profile.endpoints.iter().copied().filter(|&id| ok(id));
     let total = total_weight(p, candidates());
@@ -52,6 +47,45 @@ pub(super) fn weighted<T: Trace>(
         )
     });
     pick
+}
+
+/// Weighted rendezvous: of the candidates `(weight, draw in (0, 1], id)`, the one with the
+/// highest `weight / −ln(draw)`, the first of equals. Ranked first by the inline logarithm as
+/// `−ln(draw) · (1/weight)`, lowest first, keeping the runner-up: the divisions then stay off
+/// the path an answer waits for, as `1/weight` does not depend on the hash. When the winner
+/// leads by more than the error of both keys, libm's scores (what every version has answered
+/// with) rank it first too. Closer than that, which is rare, they decide, so the choice is
+/// libm's to the last bit.
+pub(super) fn rendezvous(
+    candidates: impl Iterator<Item = (f64, f64, EndpointId)> + Clone,
+) -> Option<EndpointId> {
+    let mut best: Option<(f64, EndpointId)> = None;
+    let mut second = f64::INFINITY;
+    for (w, u, id) in candidates.clone() {
+        let key = neg_ln(u) * (1.0 / w);
+        match best {
+            Some((k, _)) if key >= k => second = second.min(key),
+            _ => {
+                second = best.map_or(second, |(k, _)| k);
+                best = Some((key, id));
+            }
+        }
+    }
+    // Each key is within NEG_LN_ERROR and two roundings of the exact one. A key that is not
+    // positive and finite (a weight of 0, a draw of 1) also leaves the choice to libm's scores.
+    let clear = |(k, _): (f64, EndpointId)| {
+        k > 0.0 && k.is_finite() && k * (1.0 + 4.0 * NEG_LN_ERROR) < second
+    };
+    if best.is_some_and(|b| !clear(b)) {
+        best = None;
+        for (w, u, id) in candidates {
+            let score = w / -u.ln();
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, id));
+            }
+        }
+    }
+    best.map(|(_, id)| id)
 }
 
 pub(super) fn geo_info<'g, T: Trace>(

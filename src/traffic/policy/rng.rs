@@ -70,3 +70,106 @@ pub(super) fn sticky_prefix(addr: IpAddr) -> (u128, u8) {
         IpAddr::V6(a) => (u128::from(a) & !((1u128 << 72) - 1), 56),
     }
 }
+
+/// The uniform draw in `(0, 1]` a sticky hash stands for: never 0, so its logarithm is finite.
+/// One hash in 2^53 rounds to 1, where both logarithms below give −0 and the endpoint scores −∞
+/// (picked only when every candidate does).
+#[inline]
+pub(super) fn open_unit(h: u64) -> f64 {
+    // Below 2^53, so the signed conversion (one instruction) is exact.
+    (((h >> 11) as i64) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// The largest relative error of [`neg_ln`] (the bound its test checks, with room to spare):
+/// the polynomial's truncation (under 1e-13 of the result) and a few roundings, which matter
+/// most where `e·ln 2` and `ln c` nearly cancel (`u` just under 1).
+pub(super) const NEG_LN_ERROR: f64 = 1e-12;
+
+/// Intervals of the mantissa `[1, 2)` the logarithm is reduced by.
+const LN_BITS: u32 = 7;
+
+/// For interval `j`, its reference point `c` (`1` for the first, `2` for the last, the middle
+/// otherwise), as `(c, 1/c, ln c)`. The ends are exact so that the result is exactly 0 at `u = 1`
+/// and relatively accurate as `u` nears 1 from below. Computed at compile time.
+static LN_TABLE: [(f64, f64, f64); 1 << LN_BITS] = ln_table();
+
+const fn ln_table() -> [(f64, f64, f64); 1 << LN_BITS] {
+    let n = 1 << LN_BITS;
+    let mut t = [(1.0, 1.0, 0.0); 1 << LN_BITS];
+    let mut j = 1;
+    while j < n {
+        let c = if j == n - 1 { 2.0 } else { 1.0 + (j as f64 + 0.5) / n as f64 };
+        // ln c = 2·atanh(s), s = (c−1)/(c+1) ≤ 1/3: forty terms are far past f64's precision.
+        let s = (c - 1.0) / (c + 1.0);
+        let (mut sum, mut pow, mut k) = (0.0, s, 0);
+        while k < 40 {
+            sum += pow / (2 * k + 1) as f64;
+            pow *= s * s;
+            k += 1;
+        }
+        t[j] = (c, 1.0 / c, if j == n - 1 { std::f64::consts::LN_2 } else { 2.0 * sum });
+        j += 1;
+    }
+    t
+}
+
+/// `-ln(u)` for `u` in `(0, 1]`, within a relative error of [`NEG_LN_ERROR`], inline and
+/// without libm: a sticky choice computes one per endpoint per query, and on that path it is
+/// the latency of the logarithm, not its instruction count, that an answer waits for. With
+/// `u = m·2^e` and `m` in interval `j` of `[1, 2)` with reference `c`,
+/// `ln u = e·ln 2 + ln c + ln(1 + r)`, `r = (m − c)/c`, `|r| < 2^-7`: a table read, a
+/// subtraction that is exact, and a fifth-degree polynomial evaluated in parallel halves.
+#[inline]
+pub(super) fn neg_ln(u: f64) -> f64 {
+    let bits = u.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let m = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
+    let (c, inv_c, ln_c) = LN_TABLE[((bits >> (52 - LN_BITS)) & ((1 << LN_BITS) - 1)) as usize];
+    let r = (m - c) * inv_c;
+    let r2 = r * r;
+    let a = -0.5 + r * (1.0 / 3.0);
+    let b = -0.25 + r * 0.2;
+    let ln1p = r + r2 * (a + r2 * b);
+    -((e as f64 * std::f64::consts::LN_2 + ln_c) + ln1p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Within the stated bound of libm's `ln` (itself within an ulp) across the whole range a
+    /// hash can give, and a million hashed draws.
+    #[test]
+    fn neg_ln_is_within_its_bound() {
+        let rel = |u: f64| {
+            let (want, got) = (-u.ln(), neg_ln(u));
+            assert!(got > 0.0, "neg_ln({u:e}) = {got:e}");
+            ((got - want) / want).abs()
+        };
+        let mut worst: f64 = 0.0;
+        // The extremes, every interval's edges (both sides) at two exponents, and the last
+        // thousand draws below 1, where the result is smallest.
+        let mut edges = vec![open_unit(0), open_unit(u64::MAX - (1 << 11)), 1e-9];
+        for j in 0..128 {
+            for scale in [0.5, 0.25] {
+                let u: f64 = (1.0 + j as f64 / 128.0) * scale;
+                edges.extend([u, u.next_up(), u.next_down()]);
+            }
+        }
+        let mut u = 1.0f64;
+        for _ in 0..1000 {
+            u = u.next_down();
+            edges.push(u);
+        }
+        for u in edges {
+            worst = worst.max(rel(u));
+        }
+        assert_eq!(open_unit(u64::MAX), 1.0);
+        assert_eq!(neg_ln(1.0).to_bits(), (-1.0f64.ln()).to_bits());
+        for i in 0..1_000_000u64 {
+            worst = worst.max(rel(open_unit(mix(i))));
+        }
+        eprintln!("neg_ln: worst relative error {worst:e}");
+        assert!(worst < NEG_LN_ERROR, "worst relative error {worst:e}");
+    }
+}

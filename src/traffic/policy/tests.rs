@@ -874,3 +874,44 @@ fn per_record_tables_decide_as_the_searches_do() {
         }
     }
 }
+
+/// The sticky choice is the one libm's scores make, bit for bit: over random weights and draws,
+/// and over near ties built to sit inside the inline logarithm's error, a few ulps either side.
+#[test]
+fn rendezvous_picks_what_libm_scores_pick() {
+    let exact = |c: &[(f64, f64, EndpointId)]| {
+        let mut best: Option<(f64, EndpointId)> = None;
+        for &(w, u, id) in c {
+            let score = w / -u.ln();
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, id));
+            }
+        }
+        best.map(|(_, id)| id)
+    };
+    let mut rng = Rng::new(7);
+    let mut cands = Vec::new();
+    let mut near_ties = 0;
+    for round in 0..200_000u32 {
+        cands.clear();
+        let n = 1 + rng.below(6) as usize;
+        for id in 0..n as EndpointId {
+            let w = rng.below(5) as f64; // zero weights included
+            cands.push((w, super::rng::open_unit(rng.next_u64()), id));
+        }
+        if round % 2 == 1 && n >= 2 && cands[0].0 > 0.0 && cands[1].0 > 0.0 {
+            // Endpoint 1 ties endpoint 0 to within a few ulps of its draw.
+            let (w0, u0, _) = cands[0];
+            let w1 = cands[1].0;
+            let mut u1 = (-(w1 * -u0.ln() / w0)).exp();
+            for _ in 0..rng.below(8) {
+                u1 = if rng.below(2) == 0 { u1.next_up() } else { u1.next_down() };
+            }
+            cands[1].1 = u1.min(1.0);
+            near_ties += 1;
+        }
+        let got = methods::rendezvous(cands.iter().copied());
+        assert_eq!(got, exact(&cands), "{cands:?}");
+    }
+    assert!(near_ties > 10_000);
+}
