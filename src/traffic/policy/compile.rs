@@ -2,6 +2,7 @@
 //! geographic map sorted by region, subnet rules. Runs when a snapshot is built, never per
 //! query.
 
+use super::rng::mix;
 use super::{Cidr, Endpoint, Policies, Profile, Target, stable_hash};
 use crate::config::{Config, TargetConfig};
 use crate::live::EndpointKey;
@@ -36,6 +37,8 @@ pub fn compile(config: &Config) -> Policies {
                 TargetConfig::Cname(n) => Target::Cname(n.to_lowercase()),
                 TargetConfig::Profile(child) => Target::Profile(*child as u32),
             };
+            // The same bytes on every instance and version: sticky choices depend on it.
+            let key_hash = stable_hash(format!("{}/{}", pc.name, ec.name).as_bytes());
             endpoints.push(Endpoint {
                 name: ec.name.clone(),
                 profile: pid as u32,
@@ -73,8 +76,8 @@ pub fn compile(config: &Config) -> Policies {
                 monitor: ec.monitor.clone(),
                 load: ec.load.clone(),
                 key: EndpointKey::new(pc.name.clone(), &ec.name),
-                // The same bytes on every instance and version: sticky choices depend on it.
-                key_hash: stable_hash(format!("{}/{}", pc.name, ec.name).as_bytes()),
+                key_hash,
+                key_mixed: mix(key_hash),
             });
         }
         let ids: Vec<u32> = (first..endpoints.len() as u32).collect();

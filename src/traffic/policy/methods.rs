@@ -1,7 +1,7 @@
 //! The routing methods that need more than a line: weighted (plain and sticky), geographic,
 //! performance and subnet, and the views and regions a client is in.
 
-use super::rng::{NEG_LN_ERROR, mix, neg_ln, open_unit, sticky_prefix};
+use super::rng::{NEG_LN_ERROR, neg_ln, open_unit, prefix_hash, sticky_prefix};
 use super::spill::{at_weight, total_weight};
 use super::*;
 use crate::traffic::geo::{self, Geo, GeoInfo, Region};
@@ -22,7 +22,7 @@ pub(super) fn weighted<T: Trace>(
         sel.scope = sel.scope.max(len);
         let best = rendezvous(profile.endpoints.iter().filter(|&&id| ok(id)).map(|&id| {
             let e = &p.endpoints[id as usize];
-            let h = mix(prefix as u64 ^ mix((prefix >> 64) as u64 ^ e.key_hash));
+            let h = prefix_hash(prefix, e.key_hash, e.key_mixed);
             (e.weight as f64, open_unit(h), id)
         }));
         trace.note(depth, || {

@@ -76,6 +76,8 @@ pub struct Endpoint {
     pub key: EndpointKey,
     /// A stable hash of `key`, the same on every instance, for sticky choices.
     pub key_hash: u64,
+    /// `mix(key_hash)`, the inner half of an IPv4 client prefix's sticky hash.
+    pub(crate) key_mixed: u64,
 }
 
 /// A compiled profile.

@@ -2,7 +2,7 @@
 //! within the geo-fence and the client's view.
 
 use super::methods::client_regions;
-use super::rng::{mix, sticky_prefix};
+use super::rng::{mix, prefix_hash, sticky_prefix};
 use super::*;
 
 /// The client prefix's place in `[0, 1)`: the same on every instance, so with a sticky burst
@@ -10,7 +10,8 @@ use super::*;
 #[inline]
 pub(super) fn sticky_unit(addr: IpAddr) -> f64 {
     let (prefix, _) = sticky_prefix(addr);
-    let h = mix(prefix as u64 ^ mix((prefix >> 64) as u64 ^ 0x6d65_7269_6469_616e));
+    const SEED: u64 = 0x6d65_7269_6469_616e;
+    let h = prefix_hash(prefix, SEED, const { mix(SEED) });
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
