@@ -168,24 +168,50 @@ pub fn compile_geo(policies: &mut Policies, geo: &crate::traffic::geo::GeoDb) {
                             .map_or(super::NO_PICK, |i| i as u32)
                     })
                     .collect();
-                super::ByRecord { pick, distances: Box::new([]) }
+                super::ByRecord { pick, ..Default::default() }
             }
             super::Method::Performance
-                if records.len() * p.endpoints.len().max(1) <= MAX_BY_RECORD =>
+                if records.len() * p.endpoints.len().max(1) <= MAX_BY_RECORD
+                    && p.endpoints.len() < super::NEAREST_SCAN as usize =>
             {
-                let mut distances = Vec::with_capacity(records.len() * p.endpoints.len());
+                let n = p.endpoints.len();
+                let mut distances = Vec::with_capacity(records.len() * n);
+                let mut nearest = Vec::with_capacity(records.len() * n);
+                let mut row: Vec<(f64, u16)> = Vec::with_capacity(n);
                 for g in records {
-                    for &id in p.endpoints.iter() {
+                    row.clear();
+                    for (pos, &id) in p.endpoints.iter().enumerate() {
                         let e = &policies.endpoints[id as usize];
-                        distances.push(match (g.location, e.location) {
+                        let d = match (g.location, e.location) {
                             (Some(here), Some(there)) => {
                                 crate::traffic::geo::distance_km(here, there)
                             }
                             _ => f64::NAN,
-                        });
+                        };
+                        distances.push(d);
+                        if e.location.is_some() {
+                            row.push((d, pos as u16));
+                        }
                     }
+                    // With every two more than a kilometre apart (and none NaN), the scan's
+                    // choice among any available subset is the nearest available one. The
+                    // half kilometre more keeps roundings from deciding which rule applies.
+                    row.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let distinct = row.iter().all(|r| !r.0.is_nan())
+                        && row.windows(2).all(|w| w[1].0 - w[0].0 > 1.5);
+                    let start = nearest.len();
+                    if distinct {
+                        nearest.extend(row.iter().map(|r| r.1));
+                    } else {
+                        nearest.push(super::NEAREST_SCAN);
+                    }
+                    nearest.resize(start + n, super::NEAREST_END);
                 }
-                super::ByRecord { pick: Box::new([]), distances: distances.into() }
+                super::ByRecord {
+                    distances: distances.into(),
+                    nearest: nearest.into(),
+                    ..Default::default()
+                }
             }
             _ => continue,
         };

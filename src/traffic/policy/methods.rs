@@ -209,11 +209,21 @@ pub(super) fn performance<T: Trace>(
         });
         return None;
     };
-    // The distances from every GeoIP record to every endpoint were computed at snapshot build.
+    // The distances from every GeoIP record to every endpoint were computed at snapshot build,
+    // and, where no two are a tie, the order they put the endpoints in: then the nearest
+    // available endpoint is the answer, found without a scan. An explanation scans, to list
+    // each distance.
     let n = profile.endpoints.len();
-    let row = g.and_then(|g| g.value).and_then(|v| {
-        profile.by_record.distances.get((v.get() as usize - 1) * n..v.get() as usize * n)
-    });
+    let rows = g.and_then(|g| g.value).map(|v| (v.get() as usize - 1) * n..v.get() as usize * n);
+    let order = rows.clone().and_then(|r| profile.by_record.nearest.get(r));
+    if let Some(order) = order.filter(|o| !T::TRACES && o.first() != Some(&NEAREST_SCAN)) {
+        return order
+            .iter()
+            .take_while(|&&pos| pos != NEAREST_END)
+            .map(|&pos| profile.endpoints[pos as usize])
+            .find(|&id| ok(id));
+    }
+    let row = rows.and_then(|r| profile.by_record.distances.get(r));
     let mut best: Option<(f64, u32, EndpointId)> = None;
     for (pos, &id) in profile.endpoints.iter().enumerate() {
         if !ok(id) {

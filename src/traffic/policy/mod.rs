@@ -119,15 +119,23 @@ pub struct ByRecord {
     /// Performance: for each record, the distance in km to each of the profile's endpoints
     /// (in `endpoints` order; NaN for an endpoint without a location).
     pub(crate) distances: Box<[f64]>,
+    /// Performance: for each record, the positions (in `endpoints`) of the endpoints with a
+    /// location, nearest first, then [`NEAREST_END`] to fill the row; or [`NEAREST_SCAN`] first
+    /// when two of them are within the kilometre that makes a tie, where the choice depends on
+    /// weights and on which endpoints are available, so the query scans the distances.
+    pub(crate) nearest: Box<[u16]>,
 }
 
 pub(crate) const NO_PICK: u32 = u32::MAX;
+pub(crate) const NEAREST_END: u16 = u16::MAX;
+pub(crate) const NEAREST_SCAN: u16 = u16::MAX - 1;
 
 impl std::fmt::Debug for ByRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ByRecord")
             .field("pick", &self.pick.len())
             .field("distances", &self.distances.len())
+            .field("nearest", &self.nearest.len())
             .finish()
     }
 }

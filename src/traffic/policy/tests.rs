@@ -847,20 +847,32 @@ fn per_record_tables_decide_as_the_searches_do() {
         .collect();
     for (toml, statuses) in [
         (
-            GEO,
+            GEO.to_string(),
             vec![
                 "",
                 "seattle=Degraded",
                 "seattle=Degraded us=Degraded europe=Degraded rest=Degraded",
             ],
         ),
-        (PERF, vec!["", "sydney-2=Degraded", "amsterdam=Degraded virginia=Degraded"]),
+        (PERF.into(), vec!["", "sydney-2=Degraded", "amsterdam=Degraded virginia=Degraded"]),
+        // No two endpoints together: the nearest-first order answers, without a scan.
+        (
+            PERF.replace("[-33.87, 151.21]\nweight = 9", "[-37.81, 144.96]\nweight = 9"),
+            vec![
+                "",
+                "sydney=Degraded",
+                "amsterdam=Degraded sydney-2=Degraded",
+                "amsterdam=Degraded virginia=Degraded sydney=Degraded sydney-2=Degraded",
+            ],
+        ),
     ] {
-        let plain = policies(toml);
-        let mut tabled = policies(toml);
+        let plain = policies(&toml);
+        let mut tabled = policies(&toml);
         compile_geo(&mut tabled, &db);
         let t = &tabled.profiles[0].by_record;
         assert!(!t.pick.is_empty() || !t.distances.is_empty(), "a table was built");
+        let ties = t.nearest.contains(&NEAREST_SCAN);
+        assert_eq!(ties, toml.contains("[-33.87, 151.21]\nweight = 9"), "{:?}", t.nearest);
         for st in &statuses {
             for &addr in &addrs {
                 let g = db.lookup(addr);
