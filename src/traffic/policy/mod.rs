@@ -341,7 +341,13 @@ fn child_available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize
     if depth >= MAX_DEPTH {
         return false;
     }
+    let enough = |all: u32, v4: u32, v6: u32| {
+        all >= e.min_child_endpoints && v4 >= e.min_child_ipv4 && v6 >= e.min_child_ipv6
+    };
     let (mut all, mut v4, mut v6) = (0u32, 0u32, 0u32);
+    if enough(all, v4, v6) {
+        return true;
+    }
     for &c in p.profiles[child as usize].endpoints.iter() {
         if available(p, c, signals, depth + 1) {
             all += 1;
@@ -349,9 +355,14 @@ fn child_available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize
                 v4 += (!a.is_empty()) as u32;
                 v6 += (!b.is_empty()) as u32;
             }
+            // The counts only grow: once they are enough, the rest cannot change the answer
+            // (the default minimum of one child stops at the first available one).
+            if enough(all, v4, v6) {
+                return true;
+            }
         }
     }
-    all >= e.min_child_endpoints && v4 >= e.min_child_ipv4 && v6 >= e.min_child_ipv6
+    false
 }
 
 fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {

@@ -502,6 +502,54 @@ fn nested_profiles_and_min_child_endpoints() {
     }
 }
 
+/// A nested endpoint is available while its child has at least the minimum of available
+/// endpoints in all and with each family, whatever order they come in.
+#[test]
+fn nested_minimums_count_each_family() {
+    let toml = r#"
+[[profile]]
+name = "www"
+method = "priority"
+[[profile.endpoint]]
+name = "pool"
+profile = "pool.www"
+priority = 1
+min_child_endpoints = 2
+min_child_ipv6 = 1
+[[profile.endpoint]]
+name = "fallback"
+address = "192.0.2.9"
+priority = 2
+
+[[profile]]
+name = "pool.www"
+method = "priority"
+[[profile.endpoint]]
+name = "four"
+address = "192.0.2.1"
+priority = 1
+[[profile.endpoint]]
+name = "four-b"
+address = "192.0.2.2"
+priority = 2
+[[profile.endpoint]]
+name = "six"
+address = "2001:db8::6"
+priority = 3
+"#;
+    check(
+        toml,
+        &[
+            ("", "10.0.0.1", "four scope=0"),
+            ("four=Degraded", "10.0.0.1", "four-b scope=0"),
+            // Two available, but neither has an IPv6 address.
+            ("six=Degraded", "10.0.0.1", "fallback scope=0"),
+            // One IPv6, but only one available in all.
+            ("four=Degraded four-b=Degraded", "10.0.0.1", "fallback scope=0"),
+        ],
+    );
+}
+
 #[test]
 fn explain_trace_names_each_step() {
     let p = policies(NESTED);
