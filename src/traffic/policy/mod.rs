@@ -455,7 +455,7 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
         return;
     }
     let pick = match (&profile.burst, pick) {
-        (Some(b), Some(id)) => Some(spill(d, pid, b, id, depth, force, &fits)),
+        (Some(b), Some(id)) => Some(spill(d, pid, b, id, depth, &fits)),
         (Some(b), None) => {
             // Nothing the method could pick; a Degraded primary still sends everything to an
             // available overflow endpoint, within the geo-fence.

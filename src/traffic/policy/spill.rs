@@ -15,28 +15,29 @@ pub(super) fn sticky_unit(addr: IpAddr) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Applies the burst rule to the method's pick `id`.
+/// Applies the burst rule to the method's pick `id`. The pick passed the method's availability
+/// check (or every endpoint is down and counted as up), so a primary pick is up: a primary
+/// that is down reaches the overflow through [`overflow_pick`] directly, when the method picks
+/// nothing.
 pub(super) fn spill<T: Trace>(
     d: &mut Decision<'_, T>,
     pid: ProfileId,
     b: &ProfileBurst,
     id: EndpointId,
     depth: usize,
-    force: bool,
     fits: &impl Fn(EndpointId) -> bool,
 ) -> EndpointId {
-    let (p, signals, client) = (d.p, d.signals, d.client);
+    let (signals, client) = (d.signals, d.client);
     if !b.primary.contains(&id) {
         return id;
     }
-    let primary_down = !force && !b.primary.iter().any(|&x| available(p, x, signals, depth));
     let share = signals.burst_share(pid);
     let draw = if b.sticky { sticky_unit(client.addr) } else { d.rng.unit() };
-    let go = primary_down || draw < share;
+    let go = draw < share;
     // With a sticky spill strictly between none and all, whether this client spills depends
     // on its prefix's hash: the answer holds for that prefix only, and the ECS scope must say
     // so, or a resolver's subnet cache would hand one client's side to all of its clients.
-    if b.sticky && !primary_down && share > 0.0 && share < 1.0 {
+    if b.sticky && share > 0.0 && share < 1.0 {
         d.sel.scope = d.sel.scope.max(sticky_prefix(client.addr).1);
     }
     d.trace.note(depth, || {
@@ -45,13 +46,7 @@ pub(super) fn spill<T: Trace>(
             signals.burst_state(pid).as_str(),
             share,
             if b.sticky { " (client-prefix hash)" } else { "" },
-            if primary_down {
-                ": the primary is down, everything to overflow"
-            } else if go {
-                ": spilled"
-            } else {
-                ": kept on the primary"
-            }
+            if go { ": spilled" } else { ": kept on the primary" }
         )
     });
     // The controller's view (only when explaining: taking the lock is fine off the hot path).
@@ -129,17 +124,30 @@ pub(super) fn overflow_pick<T>(
 ) -> Option<EndpointId> {
     let (p, signals, client) = (d.p, d.signals, d.client);
     let profile = &p.profiles[pid as usize];
-    let regions =
-        client_regions(client.geo.map_or(&crate::traffic::geo::GeoInfo::NONE, |g| g.record));
+    let fenced = profile.method == Method::Geographic;
+    let regions = if fenced {
+        client_regions(client.geo.map_or(&crate::traffic::geo::GeoInfo::NONE, |g| g.record))
+    } else {
+        [None; 4]
+    };
     // Neither the geo-fence nor the client's view may be crossed by a spill.
     let allowed = |id: EndpointId| {
         fits(id)
             && available(p, id, signals, depth)
-            && (profile.method != Method::Geographic
+            && (!fenced
                 || p.endpoints[id as usize].regions.iter().any(|r| regions.contains(&Some(*r))))
     };
-    let candidates = || b.overflow.iter().copied().filter(|&o| allowed(o));
-    let total = total_weight(p, candidates());
+    // One pass over the overflow list decides who qualifies, kept here (an overflow list is a
+    // few endpoints; a longer one is walked again instead).
+    const KEPT: usize = 8;
+    let (mut kept, mut n, mut total) = ([0 as EndpointId; KEPT], 0usize, 0u64);
+    for o in b.overflow.iter().copied().filter(|&o| allowed(o)) {
+        if n < KEPT {
+            kept[n] = o;
+        }
+        n += 1;
+        total += p.endpoints[o as usize].weight as u64;
+    }
     if total == 0 {
         return None;
     }
@@ -147,14 +155,18 @@ pub(super) fn overflow_pick<T>(
     // draw chooses between several candidates, the answer depends on the client prefix.
     let at = match sticky_draw {
         Some(u) => {
-            if candidates().nth(1).is_some() {
+            if n > 1 {
                 d.sel.scope = d.sel.scope.max(sticky_prefix(client.addr).1);
             }
             ((u * total as f64) as u64).min(total - 1)
         }
         None => d.rng.below(total),
     };
-    at_weight(p, candidates(), at)
+    if n <= KEPT {
+        at_weight(p, kept[..n].iter().copied(), at)
+    } else {
+        at_weight(p, b.overflow.iter().copied().filter(|&o| allowed(o)), at)
+    }
 }
 
 /// The sum of the endpoints' weights.

@@ -683,6 +683,47 @@ fn burst_spills_a_share_of_answers() {
     assert_eq!(spill_counts(&p, &sig, 1000, 4).get("stack-hub"), None);
 }
 
+/// Spilled answers spread over the available overflow endpoints by weight, for a list short
+/// enough to be kept in one pass and for one longer than that.
+#[test]
+fn overflow_is_weighted_over_the_available_endpoints() {
+    use crate::traffic::burst::State;
+    for n in [3u32, 11] {
+        let mut toml = BURST.replace("overflow = [\"azure\"]", &{
+            let names: Vec<String> = (0..n).map(|i| format!("\"o{i}\"")).collect();
+            format!("overflow = [{}]", names.join(", "))
+        });
+        toml = toml.replace(
+            "[[profile.endpoint]]\nname = \"azure\"\naddress = \"192.0.2.2\"\npriority = 2\n",
+            "",
+        );
+        for i in 0..n {
+            toml += &format!(
+                "[[profile.endpoint]]\nname = \"o{i}\"\naddress = \"192.0.2.{}\"\npriority = {}\nweight = {}\n",
+                10 + i,
+                2 + i,
+                1 + i % 3
+            );
+        }
+        let p = policies(&toml);
+        let sig = signals(&p, "o1=Degraded");
+        sig.set_burst(0, State::Bursting, 1.0);
+        let draws = 30_000;
+        let c = spill_counts(&p, &sig, draws, 9);
+        assert_eq!(c.get("o1"), None, "a Degraded overflow endpoint is never chosen: {c:?}");
+        assert_eq!(c.get("stack-hub"), None, "{c:?}");
+        let total: u32 = (0..n).filter(|&i| i != 1).map(|i| 1 + i % 3).sum();
+        for i in (0..n).filter(|&i| i != 1) {
+            let want = draws as f64 * (1 + i % 3) as f64 / total as f64;
+            let got = c.get(&format!("o{i}")).copied().unwrap_or(0) as f64;
+            assert!(
+                (got - want).abs() < 0.1 * want,
+                "o{i}: {got} of {want} ({n} endpoints): {c:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn sticky_burst_spills_the_same_clients_everywhere() {
     use crate::traffic::burst::State;
