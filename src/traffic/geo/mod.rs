@@ -273,9 +273,10 @@ pub fn distance_km(a: Location, b: Location) -> f64 {
 /// A GeoIP database, compiled when it is opened into flat tables: every network of the
 /// MaxMind DB as a sorted range start with its prefix length and an index into the few
 /// distinct values the database holds (what Meridian reads of a record: country, group,
-/// subdivision, location). A lookup is one binary search and one array read, with no tree
-/// walk and no decoding, so a geographic answer costs about what a static one does; the
-/// database file itself is not kept.
+/// subdivision, location). A lookup is an index read, a binary search among the few networks
+/// that share the address's first 16 bits, and one array read, with no tree walk and no
+/// decoding, so a geographic answer costs about what a static one does; the database file
+/// itself is not kept.
 pub struct GeoDb {
     v4: Table<u32>,
     v6: Table<u128>,
@@ -295,14 +296,47 @@ struct Table<A> {
     starts: Box<[A]>,
     /// `value index << 8 | prefix length`.
     meta: Box<[u32]>,
+    /// For each value `t` of an address's first 16 bits, how many networks start before
+    /// `t << (bits − 16)` (65 537 entries, 256 KiB; empty for an empty table). The search for
+    /// an address then runs only over the networks starting in its own 16-bit block: a few
+    /// steps of dependent loads instead of one per halving of the whole table, which for a
+    /// full database is the difference between ~19 and ~3.
+    index: Box<[u32]>,
 }
 
-impl<A: Copy + Ord> Table<A> {
+/// An address family's first 16 bits, for [`Table::index`].
+trait Top16: Copy + Ord {
+    fn top16(self) -> usize;
+}
+
+impl Top16 for u32 {
+    #[inline]
+    fn top16(self) -> usize {
+        (self >> 16) as usize
+    }
+}
+
+impl Top16 for u128 {
+    #[inline]
+    fn top16(self) -> usize {
+        (self >> 112) as usize
+    }
+}
+
+impl<A: Top16> Table<A> {
     /// The network containing `a`: its value index and prefix length. `last(start, prefix)`
     /// is the network's last address.
     #[inline]
     fn find(&self, a: A, last: impl Fn(A, u8) -> A) -> Option<(u32, u8)> {
-        let i = self.starts.partition_point(|&s| s <= a).checked_sub(1)?;
+        // Every network starting in an earlier block starts at or before `a`, every one in a
+        // later block after it: the count at or before `a` is the block's offset plus the
+        // count within the block.
+        let t = a.top16();
+        let (lo, hi) = match self.index.get(t..t + 2) {
+            Some(&[lo, hi]) => (lo as usize, hi as usize),
+            _ => return None,
+        };
+        let i = (lo + self.starts[lo..hi].partition_point(|&s| s <= a)).checked_sub(1)?;
         let m = self.meta[i];
         let prefix = (m & 0xff) as u8;
         (a <= last(self.starts[i], prefix)).then_some((m >> 8, prefix))
@@ -338,8 +372,23 @@ impl<A: Copy + Ord> Building<A> {
         self.meta.iter().position(|m| m >> 8 != NO_DATA).map(|i| self.starts[i])
     }
 
-    fn done(self) -> Table<A> {
-        Table { starts: self.starts.into(), meta: self.meta.into() }
+    fn done(self) -> Table<A>
+    where
+        A: Top16,
+    {
+        let index = if self.starts.is_empty() {
+            Box::default()
+        } else {
+            (0..=1usize << 16)
+                .scan(0usize, |i, t| {
+                    while *i < self.starts.len() && self.starts[*i].top16() < t {
+                        *i += 1;
+                    }
+                    Some(*i as u32)
+                })
+                .collect()
+        };
+        Table { starts: self.starts.into(), meta: self.meta.into(), index }
     }
 }
 
@@ -532,7 +581,10 @@ impl GeoDb {
 
     /// Bytes held by the compiled tables.
     pub fn memory(&self) -> usize {
-        self.v4.len() * 8 + self.v6.len() * 20 + self.values.len() * std::mem::size_of::<GeoInfo>()
+        self.v4.len() * 8
+            + self.v6.len() * 20
+            + (self.v4.index.len() + self.v6.index.len()) * 4
+            + self.values.len() * std::mem::size_of::<GeoInfo>()
     }
 
     /// Looks up one address. Never fails: an address the database does not know gives a
