@@ -525,8 +525,9 @@ pub struct FleetView {
 #[derive(Debug, Default)]
 pub struct ProfileLive {
     burst_state: AtomicU8,
-    /// Parts per million.
-    burst_share: AtomicU32,
+    /// The share, rounded to parts per million, as the bits of an `f64`: the division is done
+    /// once when it is published, not on every query that reads it (0 bits: 0.0, the default).
+    burst_share: AtomicU64,
     queries: Counter,
     burst: Mutex<Option<BurstDetail>>,
 }
@@ -534,8 +535,8 @@ pub struct ProfileLive {
 impl ProfileLive {
     /// Publishes the burst state and share.
     pub fn set_burst(&self, state: burst::State, share: f64) {
-        let ppm = (share.clamp(0.0, 1.0) * 1e6).round() as u32;
-        self.burst_share.store(ppm, Ordering::Relaxed);
+        let ppm = (share.clamp(0.0, 1.0) * 1e6).round();
+        self.burst_share.store((ppm / 1e6).to_bits(), Ordering::Relaxed);
         self.burst_state.store(state as u8, Ordering::Relaxed);
     }
 
@@ -547,7 +548,7 @@ impl ProfileLive {
     /// The share of answers spilled to overflow, 0.0–1.0.
     #[inline]
     pub fn burst_share(&self) -> f64 {
-        self.burst_share.load(Ordering::Relaxed) as f64 / 1e6
+        f64::from_bits(self.burst_share.load(Ordering::Relaxed))
     }
 
     #[inline]

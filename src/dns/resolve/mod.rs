@@ -245,7 +245,7 @@ pub fn resolve_traced<T: Trace>(
         trace.note(0, || format!("TSIG: {v:?}"));
         tsig_reply = Some((s, v));
     }
-    let reserve = match (q.edns, q.ecs) {
+    let reserve = match (&q.edns, &q.ecs) {
         (None, _) => 0,
         (Some(_), None) => OPT_LEN,
         (Some(_), Some(e)) => OPT_LEN + 8 + e.addr_len(),
@@ -268,7 +268,7 @@ pub fn resolve_traced<T: Trace>(
     }
     let question_end = w.pos;
 
-    let client = match q.ecs {
+    let client = match &q.ecs {
         Some(e) if e.source > 0 => {
             trace.note(0, || {
                 format!(
@@ -303,7 +303,7 @@ pub fn resolve_traced<T: Trace>(
         w.counts = [1, 0, 0, 0];
     }
     w.limit += reserve;
-    if q.ecs.is_some_and(|e| e.source == 0) {
+    if q.ecs.as_ref().is_some_and(|e| e.source == 0) {
         meta.scope = 0;
     }
     let rc = finish(&mut w, q, meta, if truncated { TC } else { 0 }, extra);

@@ -20,11 +20,7 @@ pub(super) fn weighted<T: Trace>(
         // the clients it held move.
         let (prefix, len) = sticky_prefix(client.addr);
         sel.scope = sel.scope.max(len);
-        let best = rendezvous(profile.endpoints.iter().filter(|&&id| ok(id)).map(|&id| {
-            let e = &p.endpoints[id as usize];
-            let h = prefix_hash(prefix, e.key_hash, e.key_mixed);
-            (e.weight as f64, open_unit(h), id)
-        }));
+        let best = sticky_pick(p, &profile.endpoints, prefix, ok);
         trace.note(depth, || {
             format!(
                 "weighted, sticky by client prefix /{len}: rendezvous hash picks {}",
@@ -47,6 +43,41 @@ pub(super) fn weighted<T: Trace>(
         )
     });
     pick
+}
+
+/// The candidates a sticky choice ranks without going through the iterator: enough for
+/// every profile but the largest, which take the iterator path with the same result.
+const STICKY_BATCH: usize = 16;
+
+/// Weighted rendezvous over the available endpoints of `ids` for the client `prefix`. The
+/// candidates are gathered first and their draws computed in a loop of their own, with no
+/// call or branch between them, so that the endpoints' hash-and-logarithm chains (which are
+/// long and independent) overlap instead of running one after another.
+fn sticky_pick(
+    p: &Policies,
+    ids: &[EndpointId],
+    prefix: u128,
+    ok: &impl Fn(EndpointId) -> bool,
+) -> Option<EndpointId> {
+    let draw = |id: EndpointId| {
+        let e = &p.endpoints[id as usize];
+        (e.weight as f64, open_unit(prefix_hash(prefix, e.key_hash, e.key_mixed)), id)
+    };
+    if ids.len() > STICKY_BATCH {
+        return rendezvous(ids.iter().filter(|&&id| ok(id)).map(|&id| draw(id)));
+    }
+    let mut cand = [(0.0f64, 0.0f64, 0 as EndpointId); STICKY_BATCH];
+    let mut n = 0;
+    for &id in ids {
+        if ok(id) {
+            cand[n].2 = id;
+            n += 1;
+        }
+    }
+    for c in &mut cand[..n] {
+        *c = draw(c.2);
+    }
+    rendezvous(cand[..n].iter().copied())
 }
 
 /// Weighted rendezvous: of the candidates `(weight, draw in (0, 1], id)`, the one with the

@@ -373,7 +373,10 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
     });
 
     // Split horizon: a client in a view is only offered endpoints that answer for it.
-    let view = client_view(profile, client.addr, d.sel);
+    // Checked here rather than in `client_view` so that a profile without views (most) does
+    // not copy the client address out as an argument.
+    let view =
+        if profile.views.is_empty() { None } else { client_view(profile, client.addr, d.sel) };
     let fits = |id: EndpointId| {
         let e = &p.endpoints[id as usize];
         view.is_none_or(|v| {
