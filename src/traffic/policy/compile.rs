@@ -105,6 +105,22 @@ pub fn compile(config: &Config) -> Policies {
             on_idle: b.on_idle.clone(),
             fleet: b.fleet.clone(),
         });
+        let sticky_keys = match pc.sticky {
+            true => ids
+                .iter()
+                .map(|&id| {
+                    let e = &endpoints[id as usize];
+                    let weight = e.weight as f64;
+                    super::StickyKey {
+                        seed: e.key_hash,
+                        seed_mixed: e.key_mixed,
+                        weight,
+                        inv_weight: 1.0 / weight,
+                    }
+                })
+                .collect(),
+            false => Box::default(),
+        };
         profiles.push(Profile {
             name: pc.name.clone(),
             method: pc.method,
@@ -122,6 +138,7 @@ pub fn compile(config: &Config) -> Policies {
             views: pc.views.iter().map(|v| v.networks.clone().into_boxed_slice()).collect(),
             view_names: pc.views.iter().map(|v| v.name.as_str().into()).collect(),
             by_record: Default::default(),
+            sticky_keys,
         });
     }
     // A profile needs GeoIP if it, or any profile nested below it, routes by location.

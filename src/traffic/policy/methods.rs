@@ -20,7 +20,7 @@ pub(super) fn weighted<T: Trace>(
         // the clients it held move.
         let (prefix, len) = sticky_prefix(client.addr);
         sel.scope = sel.scope.max(len);
-        let best = sticky_pick(p, &profile.endpoints, prefix, ok);
+        let best = sticky_pick(profile, prefix, ok);
         trace.note(depth, || {
             format!(
                 "weighted, sticky by client prefix /{len}: rendezvous hash picks {}",
@@ -49,51 +49,51 @@ pub(super) fn weighted<T: Trace>(
 /// every profile but the largest, which take the iterator path with the same result.
 const STICKY_BATCH: usize = 16;
 
-/// Weighted rendezvous over the available endpoints of `ids` for the client `prefix`. The
-/// candidates are gathered first and their draws computed in a loop of their own, with no
-/// call or branch between them, so that the endpoints' hash-and-logarithm chains (which are
-/// long and independent) overlap instead of running one after another.
+/// Weighted rendezvous over the available endpoints of a sticky `profile` for the client
+/// `prefix`. The candidates are gathered first and their draws computed in a loop of their
+/// own, with no call or branch between them, so that the endpoints' hash-and-logarithm chains
+/// (long and independent) overlap instead of running one after another.
 fn sticky_pick(
-    p: &Policies,
-    ids: &[EndpointId],
+    profile: &Profile,
     prefix: u128,
     ok: &impl Fn(EndpointId) -> bool,
 ) -> Option<EndpointId> {
-    let draw = |id: EndpointId| {
-        let e = &p.endpoints[id as usize];
-        (e.weight as f64, open_unit(prefix_hash(prefix, e.key_hash, e.key_mixed)), id)
+    let draw = |k: &StickyKey, id: EndpointId| {
+        (k.weight, k.inv_weight, open_unit(prefix_hash(prefix, k.seed, k.seed_mixed)), id)
     };
-    if ids.len() > STICKY_BATCH {
-        return rendezvous(ids.iter().filter(|&&id| ok(id)).map(|&id| draw(id)));
+    let keyed = profile.endpoints.iter().zip(profile.sticky_keys.iter());
+    if profile.endpoints.len() > STICKY_BATCH {
+        return rendezvous(keyed.filter(|&(&id, _)| ok(id)).map(|(&id, k)| draw(k, id)));
     }
-    let mut cand = [(0.0f64, 0.0f64, 0 as EndpointId); STICKY_BATCH];
+    let mut cand = [(0 as EndpointId, 0usize); STICKY_BATCH];
     let mut n = 0;
-    for &id in ids {
+    for (i, &id) in profile.endpoints.iter().enumerate() {
         if ok(id) {
-            cand[n].2 = id;
+            cand[n] = (id, i);
             n += 1;
         }
     }
-    for c in &mut cand[..n] {
-        *c = draw(c.2);
+    let mut drawn = [(0.0, 0.0, 0.0, 0 as EndpointId); STICKY_BATCH];
+    for (d, &(id, i)) in drawn.iter_mut().zip(&cand[..n]) {
+        *d = draw(&profile.sticky_keys[i], id);
     }
-    rendezvous(cand[..n].iter().copied())
+    rendezvous(drawn[..n].iter().copied())
 }
 
-/// Weighted rendezvous: of the candidates `(weight, draw in (0, 1], id)`, the one with the
-/// highest `weight / −ln(draw)`, the first of equals. Ranked first by the inline logarithm as
-/// `−ln(draw) · (1/weight)`, lowest first, keeping the runner-up: the divisions then stay off
-/// the path an answer waits for, as `1/weight` does not depend on the hash. When the winner
+/// Weighted rendezvous: of the candidates `(weight, 1/weight, draw in (0, 1], id)`, the one
+/// with the highest `weight / −ln(draw)`, the first of equals. Ranked first by the inline
+/// logarithm as `−ln(draw) · (1/weight)`, lowest first, keeping the runner-up: no division on
+/// the query path, as `1/weight` does not depend on the hash and is computed at build. When the winner
 /// leads by more than the error of both keys, libm's scores (what every version has answered
 /// with) rank it first too. Closer than that, which is rare, they decide, so the choice is
 /// libm's to the last bit.
 pub(super) fn rendezvous(
-    candidates: impl Iterator<Item = (f64, f64, EndpointId)> + Clone,
+    candidates: impl Iterator<Item = (f64, f64, f64, EndpointId)> + Clone,
 ) -> Option<EndpointId> {
     let mut best: Option<(f64, EndpointId)> = None;
     let mut second = f64::INFINITY;
-    for (w, u, id) in candidates.clone() {
-        let key = neg_ln(u) * (1.0 / w);
+    for (_, inv_w, u, id) in candidates.clone() {
+        let key = neg_ln(u) * inv_w;
         match best {
             Some((k, _)) if key >= k => second = second.min(key),
             _ => {
@@ -109,7 +109,7 @@ pub(super) fn rendezvous(
     };
     if best.is_some_and(|b| !clear(b)) {
         best = None;
-        for (w, u, id) in candidates {
+        for (w, _, u, id) in candidates {
             let score = w / -u.ln();
             if best.is_none_or(|(s, _)| score > s) {
                 best = Some((score, id));

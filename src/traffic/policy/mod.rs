@@ -105,6 +105,20 @@ pub struct Profile {
     pub view_names: Box<[Box<str>]>,
     /// What this profile derives from each GeoIP record, computed at snapshot build.
     pub(crate) by_record: ByRecord,
+    /// A sticky profile's rendezvous inputs, in `endpoints` order (empty otherwise): read
+    /// side by side rather than from each endpoint, and with `1/weight` divided out at build.
+    pub(crate) sticky_keys: Box<[StickyKey]>,
+}
+
+/// One endpoint's part in a sticky (rendezvous) choice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct StickyKey {
+    /// [`Endpoint::key_hash`] and its mix.
+    pub seed: u64,
+    pub seed_mixed: u64,
+    pub weight: f64,
+    /// `1.0 / weight`, as the query path would compute it.
+    pub inv_weight: f64,
 }
 
 /// A geographic or performance profile's decision inputs per distinct GeoIP record

@@ -1011,7 +1011,7 @@ fn rendezvous_picks_what_libm_scores_pick() {
             cands[1].1 = u1.min(1.0);
             near_ties += 1;
         }
-        let got = methods::rendezvous(cands.iter().copied());
+        let got = methods::rendezvous(cands.iter().map(|&(w, u, id)| (w, 1.0 / w, u, id)));
         assert_eq!(got, exact(&cands), "{cands:?}");
     }
     assert!(near_ties > 10_000);
