@@ -29,13 +29,33 @@ pub(super) fn weighted<T: Trace>(
         });
         return best;
     }
-    let candidates = || profile.endpoints.iter().copied().filter(|&id| ok(id));
-    let total = total_weight(p, candidates());
-    if total == 0 {
-        return None;
-    }
-    let draw = rng.below(total);
-    let pick = at_weight(p, candidates(), draw);
+    let (total, draw, pick) = if profile.endpoints.len() <= CANDIDATE_BATCH {
+        // One pass asks each endpoint once whether it is available and lays the available
+        // ones' weights end to end; the draw then picks from that, not from a second look at
+        // live state that may have moved in between.
+        let mut ends = [(0u64, 0 as EndpointId); CANDIDATE_BATCH];
+        let (mut n, mut total) = (0, 0u64);
+        for &id in profile.endpoints.iter() {
+            if ok(id) {
+                total += p.endpoints[id as usize].weight as u64;
+                ends[n] = (total, id);
+                n += 1;
+            }
+        }
+        if total == 0 {
+            return None;
+        }
+        let draw = rng.below(total);
+        (total, draw, ends[..n].iter().find(|&&(end, _)| draw < end).map(|&(_, id)| id))
+    } else {
+        let candidates = || profile.endpoints.iter().copied().filter(|&id| ok(id));
+        let total = total_weight(p, candidates());
+        if total == 0 {
+            return None;
+        }
+        let draw = rng.below(total);
+        (total, draw, at_weight(p, candidates(), draw))
+    };
     trace.note(depth, || {
         format!(
             "weighted: draw {draw} of total weight {total} picks {}",
@@ -45,9 +65,9 @@ pub(super) fn weighted<T: Trace>(
     pick
 }
 
-/// The candidates a sticky choice ranks without going through the iterator: enough for
-/// every profile but the largest, which take the iterator path with the same result.
-const STICKY_BATCH: usize = 16;
+/// The candidates a weighted or sticky choice gathers on the stack: enough for every profile
+/// but the largest, which take the iterator path with the same result.
+const CANDIDATE_BATCH: usize = 16;
 
 /// Weighted rendezvous over the available endpoints of a sticky `profile` for the client
 /// `prefix`. The candidates are gathered first and their draws computed in a loop of their
@@ -62,10 +82,10 @@ fn sticky_pick(
         (k.weight, k.inv_weight, open_unit(prefix_hash(prefix, k.seed, k.seed_mixed)), id)
     };
     let keyed = profile.endpoints.iter().zip(profile.sticky_keys.iter());
-    if profile.endpoints.len() > STICKY_BATCH {
+    if profile.endpoints.len() > CANDIDATE_BATCH {
         return rendezvous(keyed.filter(|&(&id, _)| ok(id)).map(|(&id, k)| draw(k, id)));
     }
-    let mut cand = [(0 as EndpointId, 0usize); STICKY_BATCH];
+    let mut cand = [(0 as EndpointId, 0usize); CANDIDATE_BATCH];
     let mut n = 0;
     for (i, &id) in profile.endpoints.iter().enumerate() {
         if ok(id) {
@@ -73,7 +93,7 @@ fn sticky_pick(
             n += 1;
         }
     }
-    let mut drawn = [(0.0, 0.0, 0.0, 0 as EndpointId); STICKY_BATCH];
+    let mut drawn = [(0.0, 0.0, 0.0, 0 as EndpointId); CANDIDATE_BATCH];
     for (d, &(id, i)) in drawn.iter_mut().zip(&cand[..n]) {
         *d = draw(&profile.sticky_keys[i], id);
     }

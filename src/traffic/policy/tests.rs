@@ -209,6 +209,43 @@ fn weighted_follows_weights() {
     assert!((1.8..2.2).contains(&ratio), "{counts:?}");
 }
 
+/// Each weighted pick is the one the draw lands on with the available endpoints' weights laid
+/// end to end, in configuration order: for profiles that fit the stack batch and for ones
+/// that take the iterator path (more than 16 endpoints), with some endpoints down.
+#[test]
+fn weighted_pick_is_where_the_draw_lands() {
+    for n in [3usize, 16, 17, 24] {
+        let mut toml =
+            String::from("[[profile]]\nname = \"w.example.test\"\nmethod = \"weighted\"\n");
+        for i in 0..n {
+            toml += &format!(
+                "[[profile.endpoint]]\nname = \"e{i}\"\naddress = \"192.0.2.{}\"\nweight = {}\n",
+                i + 1,
+                1 + (i * 7) % 5
+            );
+        }
+        let p = policies(&toml);
+        let down: Vec<usize> = (0..n).filter(|i| i % 4 == 1).collect();
+        let statuses: String = down.iter().map(|i| format!("e{i}=Degraded ")).collect();
+        let sig = signals(&p, &statuses);
+        let up: Vec<(String, u64)> = (0..n)
+            .filter(|i| !down.contains(i))
+            .map(|i| (format!("e{i}"), 1 + (i as u64 * 7) % 5))
+            .collect();
+        let total: u64 = up.iter().map(|(_, w)| w).sum();
+        for seed in 0..300 {
+            let draw = Rng::new(seed).below(total);
+            let mut end = 0;
+            let want = up.iter().find(|(_, w)| {
+                end += w;
+                draw < end
+            });
+            let got = run(&p, &sig, &client("10.0.0.1"), seed);
+            assert_eq!(got, format!("{} scope=0", want.unwrap().0), "{n} endpoints, seed {seed}");
+        }
+    }
+}
+
 #[test]
 fn weighted_sticky_by_client_subnet() {
     let sticky = WEIGHTED
