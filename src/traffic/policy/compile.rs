@@ -77,7 +77,6 @@ pub fn compile(config: &Config) -> Policies {
                 load: ec.load.clone(),
                 key: EndpointKey::new(pc.name.clone(), &ec.name),
                 key_hash,
-                key_mixed: mix(key_hash),
             });
         }
         let ids: Vec<u32> = (first..endpoints.len() as u32).collect();
@@ -113,7 +112,7 @@ pub fn compile(config: &Config) -> Policies {
                     let weight = e.weight as f64;
                     super::StickyKey {
                         seed: e.key_hash,
-                        seed_mixed: e.key_mixed,
+                        seed_mixed: mix(e.key_hash),
                         weight,
                         inv_weight: 1.0 / weight,
                     }

@@ -103,10 +103,10 @@ fn sticky_pick(
 /// Weighted rendezvous: of the candidates `(weight, 1/weight, draw in (0, 1], id)`, the one
 /// with the highest `weight / −ln(draw)`, the first of equals. Ranked first by the inline
 /// logarithm as `−ln(draw) · (1/weight)`, lowest first, keeping the runner-up: no division on
-/// the query path, as `1/weight` does not depend on the hash and is computed at build. When the winner
-/// leads by more than the error of both keys, libm's scores (what every version has answered
-/// with) rank it first too. Closer than that, which is rare, they decide, so the choice is
-/// libm's to the last bit.
+/// the query path, as `1/weight` does not depend on the hash and is computed at build. When
+/// the winner leads by more than the error of both keys, libm's scores (what every version
+/// has answered with) rank it first too. Closer than that, which is rare, they decide, so the
+/// choice is libm's to the last bit.
 pub(super) fn rendezvous(
     candidates: impl Iterator<Item = (f64, f64, f64, EndpointId)> + Clone,
 ) -> Option<EndpointId> {

@@ -76,8 +76,6 @@ pub struct Endpoint {
     pub key: EndpointKey,
     /// A stable hash of `key`, the same on every instance, for sticky choices.
     pub key_hash: u64,
-    /// `mix(key_hash)`, the inner half of an IPv4 client prefix's sticky hash.
-    pub(crate) key_mixed: u64,
 }
 
 /// A compiled profile.
@@ -113,7 +111,8 @@ pub struct Profile {
 /// One endpoint's part in a sticky (rendezvous) choice.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct StickyKey {
-    /// [`Endpoint::key_hash`] and its mix.
+    /// [`Endpoint::key_hash`], and its mix: the inner half of an IPv4 client prefix's sticky
+    /// hash, computed here once.
     pub seed: u64,
     pub seed_mixed: u64,
     pub weight: f64,

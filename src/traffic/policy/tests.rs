@@ -246,6 +246,47 @@ fn weighted_pick_is_where_the_draw_lands() {
     }
 }
 
+/// A sticky pick is the endpoint with the highest libm score `weight / −ln(u)` for the
+/// client's /24 (the first of equals), `u` from the endpoint's stable hash and the prefix,
+/// among those available: for profiles that fit the stack batch and for ones that take the
+/// iterator path.
+#[test]
+fn sticky_pick_is_the_best_libm_score() {
+    use super::rng::{mix, open_unit};
+    for n in [3usize, 16, 17, 24] {
+        let mut toml = String::from(
+            "[[profile]]\nname = \"s.example.test\"\nmethod = \"weighted\"\nsticky = \"client-subnet\"\n",
+        );
+        let weight = |i: usize| 1 + (i * 7) % 5;
+        for i in 0..n {
+            toml += &format!(
+                "[[profile.endpoint]]\nname = \"e{i}\"\naddress = \"192.0.2.{}\"\nweight = {}\n",
+                i + 1,
+                weight(i)
+            );
+        }
+        let p = policies(&toml);
+        let down: Vec<usize> = (0..n).filter(|i| i % 4 == 1).collect();
+        let statuses: String = down.iter().map(|i| format!("e{i}=Degraded ")).collect();
+        let sig = signals(&p, &statuses);
+        for c in 0..200u32 {
+            let addr = std::net::Ipv4Addr::from(0xc633_6400u32.wrapping_add(c << 8) | 7);
+            let prefix = u32::from(addr) as u64 & 0xffff_ff00;
+            let mut best: Option<(f64, usize)> = None;
+            for i in (0..n).filter(|i| !down.contains(i)) {
+                let seed = p.endpoints[i].key_hash;
+                let u = open_unit(mix(prefix ^ mix(seed)));
+                let score = weight(i) as f64 / -u.ln();
+                if best.is_none_or(|(s, _)| score > s) {
+                    best = Some((score, i));
+                }
+            }
+            let got = run(&p, &sig, &client(&addr.to_string()), c as u64);
+            assert_eq!(got, format!("e{} scope=24", best.unwrap().1), "{n} endpoints, {addr}");
+        }
+    }
+}
+
 #[test]
 fn weighted_sticky_by_client_subnet() {
     let sticky = WEIGHTED
