@@ -315,13 +315,14 @@ pub(super) fn subnet<T: Trace>(
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
     let mut best: Option<(Cidr, EndpointId)> = None;
     let mut closest_miss = 0u8;
+    let addr = client.addr;
     for &(cidr, id) in profile.subnet_rules.iter() {
-        if cidr.contains(client.addr) {
-            if best.is_none_or(|(b, _)| cidr.prefix > b.prefix) {
-                best = Some((cidr, id));
-            }
-        } else if let Some(c) = common_prefix(cidr.addr, client.addr) {
-            closest_miss = closest_miss.max(c + 1);
+        // One comparison per rule: the bits the client shares with the rule's network say
+        // both whether it matches and, when not, how far the answer's scope must reach.
+        match common_prefix(cidr.addr, addr) {
+            Some(c) if c < cidr.prefix => closest_miss = closest_miss.max(c + 1),
+            Some(_) if best.is_none_or(|(b, _)| cidr.prefix > b.prefix) => best = Some((cidr, id)),
+            _ => {}
         }
     }
     match best {
