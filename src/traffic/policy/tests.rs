@@ -439,6 +439,18 @@ address = "192.0.2.3"
         }
     }
     assert_eq!(seen.len(), 3, "rotation spreads answers over every endpoint");
+    // Exactly the rotation from the drawn start, in order, skipping what is down.
+    let names = ["a", "b", "c"];
+    for seed in 0..50 {
+        let start = Rng::new(seed).below(3) as usize;
+        let rot = |skip: &str| {
+            let order = (0..3).map(|k| names[(start + k) % 3]).filter(|&x| x != skip);
+            order.take(2).collect::<Vec<_>>().join(",")
+        };
+        assert_eq!(run(&p, &signals(&p, ""), &c, seed), format!("{} scope=0", rot("")));
+        let got = run(&p, &signals(&p, "b=Degraded"), &c, seed);
+        assert_eq!(got, format!("{} scope=0", rot("b")));
+    }
 }
 
 /// With every endpoint down, each method answers as if the enabled ones were up (serve-all,
