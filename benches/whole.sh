@@ -10,6 +10,9 @@
 #
 #   benches/whole.sh                        # 1 pass, 8 s saturation runs, 5 s fixed-rate runs
 #   PASSES=3 DURATION=15 benches/whole.sh   # medians of 3 interleaved passes
+#   SERVERS="reflector meridian gdnsd" NAMES=static benches/whole.sh   # a subset, to compare
+#   PERF_DIR=/tmp/prof benches/whole.sh     # also `perf record` the server's core in each
+#                                           # saturation run: PERF_DIR/server-name-pass.data
 #
 # Per server and name it reports: qps at saturation (closed loop, 200 in flight), the busy time
 # of the server's core per answered query (from /proc/stat: user, system, irq and softirq, so
@@ -57,9 +60,10 @@ trap cleanup EXIT
 
 # --- what each server serves -----------------------------------------------------------------
 
-names=(static weighted failover geo)
+all_names=(static weighted failover geo)
+read -r -a names <<<"${NAMES:-${all_names[*]}}"
 declare -A QNAME=([static]=api [weighted]=canary [failover]=fo [geo]=geo)
-for n in "${names[@]}"; do echo "${QNAME[$n]}.app.example.com A" >"$work/$n.txt"; done
+for n in "${all_names[@]}"; do echo "${QNAME[$n]}.app.example.com A" >"$work/$n.txt"; done
 # Germany (GEO-EU), the United States (GEO-NA), Japan (WORLD) in the demo GeoIP database.
 printf '127.0.1.0/24\n127.0.0.0/24\n127.0.3.0/24\n' >"$work/ecs.txt"
 
@@ -213,10 +217,18 @@ run_loadgen() { # pass server name mode extra-args...
   local ecs=()
   [ "$name" = geo ] && ecs=(--ecs-file "$work/ecs.txt")
   local s0 c0 s1 c1 secs
+  local perf_pid=""
+  if [ -n "${PERF_DIR:-}" ] && [ "$mode" = saturation ]; then
+    mkdir -p "$PERF_DIR"
+    perf record -q -C "$SERVER_CPU" -e cpu-clock -g -o "$PERF_DIR/$server-$name-$pass.data" \
+      -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   s0=$(busy "$SERVER_CPU"); c0=$(busy "$CLIENT_CPU")
   taskset -c "$CLIENT_CPU" "$loadgen" loadgen -d "$work/$name.txt" -s "127.0.0.1:$PORT" \
     "${ecs[@]}" --json "$@" >"$work/out.json"
   s1=$(busy "$SERVER_CPU"); c1=$(busy "$CLIENT_CPU")
+  [ -z "$perf_pid" ] || wait "$perf_pid" || true
   python3 - "$work/out.json" "$pass" "$server" "$name" "$mode" $((s1 - s0)) $((c1 - c0)) "$tck" >>"$results" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -249,12 +261,19 @@ print("\t".join(map(str, [pass_, server, name, "dnsperf", qps, core_us, "nan", l
 PY
 }
 
-servers=(reflector meridian nsd gdnsd)
+read -r -a servers <<<"${SERVERS:-reflector meridian nsd gdnsd}"
+for s in "${servers[@]}"; do
+  case $s in reflector | meridian | nsd | gdnsd) ;; *) echo "unknown server in SERVERS: $s" >&2; exit 2 ;; esac
+done
+for n in "${names[@]}"; do
+  [ -n "${QNAME[$n]:-}" ] || { echo "unknown name in NAMES: $n (one of ${all_names[*]})" >&2; exit 2; }
+done
 echo "whole server: $PASSES pass(es), ${DURATION}s saturation + ${FIXED}s at 20k and 50k qps per name;" \
   "server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
 for pass in $(seq 1 "$PASSES"); do
   # Interleaved: the order of servers turns each pass, so drift over time spreads evenly.
-  order=("${servers[@]:$(( (pass - 1) % 4 ))}" "${servers[@]:0:$(( (pass - 1) % 4 ))}")
+  turn=$(( (pass - 1) % ${#servers[@]} ))
+  order=("${servers[@]:$turn}" "${servers[@]:0:$turn}")
   for server in "${order[@]}"; do
     start_server "$server"
     pids+=("$pid")
