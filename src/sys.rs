@@ -4,6 +4,7 @@
 //!   `sendmmsg(2)`), each with its own peer address and, for a socket bound to a wildcard
 //!   address, the local address it arrived at (`IP_PKTINFO` / `IPV6_PKTINFO`), so that an
 //!   answer leaves from the address its query was sent to.
+//! - [`omit_path_mtu`]: UDP sockets that ignore (possibly spoofed) path MTU information.
 //! - [`wait_readable`]: `ppoll(2)` over a few sockets, with a microsecond timeout.
 //! - [`clock_ticks`] and [`kill_group`]: `sysconf(_SC_CLK_TCK)` and `kill(-pgid)`.
 //!
@@ -291,19 +292,67 @@ impl Batch {
 /// Asks the kernel to report each datagram's local address on `sock` (`IP_PKTINFO`, or
 /// `IPV6_RECVPKTINFO` for an IPv6 socket), for sockets bound to a wildcard address.
 pub fn enable_pktinfo(sock: &UdpSocket, v6: bool) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    let (level, name) = if v6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
-    } else {
-        (libc::IPPROTO_IP, libc::IP_PKTINFO)
+    match v6 {
+        true => set_int(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1),
+        false => set_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1),
+    }
+}
+
+/// Makes `sock` ignore path MTU information (`IP_PMTUDISC_OMIT`, or `IPV6_PMTUDISC_OMIT`;
+/// Linux 3.15 and later). Its datagrams leave without DF and are sized by the interface's
+/// MTU only, and ICMP "fragmentation needed" messages for them are ignored: a spoofed one can
+/// then no longer make the kernel cut later answers into small, spoofable fragments, the
+/// attack on DNS over UDP that fragmentation invites. The answers are kept within the
+/// advertised UDP payload size anyway (1232 bytes by default), so nothing is fragmented
+/// unless an interface's MTU is smaller. It also spares each send the route's MTU lookups.
+/// Falls back to `IP_PMTUDISC_DONT` (DF clear, path MTU still tracked) on older kernels.
+pub fn omit_path_mtu(sock: &UdpSocket, v6: bool) -> io::Result<()> {
+    let (level, name, omit, dont) = match v6 {
+        true => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_OMIT,
+            libc::IPV6_PMTUDISC_DONT,
+        ),
+        false => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_OMIT,
+            libc::IP_PMTUDISC_DONT,
+        ),
     };
-    // SAFETY: setsockopt reads size_of::<c_int>() bytes from `on`, which lives for the call.
+    set_int(sock, level, name, omit).or_else(|_| set_int(sock, level, name, dont))
+}
+
+/// The path MTU discovery mode of `sock` (`IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`).
+pub fn path_mtu_mode(sock: &UdpSocket, v6: bool) -> io::Result<libc::c_int> {
+    let (level, name) = match v6 {
+        true => (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+        false => (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+    };
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value` and the length into `len`,
+    // both living for the call.
+    let r = unsafe {
+        libc::getsockopt(sock.as_raw_fd(), level, name, (&raw mut value).cast(), &raw mut len)
+    };
+    if r == 0 { Ok(value) } else { Err(io::Error::last_os_error()) }
+}
+
+fn set_int(
+    sock: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads size_of::<c_int>() bytes from `value`, which lives for the call.
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
             level,
             name,
-            (&raw const on).cast(),
+            (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -527,6 +576,28 @@ mod tests {
             }
             let want: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i, i, i]).collect();
             assert_eq!(got, want, "{family}");
+        }
+    }
+
+    #[test]
+    fn the_servers_udp_sockets_ignore_path_mtu_information() {
+        for (listen, v6, omit) in [
+            ("127.0.0.1:0", false, libc::IP_PMTUDISC_OMIT),
+            ("0.0.0.0:0", false, libc::IP_PMTUDISC_OMIT),
+            ("[::1]:0", true, libc::IPV6_PMTUDISC_OMIT),
+        ] {
+            let addr: SocketAddr = listen.parse().unwrap();
+            let Ok(bound) = crate::dns::server::bind(&[addr], 2) else {
+                assert!(v6, "cannot bind {listen}");
+                continue; // no IPv6 here
+            };
+            assert_eq!(bound.udp.len(), 2);
+            for s in &bound.udp {
+                assert_eq!(path_mtu_mode(s, v6).unwrap(), omit, "{listen}");
+            }
+            // A plain socket keeps the kernel's default, so the check above can tell.
+            let plain = UdpSocket::bind(addr).unwrap();
+            assert_ne!(path_mtu_mode(&plain, v6).unwrap(), omit, "{listen}");
         }
     }
 

@@ -114,6 +114,10 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     if addr.ip().is_unspecified() {
         crate::sys::enable_pktinfo(&s, addr.is_ipv6())?;
     }
+    // Not fatal: without it answers still go out, with DF set and the path MTU tracked.
+    if let Err(e) = crate::sys::omit_path_mtu(&s, addr.is_ipv6()) {
+        tracing::warn!(%addr, "could not turn path MTU discovery off on the UDP socket: {e}");
+    }
     Ok(s)
 }
 
