@@ -580,28 +580,6 @@ mod tests {
     }
 
     #[test]
-    fn the_servers_udp_sockets_ignore_path_mtu_information() {
-        for (listen, v6, omit) in [
-            ("127.0.0.1:0", false, libc::IP_PMTUDISC_OMIT),
-            ("0.0.0.0:0", false, libc::IP_PMTUDISC_OMIT),
-            ("[::1]:0", true, libc::IPV6_PMTUDISC_OMIT),
-        ] {
-            let addr: SocketAddr = listen.parse().unwrap();
-            let Ok(bound) = crate::dns::server::bind(&[addr], 2) else {
-                assert!(v6, "cannot bind {listen}");
-                continue; // no IPv6 here
-            };
-            assert_eq!(bound.udp.len(), 2);
-            for s in &bound.udp {
-                assert_eq!(path_mtu_mode(s, v6).unwrap(), omit, "{listen}");
-            }
-            // A plain socket keeps the kernel's default, so the check above can tell.
-            let plain = UdpSocket::bind(addr).unwrap();
-            assert_ne!(path_mtu_mode(&plain, v6).unwrap(), omit, "{listen}");
-        }
-    }
-
-    #[test]
     fn a_long_datagram_is_cut_and_marked() {
         let (a, b) = pair("127.0.0.1:0");
         a.send_to(&[7u8; 100], b.local_addr().unwrap()).unwrap();

@@ -463,3 +463,30 @@ fn log_query(peer: SocketAddr, transport: Transport, answer: &[u8], took: Durati
         "query"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_udp_sockets_ignore_path_mtu_information() {
+        for (listen, v6, omit) in [
+            ("127.0.0.1:0", false, libc::IP_PMTUDISC_OMIT),
+            ("0.0.0.0:0", false, libc::IP_PMTUDISC_OMIT),
+            ("[::1]:0", true, libc::IPV6_PMTUDISC_OMIT),
+        ] {
+            let addr: SocketAddr = listen.parse().unwrap();
+            let Ok(bound) = bind(&[addr], 2) else {
+                assert!(v6, "cannot bind {listen}");
+                continue; // no IPv6 here
+            };
+            assert_eq!(bound.udp.len(), 2);
+            for s in &bound.udp {
+                assert_eq!(crate::sys::path_mtu_mode(s, v6).unwrap(), omit, "{listen}");
+            }
+            // A plain socket keeps the kernel's default, so the check above can tell.
+            let plain = UdpSocket::bind(addr).unwrap();
+            assert_ne!(crate::sys::path_mtu_mode(&plain, v6).unwrap(), omit, "{listen}");
+        }
+    }
+}
