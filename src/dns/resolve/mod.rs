@@ -992,6 +992,14 @@ mod tests {
             let q = decode::query(&msg, opts, &mut name).expect("a valid query");
             let ecs = q.ecs.expect("the option was read");
             assert_eq!(ecs.addr_len(), bytes.len(), "/{source}");
+            // The address is the bytes sent, zero past them, whatever came before them.
+            let mut full = [0u8; 16];
+            full[..bytes.len()].copy_from_slice(bytes);
+            let want = match family {
+                1 => IpAddr::from(<[u8; 4]>::try_from(&full[..4]).unwrap()),
+                _ => IpAddr::from(full),
+            };
+            assert_eq!(ecs.addr, want, "family {family} /{source}");
             for room in [64, HEADER_LEN + OPT_LEN + 8 + bytes.len()] {
                 // A buffer with room past the option, and one that ends where it does.
                 let mut out = vec![0u8; room];
