@@ -40,6 +40,7 @@ zone="$root/zones/app.example.com.zone"
 # shellcheck source=benches/install.sh
 . "$root/benches/install.sh"
 install_missing dnsperf=dnsperf nsd=nsd gdnsd=gdnsd dig=bind9-dnsutils
+[ -z "${PERF_DIR:-}" ] || install_missing perf=linux-perf
 PATH=$PATH:/usr/sbin
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin meridian --example reflector
