@@ -22,6 +22,13 @@
 //! with `RESOLVE_RATIO=rounds` (e.g. 200): in one process, each case and `static_a` take turns
 //! in chunks of 20,000 answers, and the fastest chunk of each is compared, so that a shared
 //! machine's drift, which comes in bursts far longer than a chunk, falls on both alike.
+//!
+//! Comparing two builds, run their bench binaries alternately. Code layout alone can move a
+//! case by several percent between builds that differ elsewhere, so a change worth less than
+//! that needs a second opinion: the same pair built with every function and block aligned
+//! (`RUSTFLAGS="-C llvm-args=-align-all-functions=6 -C llvm-args=-align-all-nofallthru-blocks=6"`,
+//! in a separate `CARGO_TARGET_DIR`). A change that wins in one layout and loses in the other
+//! has not been shown to win.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
