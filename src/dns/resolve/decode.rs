@@ -5,6 +5,7 @@
 
 use crate::dns::cookie::Cookie;
 use crate::dns::name::MAX_NAME_LEN;
+use crate::dns::zone::Labels;
 use crate::dns::zone::rdata::T_OPT;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -75,6 +76,9 @@ pub(crate) struct Query<'a> {
     /// The question name in wire form, lowercased, in the caller's buffer (returning a
     /// 255-byte array inside the `Result` cost every query a copy of it).
     pub qname: &'a [u8],
+    /// Where each label of `qname` starts, recorded while the decoder walked it (in the
+    /// caller's buffer, like the name), so that answering does not walk it again.
+    pub labels: &'a Labels,
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
@@ -109,13 +113,15 @@ pub(crate) fn header(msg: &[u8]) -> Option<(u16, u16)> {
     Some((id, flags))
 }
 
-/// Decodes a query, the lowercased question name into `name`. On `Err`, the caller answers
+/// Decodes a query, the lowercased question name into `name` and where its labels start into
+/// `labels`. On `Err`, the caller answers
 /// with the header fields from [`header`]. Options `opts` does not turn on are ignored like
 /// any unknown option.
 pub(crate) fn query<'a>(
     msg: &'a [u8],
     opts: Options,
     name: &'a mut [u8; MAX_NAME_LEN],
+    labels: &'a mut Labels,
 ) -> Result<Query<'a>, Reject> {
     let (id, flags) = header(msg).ok_or(Reject::Drop)?;
     let opcode = (flags >> 11) & 0xf;
@@ -129,26 +135,21 @@ pub(crate) fn query<'a>(
         return Err(Reject::FormErr);
     }
 
-    let mut q = Query {
-        id,
-        flags,
-        question: &[],
-        qname: &[],
-        qtype: 0,
-        qclass: 0,
-        edns: None,
-        ecs: None,
-        cookie: None,
-        tsig: false,
-    };
     // The question name: plain labels only. A compression pointer in the first name of a
     // message can only point backwards into the header, which is never a valid name. The
     // labels are walked first and then copied in one piece.
+    // Where each label starts is recorded on the way, for the zone lookup.
     let mut pos = HEADER_LEN;
+    let mut count = 0;
     loop {
         let len = *msg.get(pos).ok_or(Reject::FormErr)? as usize;
         if len & 0xc0 != 0 {
             return Err(Reject::FormErr);
+        }
+        if len != 0 {
+            // Below MAX_NAME_LEN (checked on the previous label), so it fits a byte.
+            labels.set(count, (pos - HEADER_LEN) as u8);
+            count += 1;
         }
         pos += 1 + len;
         if pos - HEADER_LEN > MAX_NAME_LEN {
@@ -158,13 +159,24 @@ pub(crate) fn query<'a>(
             break;
         }
     }
+    labels.set_count(count);
     let name = &mut name[..pos - HEADER_LEN];
     name.copy_from_slice(msg.get(HEADER_LEN..pos).ok_or(Reject::FormErr)?);
     // Length bytes are at most 63, below 'A', so lowercasing the whole name leaves them be.
     crate::dns::name::lowercase_in_place(name);
-    q.qname = name;
-    q.qtype = u16_at(msg, pos).ok_or(Reject::FormErr)?;
-    q.qclass = u16_at(msg, pos + 2).ok_or(Reject::FormErr)?;
+    let mut q = Query {
+        id,
+        flags,
+        question: &[],
+        qname: name,
+        labels,
+        qtype: u16_at(msg, pos).ok_or(Reject::FormErr)?,
+        qclass: u16_at(msg, pos + 2).ok_or(Reject::FormErr)?,
+        edns: None,
+        ecs: None,
+        cookie: None,
+        tsig: false,
+    };
     pos += 4;
     q.question = &msg[HEADER_LEN..pos];
     if q.qtype == T_OPT {

@@ -155,8 +155,9 @@ pub fn resolve_traced<T: Trace>(
 ) -> Option<Answer> {
     let opts = Options { ecs: snap.settings.ecs, cookies: snap.settings.cookies.is_some() };
     let mut name = [0u8; crate::dns::name::MAX_NAME_LEN];
+    let mut labels = Labels::default();
     // Matched by reference: moving the decoded query out of the `Result` copied it.
-    let decoded = decode::query(query, opts, &mut name);
+    let decoded = decode::query(query, opts, &mut name, &mut labels);
     let q = match &decoded {
         Ok(q) => q,
         Err(Reject::Drop) => {
@@ -465,8 +466,10 @@ fn answer<T: Trace>(
         return Ok(());
     }
     let qname = q.qname();
-    let labels = Labels::new(qname);
-    let (zone, apex_label) = match snap.zones.find(qname, &labels) {
+    // The decoder recorded where the question name's labels start while it walked them.
+    let labels = q.labels;
+    debug_assert_eq!(*labels, Labels::new(qname));
+    let (zone, apex_label) = match snap.zones.find(qname, labels) {
         Some(Authority::Zone(zone, apex_label)) => (zone, apex_label),
         Some(Authority::Unavailable) => {
             trace.note(0, || {
@@ -494,7 +497,7 @@ fn answer<T: Trace>(
     // Where each CNAME target's label offsets go: `Cur` borrows them rather than carrying
     // 129 bytes it would copy at every step.
     let mut target_labels;
-    let mut cur = Cur { name: qname, labels: &labels, apex_label, at: HEADER_LEN };
+    let mut cur = Cur { name: qname, labels, apex_label, at: HEADER_LEN };
     for step in 0..=MAX_CHAIN {
         let node = match zone.lookup(cur.name, cur.labels, cur.apex_label, q.qtype == T_DS) {
             Found::Referral { node, label } => {
@@ -1069,6 +1072,48 @@ mod tests {
         }
     }
 
+    /// The label offsets the decoder records while it walks the question name are the ones
+    /// indexing the name afterwards would find: the root, one label, mixed lengths, and the
+    /// longest name (127 one-byte labels, 255 bytes); one byte longer is FORMERR.
+    #[test]
+    fn decoded_labels_are_the_names_labels() {
+        let mut long = Vec::new();
+        for _ in 0..127 {
+            long.extend_from_slice(&[1, b'x']);
+        }
+        long.push(0);
+        let mut too_long = long.clone();
+        too_long.insert(0, b'y');
+        too_long.insert(0, 1);
+        let names: [(&[u8], usize); 5] = [
+            (b"\x00", 0),
+            (b"\x03COM\x00", 1),
+            (b"\x03www\x07Example\x03com\x00", 3),
+            (b"\x01a\x3fbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\x02cc\x00", 3),
+            (&long, 127),
+        ];
+        let query = |name: &[u8]| {
+            let mut m = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            m.extend_from_slice(name);
+            m.extend_from_slice(&[0, 1, 0, 1]);
+            m
+        };
+        let opts = Options { ecs: false, cookies: false };
+        for (name, count) in names {
+            let msg = query(name);
+            let mut buf = [0u8; crate::dns::name::MAX_NAME_LEN];
+            let mut labels = Labels::default();
+            let q = decode::query(&msg, opts, &mut buf, &mut labels).expect("a valid query");
+            assert_eq!(*q.labels, Labels::new(q.qname), "{name:?}");
+            assert_eq!(q.labels.count(), count, "{name:?}");
+        }
+        let msg = query(&too_long);
+        let mut buf = [0u8; crate::dns::name::MAX_NAME_LEN];
+        let err = decode::query(&msg, opts, &mut buf, &mut Labels::default()).err();
+        assert_eq!(err, Some(Reject::FormErr));
+        assert_eq!(Labels::new(&long).count(), 127);
+    }
+
     #[test]
     fn client_subnet_echoes_the_bytes_sent() {
         let cases: &[(u16, u8, &[u8])] = &[
@@ -1091,7 +1136,8 @@ mod tests {
             let msg = with_option(OPT_ECS, &data);
             let mut name = [0u8; crate::dns::name::MAX_NAME_LEN];
             let opts = Options { ecs: true, cookies: false };
-            let q = decode::query(&msg, opts, &mut name).expect("a valid query");
+            let mut labels = Labels::default();
+            let q = decode::query(&msg, opts, &mut name, &mut labels).expect("a valid query");
             let ecs = q.ecs.expect("the option was read");
             assert_eq!(ecs.addr_len(), bytes.len(), "/{source}");
             // The address is the bytes sent, zero past them, whatever came before them.
@@ -1129,7 +1175,10 @@ mod tests {
             let msg = with_option(OPT_ECS, data);
             let mut name = [0u8; crate::dns::name::MAX_NAME_LEN];
             let opts = Options { ecs: true, cookies: false };
-            assert_eq!(decode::query(&msg, opts, &mut name).err(), Some(Reject::FormErr));
+            assert_eq!(
+                decode::query(&msg, opts, &mut name, &mut Labels::default()).err(),
+                Some(Reject::FormErr)
+            );
         }
     }
 }

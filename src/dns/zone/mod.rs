@@ -183,13 +183,36 @@ pub enum Found<'z> {
 
 /// The label structure of a wire name: where each label starts. Built once per query on the
 /// stack; label `i`'s suffix is the name with its first `i` labels removed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Labels {
     offsets: [u8; 128],
     count: u8,
 }
 
+impl Default for Labels {
+    fn default() -> Labels {
+        Labels { offsets: [0; 128], count: 0 }
+    }
+}
+
 impl Labels {
+    /// For a caller that walks a name's labels anyway (the query decoder): label `i` starts
+    /// at byte `offset`. The count is set once at the end, with [`Labels::set_count`], so
+    /// that the walk keeps it in a register rather than updating it in memory per label.
+    /// Past 127 labels nothing is recorded: a name of at most 255 bytes has no more.
+    #[inline]
+    pub fn set(&mut self, i: usize, offset: u8) {
+        if let Some(slot) = self.offsets.get_mut(i) {
+            *slot = offset;
+        }
+    }
+
+    /// The walk found `count` labels, each given to [`Labels::set`].
+    #[inline]
+    pub fn set_count(&mut self, count: usize) {
+        self.count = count.min(127) as u8;
+    }
+
     /// Indexes a validated, uncompressed wire name.
     pub fn new(wire: &[u8]) -> Labels {
         let mut l = Labels { offsets: [0; 128], count: 0 };
