@@ -114,9 +114,8 @@ pub(crate) fn header(msg: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// Decodes a query, the lowercased question name into `name` and where its labels start into
-/// `labels`. On `Err`, the caller answers
-/// with the header fields from [`header`]. Options `opts` does not turn on are ignored like
-/// any unknown option.
+/// `labels`. On `Err`, the caller answers with the header fields from [`header`]. Options
+/// `opts` does not turn on are ignored like any unknown option.
 pub(crate) fn query<'a>(
     msg: &'a [u8],
     opts: Options,
@@ -137,8 +136,8 @@ pub(crate) fn query<'a>(
 
     // The question name: plain labels only. A compression pointer in the first name of a
     // message can only point backwards into the header, which is never a valid name. The
-    // labels are walked first and then copied in one piece.
-    // Where each label starts is recorded on the way, for the zone lookup.
+    // labels are walked first, recording where each starts (for the zone lookup), and then
+    // copied in one piece.
     let mut pos = HEADER_LEN;
     let mut count = 0;
     loop {

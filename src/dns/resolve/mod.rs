@@ -1015,9 +1015,6 @@ mod tests {
         m
     }
 
-    /// The Client Subnet option goes back as it came, address bytes and all, with the scope
-    /// filled in: the echo is rebuilt from the decoded address, so every prefix length that
-    /// cuts a byte, or none, is tried in both families.
     /// The wide-store A and AAAA writers put down exactly what the generic one does, for
     /// owners written as a pointer (near and at the edge of its reach), in full past it, and
     /// the root; and count nothing when the record does not fit.
@@ -1114,6 +1111,9 @@ mod tests {
         assert_eq!(Labels::new(&long).count(), 127);
     }
 
+    /// The Client Subnet option goes back as it came, address bytes and all, with the scope
+    /// filled in: the echo is rebuilt from the decoded address, so every prefix length that
+    /// cuts a byte, or none, is tried in both families.
     #[test]
     fn client_subnet_echoes_the_bytes_sent() {
         let cases: &[(u16, u8, &[u8])] = &[

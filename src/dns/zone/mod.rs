@@ -199,7 +199,8 @@ impl Labels {
     /// For a caller that walks a name's labels anyway (the query decoder): label `i` starts
     /// at byte `offset`. The count is set once at the end, with [`Labels::set_count`], so
     /// that the walk keeps it in a register rather than updating it in memory per label.
-    /// Past 127 labels nothing is recorded: a name of at most 255 bytes has no more.
+    /// An index past the table is ignored: a name of at most 255 bytes has at most 127
+    /// labels, and a longer one is rejected by the caller.
     #[inline]
     pub fn set(&mut self, i: usize, offset: u8) {
         if let Some(slot) = self.offsets.get_mut(i) {
