@@ -307,29 +307,17 @@ pub fn enable_pktinfo(sock: &UdpSocket, v6: bool) -> io::Result<()> {
 /// unless an interface's MTU is smaller. It also spares each send the route's MTU lookups.
 /// Falls back to `IP_PMTUDISC_DONT` (DF clear, path MTU still tracked) on older kernels.
 pub fn omit_path_mtu(sock: &UdpSocket, v6: bool) -> io::Result<()> {
-    let (level, name, omit, dont) = match v6 {
-        true => (
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MTU_DISCOVER,
-            libc::IPV6_PMTUDISC_OMIT,
-            libc::IPV6_PMTUDISC_DONT,
-        ),
-        false => (
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            libc::IP_PMTUDISC_OMIT,
-            libc::IP_PMTUDISC_DONT,
-        ),
+    let (level, name) = mtu_discover(v6);
+    let (omit, dont) = match v6 {
+        true => (libc::IPV6_PMTUDISC_OMIT, libc::IPV6_PMTUDISC_DONT),
+        false => (libc::IP_PMTUDISC_OMIT, libc::IP_PMTUDISC_DONT),
     };
     set_int(sock, level, name, omit).or_else(|_| set_int(sock, level, name, dont))
 }
 
 /// The path MTU discovery mode of `sock` (`IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`).
 pub fn path_mtu_mode(sock: &UdpSocket, v6: bool) -> io::Result<libc::c_int> {
-    let (level, name) = match v6 {
-        true => (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
-        false => (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
-    };
+    let (level, name) = mtu_discover(v6);
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `value` and the length into `len`,
@@ -338,6 +326,14 @@ pub fn path_mtu_mode(sock: &UdpSocket, v6: bool) -> io::Result<libc::c_int> {
         libc::getsockopt(sock.as_raw_fd(), level, name, (&raw mut value).cast(), &raw mut len)
     };
     if r == 0 { Ok(value) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The socket option that sets the path MTU discovery mode, per family.
+fn mtu_discover(v6: bool) -> (libc::c_int, libc::c_int) {
+    match v6 {
+        true => (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+        false => (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+    }
 }
 
 fn set_int(
