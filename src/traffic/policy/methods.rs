@@ -175,12 +175,12 @@ pub(super) fn geo_info<'g, T: Trace>(
     Some(geo)
 }
 
-/// The view a client is in, if the profile has views; the decision's scope grows to the
-/// matched view network, or to the widest block around the client that is in no view.
+/// The view a client is in, for a profile with views (the caller checks, so that a profile
+/// without them, most, does not copy the client address out as an argument); the decision's
+/// scope grows to the matched view network, or to the widest block around the client that is
+/// in no view.
 pub(super) fn client_view(profile: &Profile, addr: IpAddr, sel: &mut Selection) -> Option<u8> {
-    if profile.views.is_empty() {
-        return None;
-    }
+    debug_assert!(!profile.views.is_empty());
     let mut closest_miss = 0u8;
     for (v, networks) in profile.views.iter().enumerate() {
         for c in networks.iter() {

@@ -386,8 +386,8 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
     });
 
     // Split horizon: a client in a view is only offered endpoints that answer for it.
-    // Checked here rather than in `client_view` so that a profile without views (most) does
-    // not copy the client address out as an argument.
+    // Whether there are views is checked here, not in `client_view`, so that a profile
+    // without them (most) does not copy the client address out as an argument.
     let view =
         if profile.views.is_empty() { None } else { client_view(profile, client.addr, d.sel) };
     let fits = |id: EndpointId| {
