@@ -70,6 +70,10 @@ fn bench(c: &mut Criterion) {
     let cases = [
         ("static_a", query("api.app.example.com.", RecordType::A, false)),
         ("static_a_edns", query("api.app.example.com.", RecordType::A, true)),
+        (
+            "static_a_ecs",
+            query_ecs("api.app.example.com.", RecordType::A, true, Some(("198.51.100.0", 24))),
+        ),
         ("nxdomain", query("nope.app.example.com.", RecordType::A, false)),
         ("nodata", query("api.app.example.com.", RecordType::MX, false)),
         ("cname_chain", query("portal.app.example.com.", RecordType::A, false)),
