@@ -10,7 +10,7 @@ pub(super) fn weighted<T: Trace>(
     d: &mut Decision<'_, T>,
     profile: &Profile,
     depth: usize,
-    ok: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> Option<EndpointId> {
     let (p, client) = (d.p, d.client);
     let (rng, sel, trace) = (&mut *d.rng, &mut *d.sel, &mut *d.trace);
@@ -20,7 +20,7 @@ pub(super) fn weighted<T: Trace>(
         // the clients it held move.
         let (prefix, len) = sticky_prefix(client.addr);
         sel.scope = sel.scope.max(len);
-        let best = sticky_pick(profile, prefix, ok);
+        let best = sticky_pick(profile, prefix, who);
         trace.note(depth, || {
             format!(
                 "weighted, sticky by client prefix /{len}: rendezvous hash picks {}",
@@ -36,7 +36,7 @@ pub(super) fn weighted<T: Trace>(
         let mut ends = [(0u64, 0 as EndpointId); CANDIDATE_BATCH];
         let (mut n, mut total) = (0, 0u64);
         for &id in profile.endpoints.iter() {
-            if ok(id) {
+            if who.ok(id) {
                 total += p.endpoints[id as usize].weight as u64;
                 ends[n] = (total, id);
                 n += 1;
@@ -48,7 +48,7 @@ pub(super) fn weighted<T: Trace>(
         let draw = rng.below(total);
         (total, draw, ends[..n].iter().find(|&&(end, _)| draw < end).map(|&(_, id)| id))
     } else {
-        let candidates = || profile.endpoints.iter().copied().filter(|&id| ok(id));
+        let candidates = || profile.endpoints.iter().copied().filter(|&id| who.ok(id));
         let total = total_weight(p, candidates());
         if total == 0 {
             return None;
@@ -73,22 +73,18 @@ const CANDIDATE_BATCH: usize = 16;
 /// `prefix`. The candidates are gathered first and their draws computed in a loop of their
 /// own, with no call or branch between them, so that the endpoints' hash-and-logarithm chains
 /// (long and independent) overlap instead of running one after another.
-fn sticky_pick(
-    profile: &Profile,
-    prefix: u128,
-    ok: &impl Fn(EndpointId) -> bool,
-) -> Option<EndpointId> {
+fn sticky_pick(profile: &Profile, prefix: u128, who: &Eligible<'_>) -> Option<EndpointId> {
     let draw = |k: &StickyKey, id: EndpointId| {
         (k.weight, k.inv_weight, open_unit(prefix_hash(prefix, k.seed, k.seed_mixed)), id)
     };
     let keyed = profile.endpoints.iter().zip(profile.sticky_keys.iter());
     if profile.endpoints.len() > CANDIDATE_BATCH {
-        return rendezvous(keyed.filter(|&(&id, _)| ok(id)).map(|(&id, k)| draw(k, id)));
+        return rendezvous(keyed.filter(|&(&id, _)| who.ok(id)).map(|(&id, k)| draw(k, id)));
     }
     let mut cand = [(0 as EndpointId, 0usize); CANDIDATE_BATCH];
     let mut n = 0;
     for (i, &id) in profile.endpoints.iter().enumerate() {
-        if ok(id) {
+        if who.ok(id) {
             cand[n] = (id, i);
             n += 1;
         }
@@ -212,7 +208,7 @@ pub(super) fn geographic<T: Trace>(
     d: &mut Decision<'_, T>,
     profile: &Profile,
     depth: usize,
-    ok: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> Option<EndpointId> {
     let (p, client) = (d.p, d.client);
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
@@ -232,7 +228,7 @@ pub(super) fn geographic<T: Trace>(
         });
         return None;
     };
-    if ok(id) {
+    if who.ok(id) {
         trace.note(depth, || {
             format!("geographic: region {region} is mapped to {}", p.endpoints[id as usize].name)
         });
@@ -249,7 +245,7 @@ pub(super) fn performance<T: Trace>(
     d: &mut Decision<'_, T>,
     profile: &Profile,
     depth: usize,
-    ok: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> Option<EndpointId> {
     let (p, client) = (d.p, d.client);
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
@@ -272,12 +268,12 @@ pub(super) fn performance<T: Trace>(
             .iter()
             .take_while(|&&pos| pos != NEAREST_END)
             .map(|&pos| profile.endpoints[pos as usize])
-            .find(|&id| ok(id));
+            .find(|&id| who.ok(id));
     }
     let row = rows.and_then(|r| profile.by_record.distances.get(r));
     let mut best: Option<(f64, u32, EndpointId)> = None;
     for (pos, &id) in profile.endpoints.iter().enumerate() {
-        if !ok(id) {
+        if !who.ok(id) {
             continue;
         }
         let e = &p.endpoints[id as usize];
@@ -309,7 +305,7 @@ pub(super) fn subnet<T: Trace>(
     d: &mut Decision<'_, T>,
     profile: &Profile,
     depth: usize,
-    ok: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> Option<EndpointId> {
     let (p, client) = (d.p, d.client);
     let (sel, trace) = (&mut *d.sel, &mut *d.trace);
@@ -328,7 +324,7 @@ pub(super) fn subnet<T: Trace>(
     match best {
         Some((cidr, id)) => {
             sel.scope = sel.scope.max(cidr.prefix);
-            if ok(id) {
+            if who.ok(id) {
                 trace.note(depth, || {
                     format!(
                         "subnet: {} matches {cidr} of {}",
@@ -351,7 +347,7 @@ pub(super) fn subnet<T: Trace>(
             trace.note(depth, || format!("subnet: no rule matches {}", client.addr));
         }
     }
-    match profile.subnet_fallback.filter(|&id| ok(id)) {
+    match profile.subnet_fallback.filter(|&id| who.ok(id)) {
         Some(id) => {
             trace.note(depth, || {
                 format!("subnet: using the fallback endpoint {}", p.endpoints[id as usize].name)

@@ -345,6 +345,44 @@ pub fn available(p: &Policies, id: EndpointId, signals: &Signals, depth: usize) 
     }
 }
 
+/// Whom a decision in one profile may answer with: [`Eligible::fits`], the endpoints that
+/// answer for the client's view (split horizon), and [`Eligible::ok`], those of them that are
+/// available, or with `force` (every one down and the profile serving them all) enabled. A
+/// type whose checks are inlined rather than a pair of closures: every method asks once per
+/// endpoint it looks at, and the closures were kept out of line, a call per ask that cost
+/// as much as the check itself.
+#[derive(Clone, Copy)]
+pub(super) struct Eligible<'a> {
+    p: &'a Policies,
+    signals: &'a Signals,
+    view: Option<u8>,
+    force: bool,
+    depth: usize,
+}
+
+impl Eligible<'_> {
+    /// The endpoint answers for the client's view (a nested profile is asked in its own).
+    #[inline(always)]
+    pub(super) fn fits(&self, id: EndpointId) -> bool {
+        let e = &self.p.endpoints[id as usize];
+        self.view.is_none_or(|v| {
+            matches!(e.target, Target::Profile(_)) || e.view_targets.iter().any(|t| t.0 == v)
+        })
+    }
+
+    /// The endpoint fits and may be answered with now.
+    #[inline(always)]
+    pub(super) fn ok(&self, id: EndpointId) -> bool {
+        let (p, signals) = (self.p, self.signals);
+        self.fits(id)
+            && if self.force {
+                enabled(p, id, signals)
+            } else {
+                available(p, id, signals, self.depth)
+            }
+    }
+}
+
 /// For an enabled, serving endpoint that is a nested profile: whether enough of the child's
 /// endpoints are available. Out of line, so that the common case above inlines.
 #[inline(never)]
@@ -390,12 +428,7 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
     // without them (most) does not copy the client address out as an argument.
     let view =
         if profile.views.is_empty() { None } else { client_view(profile, client.addr, d.sel) };
-    let fits = |id: EndpointId| {
-        let e = &p.endpoints[id as usize];
-        view.is_none_or(|v| {
-            matches!(e.target, Target::Profile(_)) || e.view_targets.iter().any(|t| t.0 == v)
-        })
-    };
+    let mut who = Eligible { p, signals, view, force: false, depth };
     match view {
         Some(v) => d.trace.note(depth, || {
             let name = profile.view_names.get(v as usize).map_or("?", |n| n);
@@ -414,7 +447,7 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
     // knows up front.
     let mut force = false;
     if T::TRACES {
-        let (any_available, any_enabled) = describe_endpoints(d, profile, depth, &fits);
+        let (any_available, any_enabled) = describe_endpoints(d, profile, depth, &who);
         if !any_available {
             if !all_down(d, profile, depth, any_enabled) {
                 return;
@@ -432,25 +465,22 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
     };
     let scope = d.sel.scope;
     let pick = loop {
-        let ok = |id: EndpointId| {
-            fits(id)
-                && if force { enabled(p, id, signals) } else { available(p, id, signals, depth) }
-        };
+        who.force = force;
         let pick = match profile.method {
             Method::MultiValue => {
-                multivalue(d, profile, depth, start, view, &ok);
+                multivalue(d, profile, depth, start, view, &who);
                 if d.sel.len > 0 {
                     return;
                 }
                 None
             }
-            _ => method_pick(d, profile, depth, &ok),
+            _ => method_pick(d, profile, depth, &who),
         };
         if pick.is_some() || force {
             break pick;
         }
         let (mut any_available, mut any_enabled) = (false, false);
-        for &id in profile.endpoints.iter().filter(|&&id| fits(id)) {
+        for &id in profile.endpoints.iter().filter(|&&id| who.fits(id)) {
             any_available |= available(p, id, signals, depth);
             any_enabled |= enabled(p, id, signals);
         }
@@ -471,11 +501,11 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
         return;
     }
     let pick = match (&profile.burst, pick) {
-        (Some(b), Some(id)) => Some(spill(d, pid, b, id, depth, &fits)),
+        (Some(b), Some(id)) => Some(spill(d, pid, b, id, depth, &who)),
         (Some(b), None) => {
             // Nothing the method could pick; a Degraded primary still sends everything to an
             // available overflow endpoint, within the geo-fence.
-            overflow_pick(d, pid, b, depth, b.sticky.then(|| sticky_unit(client.addr)), &fits)
+            overflow_pick(d, pid, b, depth, b.sticky.then(|| sticky_unit(client.addr)), &who)
         }
         (None, pick) => pick,
     };
@@ -496,18 +526,18 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
     }
 }
 
-/// The method's pick among the endpoints `ok` accepts (every method but multivalue, which
+/// The method's pick among the endpoints `who` accepts (every method but multivalue, which
 /// answers with several).
 fn method_pick<T: Trace>(
     d: &mut Decision<'_, T>,
     profile: &Profile,
     depth: usize,
-    ok: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> Option<EndpointId> {
     let p = d.p;
     match profile.method {
         Method::Priority => {
-            let pick = profile.by_priority.iter().copied().find(|&id| ok(id));
+            let pick = profile.by_priority.iter().copied().find(|&id| who.ok(id));
             d.trace.note(depth, || match pick {
                 Some(id) => format!(
                     "priority: lowest available priority is {} ({})",
@@ -517,18 +547,18 @@ fn method_pick<T: Trace>(
             });
             pick
         }
-        Method::Weighted => weighted(d, profile, depth, ok),
-        Method::Geographic => geographic(d, profile, depth, ok),
+        Method::Weighted => weighted(d, profile, depth, who),
+        Method::Geographic => geographic(d, profile, depth, who),
         // No location for the client: fall back to a weighted choice.
         Method::Performance => {
-            performance(d, profile, depth, ok).or_else(|| weighted(d, profile, depth, ok))
+            performance(d, profile, depth, who).or_else(|| weighted(d, profile, depth, who))
         }
-        Method::Subnet => subnet(d, profile, depth, ok),
+        Method::Subnet => subnet(d, profile, depth, who),
         Method::MultiValue => None,
     }
 }
 
-/// Multivalue: every endpoint `ok` accepts, up to the profile's `max_answers`, into the
+/// Multivalue: every endpoint `who` accepts, up to the profile's `max_answers`, into the
 /// selection, starting at the `start`th.
 fn multivalue<T: Trace>(
     d: &mut Decision<'_, T>,
@@ -536,12 +566,12 @@ fn multivalue<T: Trace>(
     depth: usize,
     start: usize,
     view: Option<u8>,
-    ok: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) {
     let n = profile.endpoints.len();
     for k in 0..n {
         let id = profile.endpoints[(start + k) % n];
-        if d.sel.len < profile.max_answers as usize && ok(id) {
+        if d.sel.len < profile.max_answers as usize && who.ok(id) {
             d.sel.push(id, view);
         }
     }
@@ -560,11 +590,11 @@ fn describe_endpoints<T: Trace>(
     d: &mut Decision<'_, T>,
     profile: &Profile,
     depth: usize,
-    fits: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> (bool, bool) {
     let (p, signals) = (d.p, d.signals);
     let (mut any_available, mut any_enabled) = (false, false);
-    for &id in profile.endpoints.iter().filter(|&&id| fits(id)) {
+    for &id in profile.endpoints.iter().filter(|&&id| who.fits(id)) {
         let e = &p.endpoints[id as usize];
         let ok = available(p, id, signals, depth);
         let on = enabled(p, id, signals);

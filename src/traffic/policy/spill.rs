@@ -25,7 +25,7 @@ pub(super) fn spill<T: Trace>(
     b: &ProfileBurst,
     id: EndpointId,
     depth: usize,
-    fits: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> EndpointId {
     let (signals, client) = (d.signals, d.client);
     if !b.primary.contains(&id) {
@@ -100,7 +100,7 @@ pub(super) fn spill<T: Trace>(
     if !go {
         return id;
     }
-    match overflow_pick(d, pid, b, depth, b.sticky.then_some(draw), fits) {
+    match overflow_pick(d, pid, b, depth, b.sticky.then_some(draw), who) {
         Some(o) => o,
         None => {
             d.trace.note(depth, || {
@@ -120,7 +120,7 @@ pub(super) fn overflow_pick<T>(
     b: &ProfileBurst,
     depth: usize,
     sticky_draw: Option<f64>,
-    fits: &impl Fn(EndpointId) -> bool,
+    who: &Eligible<'_>,
 ) -> Option<EndpointId> {
     let (p, signals, client) = (d.p, d.signals, d.client);
     let profile = &p.profiles[pid as usize];
@@ -132,7 +132,7 @@ pub(super) fn overflow_pick<T>(
     };
     // Neither the geo-fence nor the client's view may be crossed by a spill.
     let allowed = |id: EndpointId| {
-        fits(id)
+        who.fits(id)
             && available(p, id, signals, depth)
             && (!fenced
                 || p.endpoints[id as usize].regions.iter().any(|r| regions.contains(&Some(*r))))
