@@ -182,6 +182,19 @@ pub(crate) fn query<'a>(
         return Err(Reject::FormErr);
     }
 
+    // The usual shape of a query with EDNS: nothing but one OPT record after the question,
+    // owned by the root and ending the message. Read in place; any other shape (trailing
+    // bytes included) takes the general walk below, which decides the same for this one.
+    if (ancount, nscount, arcount) == (0, 0, 1)
+        && let [0, t0, t1, p0, p1, _, version, flags, _, l0, l1, list @ ..] = &msg[pos..]
+        && u16::from_be_bytes([*t0, *t1]) == T_OPT
+        && usize::from(u16::from_be_bytes([*l0, *l1])) == list.len()
+    {
+        let nsid = check_options(list, opts, &mut q.ecs, &mut q.cookie)?;
+        let (payload, dnssec_ok) = (u16::from_be_bytes([*p0, *p1]), flags & 0x80 != 0);
+        q.edns = Some(Edns { payload, version: *version, dnssec_ok, nsid });
+        return Ok(q);
+    }
     // Skip answer and authority records (a query normally has none), then look for OPT.
     for _ in 0..(ancount as usize + nscount as usize) {
         pos = skip_record(msg, pos)?.1;

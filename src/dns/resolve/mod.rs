@@ -1181,4 +1181,66 @@ mod tests {
             );
         }
     }
+
+    /// A query whose only record past the question is its OPT, ending the message, is read
+    /// in place; the same record followed by a stray byte takes the general walk. Both must
+    /// decide alike, for every part of the record and every way its options can be wrong.
+    #[test]
+    fn the_usual_opt_shape_decodes_as_the_general_walk_does() {
+        // (payload, version, flags byte, options, RDLENGTH when not the options' length,
+        // owner name)
+        type Case<'a> = (u16, u8, u8, &'a [(u16, &'a [u8])], Option<u16>, &'a [u8]);
+        let v4: &[u8] = &[0, 1, 24, 0, 198, 51, 100];
+        let v6: &[u8] = &[0, 2, 56, 0, 0x20, 1, 0xd, 0xb8, 0, 4, 0xab];
+        let cookie: &[u8] = &[1, 2, 3, 4, 5, 6, 7, 8];
+        let cases: &[Case<'_>] = &[
+            (1232, 0, 0, &[], None, &[0]),
+            (4096, 0, 0x80, &[], None, &[0]),
+            (512, 1, 0x80, &[], None, &[0]),
+            (1232, 0, 0, &[(OPT_ECS, v4)], None, &[0]),
+            (1400, 0, 0x80, &[(OPT_ECS, v6)], None, &[0]),
+            (1232, 0, 0, &[(OPT_NSID, &[]), (OPT_ECS, v4), (OPT_COOKIE, cookie)], None, &[0]),
+            (1232, 0, 0, &[(OPT_COOKIE, cookie), (65001, &[9, 9])], None, &[0]),
+            // Malformed: a nonzero ECS scope, two ECS options, a short COOKIE.
+            (1232, 0, 0, &[(OPT_ECS, &[0, 1, 24, 5, 198, 51, 100])], None, &[0]),
+            (1232, 0, 0, &[(OPT_ECS, v4), (OPT_ECS, v4)], None, &[0]),
+            (1232, 0, 0, &[(OPT_COOKIE, &[1, 2, 3])], None, &[0]),
+            // An option running past RDATA, RDATA running past the message, a non-root owner.
+            (1232, 0, 0, &[(OPT_ECS, v4)], Some(9), &[0]),
+            (1232, 0, 0, &[(OPT_ECS, v4)], Some(40), &[0]),
+            (1232, 0, 0, &[], None, &[1, b'a', 0]),
+        ];
+        let opts = Options { ecs: true, cookies: true };
+        for (i, &(payload, version, flags, options, rdlen, owner)) in cases.iter().enumerate() {
+            let mut list = Vec::new();
+            for &(code, data) in options {
+                list.extend_from_slice(&code.to_be_bytes());
+                list.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                list.extend_from_slice(data);
+            }
+            let mut msg = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1];
+            msg.extend_from_slice(owner);
+            msg.extend_from_slice(&41u16.to_be_bytes());
+            msg.extend_from_slice(&payload.to_be_bytes());
+            msg.extend_from_slice(&[0, version, flags, 0]);
+            msg.extend_from_slice(&rdlen.unwrap_or(list.len() as u16).to_be_bytes());
+            msg.extend_from_slice(&list);
+            let decode = |msg: &[u8]| {
+                let mut name = [0u8; crate::dns::name::MAX_NAME_LEN];
+                let mut labels = Labels::default();
+                decode::query(msg, opts, &mut name, &mut labels)
+                    .map(|q| (q.edns, q.ecs, q.cookie, q.tsig, q.qtype, q.qclass))
+            };
+            let usual = decode(&msg);
+            msg.push(0);
+            assert_eq!(usual, decode(&msg), "case {i}");
+            if i < 7 {
+                let edns = usual.expect("a valid query").0.expect("with EDNS");
+                assert_eq!((edns.payload, edns.version), (payload, version), "case {i}");
+                assert_eq!(edns.dnssec_ok, flags & 0x80 != 0, "case {i}");
+            } else {
+                assert_eq!(usual, Err(Reject::FormErr), "case {i}");
+            }
+        }
+    }
 }
