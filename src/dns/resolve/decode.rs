@@ -339,16 +339,19 @@ fn client_subnet(d: &[u8]) -> Result<Ecs, Reject> {
     if source % 8 != 0 && addr[addr.len() - 1] & (0xff >> (source % 8)) != 0 {
         return Err(Reject::FormErr);
     }
-    // The bytes are folded into an integer in registers (at most 16 of them, checked above),
-    // rather than copied into an array that is then read back whole.
-    let fold = |width: u32| {
-        let v = addr.iter().fold(0u128, |v, &b| v << 8 | b as u128);
-        // No bytes (source 0) shifts a zero by the whole width: no shift at all.
-        v.checked_shl(width - 8 * addr.len() as u32).unwrap_or(0)
-    };
+    // The bytes are assembled in registers, rather than copied into an array that is then
+    // read back whole. IPv4, nearly every option: each of the four bytes is sent or zero.
     let addr = match family {
-        1 => IpAddr::V4(Ipv4Addr::from(fold(32) as u32)),
-        _ => IpAddr::V6(Ipv6Addr::from(fold(128))),
+        1 => {
+            let b = |i: usize| addr.get(i).copied().unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::new(b(0), b(1), b(2), b(3)))
+        }
+        _ => {
+            // Folded into an integer (at most 16 bytes, checked above). No bytes (source 0)
+            // shifts a zero by the whole width: no shift at all.
+            let v = addr.iter().fold(0u128, |v, &b| v << 8 | b as u128);
+            IpAddr::V6(Ipv6Addr::from(v.checked_shl(128 - 8 * addr.len() as u32).unwrap_or(0)))
+        }
     };
     Ok(Ecs { source, addr })
 }
