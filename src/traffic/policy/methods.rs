@@ -70,9 +70,10 @@ pub(super) fn weighted<T: Trace>(
 const CANDIDATE_BATCH: usize = 16;
 
 /// Weighted rendezvous over the available endpoints of a sticky `profile` for the client
-/// `prefix`. The candidates are gathered first and their draws computed in a loop of their
-/// own, with no call or branch between them, so that the endpoints' hash-and-logarithm chains
-/// (long and independent) overlap instead of running one after another.
+/// `prefix`. Each available endpoint's draw is laid out on the stack first and ranked in a
+/// loop of its own, so that the endpoints' hash-and-logarithm chains (long and independent)
+/// overlap instead of running one after another. (The availability check is inlined, so the
+/// draws are taken in the same pass as it, without a list of candidates in between.)
 fn sticky_pick(profile: &Profile, prefix: u128, who: &Eligible<'_>) -> Option<EndpointId> {
     let draw = |k: &StickyKey, id: EndpointId| {
         (k.weight, k.inv_weight, open_unit(prefix_hash(prefix, k.seed, k.seed_mixed)), id)
@@ -81,17 +82,13 @@ fn sticky_pick(profile: &Profile, prefix: u128, who: &Eligible<'_>) -> Option<En
     if profile.endpoints.len() > CANDIDATE_BATCH {
         return rendezvous(keyed.filter(|&(&id, _)| who.ok(id)).map(|(&id, k)| draw(k, id)));
     }
-    let mut cand = [(0 as EndpointId, 0usize); CANDIDATE_BATCH];
+    let mut drawn = [(0.0, 0.0, 0.0, 0 as EndpointId); CANDIDATE_BATCH];
     let mut n = 0;
-    for (i, &id) in profile.endpoints.iter().enumerate() {
+    for (&id, k) in keyed {
         if who.ok(id) {
-            cand[n] = (id, i);
+            drawn[n] = draw(k, id);
             n += 1;
         }
-    }
-    let mut drawn = [(0.0, 0.0, 0.0, 0 as EndpointId); CANDIDATE_BATCH];
-    for (d, &(id, i)) in drawn.iter_mut().zip(&cand[..n]) {
-        *d = draw(&profile.sticky_keys[i], id);
     }
     rendezvous(drawn[..n].iter().copied())
 }
