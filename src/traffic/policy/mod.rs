@@ -440,19 +440,18 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
         None => {}
     }
     // Traffic Manager's "all degraded" rule: with no endpoint available, every enabled one
-    // counts as available (`force`), or the profile answers NODATA or SERVFAIL. It only
+    // counts as available (`who.force`), or the profile answers NODATA or SERVFAIL. It only
     // matters when the method picks nothing from the available endpoints (a pick means one
     // was available), so serving asks it then and not before: most answers look at one or
     // two endpoints, not all of them. An explanation lists every endpoint first, and so
     // knows up front.
-    let mut force = false;
     if T::TRACES {
         let (any_available, any_enabled) = describe_endpoints(d, profile, depth, &who);
         if !any_available {
             if !all_down(d, profile, depth, any_enabled) {
                 return;
             }
-            force = true;
+            who.force = true;
         }
     }
     // Multivalue rotates its starting point so that clients limited to fewer answers than
@@ -465,7 +464,6 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
     };
     let scope = d.sel.scope;
     let pick = loop {
-        who.force = force;
         let pick = match profile.method {
             Method::MultiValue => {
                 multivalue(d, profile, depth, start, view, &who);
@@ -476,7 +474,7 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
             }
             _ => method_pick(d, profile, depth, &who),
         };
-        if pick.is_some() || force {
+        if pick.is_some() || who.force {
             break pick;
         }
         let (mut any_available, mut any_enabled) = (false, false);
@@ -493,7 +491,7 @@ fn select_in<T: Trace>(d: &mut Decision<'_, T>, pid: ProfileId, depth: usize) {
         if !all_down(d, profile, depth, any_enabled) {
             return;
         }
-        force = true;
+        who.force = true;
     };
     if profile.method == Method::MultiValue {
         // Even with every enabled endpoint counted as available, there was nothing to answer.
