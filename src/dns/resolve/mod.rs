@@ -1006,12 +1006,37 @@ mod tests {
 
     /// A query for `. A` whose OPT carries `option` (code, then data).
     fn with_option(code: u16, data: &[u8]) -> Vec<u8> {
+        with_opt(&[0], 1232, 0, 0, None, &option_list(&[(code, data)]))
+    }
+
+    /// An option list on the wire: each option's code, length and data.
+    fn option_list(list: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for &(code, data) in list {
+            wire.extend_from_slice(&code.to_be_bytes());
+            wire.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            wire.extend_from_slice(data);
+        }
+        wire
+    }
+
+    /// A query for `. A` with one OPT record: its owner, payload size, version and flags
+    /// byte, RDLENGTH (the list's length unless given) and option list.
+    fn with_opt(
+        owner: &[u8],
+        payload: u16,
+        version: u8,
+        flags: u8,
+        rdlen: Option<u16>,
+        list: &[u8],
+    ) -> Vec<u8> {
         let mut m = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1];
-        m.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0]);
-        m.extend_from_slice(&(4 + data.len() as u16).to_be_bytes());
-        m.extend_from_slice(&code.to_be_bytes());
-        m.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        m.extend_from_slice(data);
+        m.extend_from_slice(owner);
+        m.extend_from_slice(&41u16.to_be_bytes());
+        m.extend_from_slice(&payload.to_be_bytes());
+        m.extend_from_slice(&[0, version, flags, 0]);
+        m.extend_from_slice(&rdlen.unwrap_or(list.len() as u16).to_be_bytes());
+        m.extend_from_slice(list);
         m
     }
 
@@ -1212,19 +1237,7 @@ mod tests {
         ];
         let opts = Options { ecs: true, cookies: true };
         for (i, &(payload, version, flags, options, rdlen, owner)) in cases.iter().enumerate() {
-            let mut list = Vec::new();
-            for &(code, data) in options {
-                list.extend_from_slice(&code.to_be_bytes());
-                list.extend_from_slice(&(data.len() as u16).to_be_bytes());
-                list.extend_from_slice(data);
-            }
-            let mut msg = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1];
-            msg.extend_from_slice(owner);
-            msg.extend_from_slice(&41u16.to_be_bytes());
-            msg.extend_from_slice(&payload.to_be_bytes());
-            msg.extend_from_slice(&[0, version, flags, 0]);
-            msg.extend_from_slice(&rdlen.unwrap_or(list.len() as u16).to_be_bytes());
-            msg.extend_from_slice(&list);
+            let mut msg = with_opt(owner, payload, version, flags, rdlen, &option_list(options));
             let decode = |msg: &[u8]| {
                 let mut name = [0u8; crate::dns::name::MAX_NAME_LEN];
                 let mut labels = Labels::default();
