@@ -150,6 +150,9 @@ priority = 2
     };
     assert_eq!(state(&srv), "Idle");
     assert_eq!(split(&srv, 50).await, (0, vec![1]));
+    // Idle, nothing can spill: no draw is taken.
+    let (_, e) = http(api, "GET", "/v1/explain?name=app.hc.test&client=10.0.0.1", None, None).await;
+    assert!(e.contains("burst: state Idle, share 0.000, no draw: kept on the primary"), "{e}");
 
     // Demand rises: Warming (on_warm), then Bursting with half of the answers spilled.
     push(95.0).await;

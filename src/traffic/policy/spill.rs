@@ -32,8 +32,11 @@ pub(super) fn spill<T: Trace>(
         return id;
     }
     let share = signals.burst_share(pid);
-    let draw = if b.sticky { sticky_unit(client.addr) } else { d.rng.unit() };
-    let go = draw < share;
+    // No share, no draw: a burst profile is idle most of the time, and then every answer stays
+    // on the primary whatever a draw would say (it is never below 0).
+    let draw =
+        (share > 0.0).then(|| if b.sticky { sticky_unit(client.addr) } else { d.rng.unit() });
+    let go = draw.is_some_and(|u| u < share);
     // With a sticky spill strictly between none and all, whether this client spills depends
     // on its prefix's hash: the answer holds for that prefix only, and the ECS scope must say
     // so, or a resolver's subnet cache would hand one client's side to all of its clients.
@@ -42,10 +45,11 @@ pub(super) fn spill<T: Trace>(
     }
     d.trace.note(depth, || {
         format!(
-            "burst: state {}, share {:.3}, draw {draw:.3}{}{}",
+            "burst: state {}, share {:.3}, {}{}{}",
             signals.burst_state(pid).as_str(),
             share,
-            if b.sticky { " (client-prefix hash)" } else { "" },
+            draw.map_or("no draw".into(), |u| format!("draw {u:.3}")),
+            if b.sticky && draw.is_some() { " (client-prefix hash)" } else { "" },
             if go { ": spilled" } else { ": kept on the primary" }
         )
     });
@@ -100,7 +104,7 @@ pub(super) fn spill<T: Trace>(
     if !go {
         return id;
     }
-    match overflow_pick(d, pid, b, depth, b.sticky.then_some(draw), who) {
+    match overflow_pick(d, pid, b, depth, draw.filter(|_| b.sticky), who) {
         Some(o) => o,
         None => {
             d.trace.note(depth, || {
