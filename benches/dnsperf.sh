@@ -24,6 +24,8 @@ zone="$root/zones/app.example.com.zone"
 
 # shellcheck source=benches/install.sh
 . "$root/benches/install.sh"
+# shellcheck source=benches/core-busy.sh
+. "$root/benches/core-busy.sh"
 install_missing dnsperf=dnsperf nsd=nsd
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
@@ -96,11 +98,6 @@ wait_ready() { # port
 
 tck=$(getconf CLK_TCK)
 
-# Busy ticks of the server's core (everything but idle and iowait): the kernel's work for
-# the server's packets (softirq included), which the process's own CPU time leaves out.
-core_busy() {
-  awk -v c="cpu$SERVER_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
 declare -A RESULT
 
 measure() { # name pid port
@@ -108,11 +105,11 @@ measure() { # name pid port
   wait_ready "$port"
   local before after core_before core_after
   before=$(cpu_ticks "$pid")
-  core_before=$(core_busy)
+  core_before=$(core_busy "$SERVER_CPU")
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" \
     -l "$DURATION" -v >"$work/$name.out" 2>&1
   after=$(cpu_ticks "$pid")
-  core_after=$(core_busy)
+  core_after=$(core_busy "$SERVER_CPU")
   python3 - "$work/$name.out" "$((after - before))" "$tck" "$name" "$((core_after - core_before))" <<'PY'
 import re, sys
 path, ticks, tck, name, core = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])

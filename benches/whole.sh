@@ -9,17 +9,25 @@
 #   geo        geo.app.example.com A      geographic, three client subnets sent as ECS (no NSD)
 #
 #   benches/whole.sh                        # 1 pass, 8 s saturation runs, 5 s fixed-rate runs
-#   PASSES=3 DURATION=15 benches/whole.sh   # medians of 3 interleaved passes
+#   PASSES=5 DURATION=4 FIXED=2 benches/whole.sh   # medians of 5 passes (about 12 minutes)
 #   SERVERS="reflector meridian gdnsd" NAMES=static benches/whole.sh   # a subset, to compare
 #   PERF_DIR=/tmp/prof benches/whole.sh     # also `perf record` the server's core in each
 #                                           # saturation run: PERF_DIR/server-name-pass.data
+#   RESULTS=runs.tsv benches/whole.sh       # also keep every run's figures, one line each
 #
 # Per server and name it reports: qps at saturation (closed loop, 200 in flight), the busy time
-# of the server's core per answered query (from /proc/stat: user, system, irq and softirq, so
-# the kernel's work for the server's packets is counted, not only the process's own CPU
-# time), p99 latency at saturation and at fixed rates of 20k and 50k qps, and the ratios of the
+# of the server's core per answered query (`core_busy`: user, system, irq and softirq from
+# /proc/stat, so the kernel's work for the server's packets is counted, not only the
+# process's own CPU time), p99 latency at saturation and at fixed rates of 20k and 50k qps, and the ratios of the
 # core time to the reflector's and to NSD's. Then the generators against the reflector:
 # loadgen and dnsperf, each from one core, with both cores' busy share.
+#
+# Every server runs for the whole benchmark, each on its own port (PORT, PORT+1, ...), all
+# pinned to the same core and idle while another is driven. A pass drives one name at a time
+# on every server in turn (the order turns each pass), so the reflector's run that a ratio is
+# taken against is from the same minute: a ratio is computed per pass and the median is
+# reported with its range. On a shared VM the core's cost per packet drifts by 10-15 % over
+# minutes, which ratios of runs minutes apart would carry whole.
 #
 # Installs dnsperf, nsd and gdnsd from Debian's packages if missing (policy-rc.d keeps their
 # daemons from starting). Loopback only; every run is bounded by its duration; everything
@@ -33,12 +41,15 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 PORT=${PORT:-5393}
 PROBE_PORT=${PROBE_PORT:-5481}
+declare -A port_of=([reflector]=$PORT [meridian]=$((PORT + 1)) [nsd]=$((PORT + 2)) [gdnsd]=$((PORT + 3)))
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 zone="$root/zones/app.example.com.zone"
 
 # shellcheck source=benches/install.sh
 . "$root/benches/install.sh"
+# shellcheck source=benches/core-busy.sh
+. "$root/benches/core-busy.sh"
 install_missing dnsperf=dnsperf nsd=nsd gdnsd=gdnsd dig=bind9-dnsutils
 [ -z "${PERF_DIR:-}" ] || install_missing perf=linux-perf
 PATH=$PATH:/usr/sbin
@@ -83,7 +94,7 @@ pids+=($!)
 
 cat >"$work/meridian.toml" <<EOF
 [server]
-listen = ["127.0.0.1:$PORT"]
+listen = ["127.0.0.1:${port_of[meridian]}"]
 udp_workers = 1
 [admin]
 listen = "127.0.0.1:0"
@@ -148,7 +159,7 @@ cp "$zone" "$work/nsd.zone"
 printf 'canary 10 IN A 127.0.0.31\ncanary 10 IN A 127.0.0.32\nfo 10 IN A 127.0.0.42\n' >>"$work/nsd.zone"
 # shellcheck source=benches/nsd-conf.sh
 . "$root/benches/nsd-conf.sh"
-nsd_conf "$work" "$PORT" "$work/nsd.zone"
+nsd_conf "$work" "${port_of[nsd]}" "$work/nsd.zone"
 
 # gdnsd: its own weighted, multifo (with a tcp_connect monitor) and geoip plugins.
 mkdir -p "$work/gdnsd/zones" "$work/gdnsd/run" "$work/gdnsd/state"
@@ -157,7 +168,7 @@ printf 'canary 10 DYNA weighted!canary\nfo 10 DYNA multifo!fo\ngeo 60 DYNA geoip
   >>"$work/gdnsd/zones/app.example.com"
 cat >"$work/gdnsd/config" <<EOF
 options => {
-  listen => [ 127.0.0.1:$PORT ]
+  listen => [ 127.0.0.1:${port_of[gdnsd]} ]
   udp_threads => 1
   tcp_threads => 1
   run_dir => $work/gdnsd/run
@@ -182,7 +193,7 @@ EOF
 
 start_server() { # name; sets $pid (not through $(...): the server would hold its pipe open)
   case $1 in
-    reflector) taskset -c "$SERVER_CPU" "$reflector" "127.0.0.1:$PORT" 3600 2>/dev/null & ;;
+    reflector) taskset -c "$SERVER_CPU" "$reflector" "127.0.0.1:${port_of[reflector]}" 3600 2>/dev/null & ;;
     meridian) taskset -c "$SERVER_CPU" "$meridian" serve -c "$work/meridian.toml" --log warn & ;;
     nsd) taskset -c "$SERVER_CPU" nsd -d -c "$work/nsd.conf" & ;;
     gdnsd) taskset -c "$SERVER_CPU" gdnsd -c "$work/gdnsd" start 2>"$work/gdnsd.log" & ;;
@@ -193,21 +204,18 @@ start_server() { # name; sets $pid (not through $(...): the server would hold it
 # Ready when the failover name already answers the secondary (probes have run); the
 # reflector only has to echo.
 wait_ready() { # name
-  local want=127.0.0.42
+  local want=127.0.0.42 port=${port_of[$1]}
   [ "$1" = reflector ] && want=""
   for _ in $(seq 1 150); do
-    got=$(dig @127.0.0.1 -p "$PORT" fo.app.example.com +short +time=1 +tries=1 2>/dev/null || true)
-    if [ -z "$want" ] && dig @127.0.0.1 -p "$PORT" x. +time=1 +tries=1 >/dev/null 2>&1; then return 0; fi
+    got=$(dig @127.0.0.1 -p "$port" fo.app.example.com +short +time=1 +tries=1 2>/dev/null || true)
+    if [ -z "$want" ] && dig @127.0.0.1 -p "$port" x. +time=1 +tries=1 >/dev/null 2>&1; then return 0; fi
     [ -n "$want" ] && [ "$got" = "$want" ] && return 0
     sleep 0.1
   done
-  echo "$1 did not become ready on port $PORT" >&2
+  echo "$1 did not become ready on port $port" >&2
   return 1
 }
 
-busy() { # cpu → busy ticks so far
-  awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
 tck=$(getconf CLK_TCK)
 
 results="$work/results.tsv" # pass server name mode qps core_us p99_us lost server_busy client_busy
@@ -225,10 +233,10 @@ run_loadgen() { # pass server name mode extra-args...
       -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  s0=$(busy "$SERVER_CPU"); c0=$(busy "$CLIENT_CPU")
-  taskset -c "$CLIENT_CPU" "$loadgen" loadgen -d "$work/$name.txt" -s "127.0.0.1:$PORT" \
+  s0=$(core_busy "$SERVER_CPU"); c0=$(core_busy "$CLIENT_CPU")
+  taskset -c "$CLIENT_CPU" "$loadgen" loadgen -d "$work/$name.txt" -s "127.0.0.1:${port_of[$server]}" \
     "${ecs[@]}" --json "$@" >"$work/out.json"
-  s1=$(busy "$SERVER_CPU"); c1=$(busy "$CLIENT_CPU")
+  s1=$(core_busy "$SERVER_CPU"); c1=$(core_busy "$CLIENT_CPU")
   [ -z "$perf_pid" ] || wait "$perf_pid" || true
   python3 - "$work/out.json" "$pass" "$server" "$name" "$mode" $((s1 - s0)) $((c1 - c0)) "$tck" >>"$results" <<'PY'
 import json, sys
@@ -244,10 +252,10 @@ PY
 
 run_dnsperf() { # pass server name
   local pass=$1 server=$2 name=$3 s0 c0 s1 c1
-  s0=$(busy "$SERVER_CPU"); c0=$(busy "$CLIENT_CPU")
-  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$PORT" -d "$work/$name.txt" -l "$DURATION" \
+  s0=$(core_busy "$SERVER_CPU"); c0=$(core_busy "$CLIENT_CPU")
+  taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "${port_of[$server]}" -d "$work/$name.txt" -l "$DURATION" \
     -c 4 -q 100 >"$work/dnsperf.out" 2>&1
-  s1=$(busy "$SERVER_CPU"); c1=$(busy "$CLIENT_CPU")
+  s1=$(core_busy "$SERVER_CPU"); c1=$(core_busy "$CLIENT_CPU")
   python3 - "$work/dnsperf.out" "$pass" "$server" "$name" $((s1 - s0)) $((c1 - c0)) "$tck" "$DURATION" >>"$results" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -271,37 +279,55 @@ for n in "${names[@]}"; do
 done
 echo "whole server: $PASSES pass(es), ${DURATION}s saturation + ${FIXED}s at 20k and 50k qps per name;" \
   "server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
+declare -A pid_of
+for server in "${servers[@]}"; do
+  start_server "$server"
+  pids+=("$pid")
+  pid_of[$server]=$pid
+  wait_ready "$server"
+done
 for pass in $(seq 1 "$PASSES"); do
-  # Interleaved: the order of servers turns each pass, so drift over time spreads evenly.
+  # The order of servers turns each pass, so what drift there is within a name's runs
+  # spreads evenly.
   turn=$(( (pass - 1) % ${#servers[@]} ))
   order=("${servers[@]:$turn}" "${servers[@]:0:$turn}")
-  for server in "${order[@]}"; do
-    start_server "$server"
-    pids+=("$pid")
-    wait_ready "$server"
-    echo "pass $pass: $server" >&2
-    for name in "${names[@]}"; do
+  echo "pass $pass: ${order[*]}" >&2
+  for name in "${names[@]}"; do
+    for server in "${order[@]}"; do
       [ "$server" = nsd ] && [ "$name" = geo ] && continue
       run_loadgen "$pass" "$server" "$name" saturation -q 200 -l "${DURATION}s"
       run_loadgen "$pass" "$server" "$name" 20k -Q 20000 -l "${FIXED}s"
       run_loadgen "$pass" "$server" "$name" 50k -Q 50000 -l "${FIXED}s"
     done
-    run_dnsperf "$pass" "$server" static
-    kill "$pid" 2>/dev/null || echo "$server had exited before the end of its runs" >&2
-    wait "$pid" 2>/dev/null || true
   done
+  for server in "${order[@]}"; do run_dnsperf "$pass" "$server" static; done
 done
+for server in "${servers[@]}"; do
+  kill -0 "${pid_of[$server]}" 2>/dev/null || echo "$server had exited before the end of its runs" >&2
+done
+[ -z "${RESULTS:-}" ] || cp "$results" "$RESULTS"
 
 python3 - "$results" <<'PY'
 import statistics, sys
 from collections import defaultdict
 rows = defaultdict(list)
+by_pass = {}  # (server, name, mode, pass) -> core µs/query
 for line in open(sys.argv[1]):
     p, server, name, mode, qps, core, p99, lost, sbusy, cbusy = line.rstrip("\n").split("\t")
     rows[(server, name, mode)].append(tuple(map(float, (qps, core, p99, lost, sbusy, cbusy))))
+    by_pass[(server, name, mode, p)] = float(core)
 def med(key, i):
     v = [r[i] for r in rows.get(key, [])]
     return statistics.median(v) if v else float("nan")
+def paired(s, other, n):
+    """The ratio of core time per query to `other`'s in the same pass: median, min, max."""
+    v = [c / by_pass[(other, n2, m, p)] for (s2, n2, m, p), c in by_pass.items()
+         if (s2, n2, m) == (s, n, "saturation") and by_pass.get((other, n2, m, p))]
+    if not v:
+        return "–"
+    if len(v) == 1:
+        return f"{v[0]:.2f}"
+    return f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})"
 servers = ["reflector", "meridian", "nsd", "gdnsd"]
 names = ["static", "weighted", "failover", "geo"]
 print("| server | name | qps (saturation) | core µs/query | × reflector | × NSD | p99 µs saturation | p99 µs @20k | p99 µs @50k | lost |")
@@ -311,12 +337,12 @@ for s in servers:
         k = (s, n, "saturation")
         if k not in rows:
             continue
-        core = med(k, 1)
-        refl, nsd = med(("reflector", n, "saturation"), 1), med(("nsd", n, "saturation"), 1)
         lost = sum(r[3] for m in ("saturation", "20k", "50k") for r in rows.get((s, n, m), []))
-        x = lambda a, b: f"{a / b:.2f}" if b == b and b else "–"
-        print(f"| {s} | {n} | {med(k, 0):,.0f} | {core:.2f} | {x(core, refl)} | {x(core, nsd)} | "
-              f"{med(k, 2):.0f} | {med((s, n, '20k'), 2):.0f} | {med((s, n, '50k'), 2):.0f} | {lost:.0f} |")
+        print(f"| {s} | {n} | {med(k, 0):,.0f} | {med(k, 1):.2f} | {paired(s, 'reflector', n)} | "
+              f"{paired(s, 'nsd', n)} | {med(k, 2):.0f} | {med((s, n, '20k'), 2):.0f} | "
+              f"{med((s, n, '50k'), 2):.0f} | {lost:.0f} |")
+print("\n(The ratios are per pass, against the other server's run of the same name in that pass:")
+print("median, and the range over passes in brackets.)")
 print()
 print("| generator, static name | server | qps | server core busy | generator core busy | core µs/query |")
 print("| --- | --- | ---: | ---: | ---: | ---: |")
