@@ -91,6 +91,11 @@ while time.time() < end:
     except OSError: pass
 ' "$PROBE_PORT" 7200 &
 pids+=($!)
+# Listening before any server starts, so that no first probe finds the secondary down too.
+for _ in $(seq 1 50); do
+  (exec 3<>"/dev/tcp/127.0.0.42/$PROBE_PORT") 2>/dev/null && break
+  sleep 0.1
+done
 
 cat >"$work/meridian.toml" <<EOF
 [server]
