@@ -10,6 +10,8 @@
 #
 #   benches/whole.sh                        # 1 pass, 8 s saturation runs, 5 s fixed-rate runs
 #   PASSES=5 DURATION=4 FIXED=2 benches/whole.sh   # medians of 5 passes (about 12 minutes)
+#   PASSES=25 DURATION=2 FIXED=0 benches/whole.sh  # many short passes, no fixed-rate runs:
+#                                           # tighter ratios on a noisy host (about 20 minutes)
 #   SERVERS="reflector meridian gdnsd" NAMES=static benches/whole.sh   # a subset, to compare
 #   PERF_DIR=/tmp/prof benches/whole.sh     # also `perf record` the server's core in each
 #                                           # saturation run: PERF_DIR/server-name-pass.data
@@ -18,16 +20,19 @@
 # Per server and name it reports: qps at saturation (closed loop, 200 in flight), the busy time
 # of the server's core per answered query (`core_busy`: user, system, irq and softirq from
 # /proc/stat, so the kernel's work for the server's packets is counted, not only the
-# process's own CPU time), p99 latency at saturation and at fixed rates of 20k and 50k qps, and the ratios of the
-# core time to the reflector's and to NSD's. Then the generators against the reflector:
-# loadgen and dnsperf, each from one core, with both cores' busy share.
+# process's own CPU time), p99 latency at saturation and at fixed rates of 20k and 50k qps
+# (FIXED=0 skips those), and the ratios of the core time to the reflector's, NSD's and
+# gdnsd's. Then the generators against the reflector: loadgen and dnsperf, each from one
+# core, with both cores' busy share.
 #
 # Every server runs for the whole benchmark, each on its own port (PORT, PORT+1, ...), all
 # pinned to the same core and idle while another is driven. A pass drives one name at a time
 # on every server in turn (the order turns each pass), so the reflector's run that a ratio is
 # taken against is from the same minute: a ratio is computed per pass and the median is
-# reported with its range. On a shared VM the core's cost per packet drifts by 10-15 % over
-# minutes, which ratios of runs minutes apart would carry whole.
+# reported with the middle half of the passes' ratios. On a shared VM the core's cost per
+# packet drifts by 10-15 % over minutes, which ratios of runs minutes apart would carry whole;
+# even adjacent runs differ by several percent, so many short passes pin a ratio down better
+# than a few long ones.
 #
 # Installs dnsperf, nsd and gdnsd from Debian's packages if missing (policy-rc.d keeps their
 # daemons from starting). Loopback only; every run is bounded by its duration; everything
@@ -282,7 +287,7 @@ done
 for n in "${names[@]}"; do
   [ -n "${QNAME[$n]:-}" ] || { echo "unknown name in NAMES: $n (one of ${all_names[*]})" >&2; exit 2; }
 done
-echo "whole server: $PASSES pass(es), ${DURATION}s saturation + ${FIXED}s at 20k and 50k qps per name;" \
+echo "whole server: $PASSES pass(es), ${DURATION}s saturation + ${FIXED}s at 20k and 50k qps (0: none) per name;" \
   "server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU" >&2
 declare -A pid_of
 for server in "${servers[@]}"; do
@@ -301,6 +306,7 @@ for pass in $(seq 1 "$PASSES"); do
     for server in "${order[@]}"; do
       [ "$server" = nsd ] && [ "$name" = geo ] && continue
       run_loadgen "$pass" "$server" "$name" saturation -q 200 -l "${DURATION}s"
+      [ "$FIXED" = 0 ] && continue
       run_loadgen "$pass" "$server" "$name" 20k -Q 20000 -l "${FIXED}s"
       run_loadgen "$pass" "$server" "$name" 50k -Q 50000 -l "${FIXED}s"
     done
@@ -325,18 +331,22 @@ def med(key, i):
     v = [r[i] for r in rows.get(key, [])]
     return statistics.median(v) if v else float("nan")
 def paired(s, other, n):
-    """The ratio of core time per query to `other`'s in the same pass: median, min, max."""
+    """The ratio of core time per query to `other`'s in the same pass: the median, and the
+    quartiles (the middle half of the passes)."""
     v = [c / by_pass[(other, n2, m, p)] for (s2, n2, m, p), c in by_pass.items()
          if (s2, n2, m) == (s, n, "saturation") and by_pass.get((other, n2, m, p))]
     if not v:
         return "–"
     if len(v) == 1:
         return f"{v[0]:.2f}"
-    return f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})"
+    q1, _, q3 = statistics.quantiles(v, n=4, method="inclusive")
+    return f"{statistics.median(v):.2f} ({q1:.2f}–{q3:.2f})"
+def us(x):
+    return "–" if x != x else f"{x:.0f}"
 servers = ["reflector", "meridian", "nsd", "gdnsd"]
 names = ["static", "weighted", "failover", "geo"]
-print("| server | name | qps (saturation) | core µs/query | × reflector | × NSD | p99 µs saturation | p99 µs @20k | p99 µs @50k | lost |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| server | name | qps (saturation) | core µs/query | × reflector | × NSD | × gdnsd | p99 µs saturation | p99 µs @20k | p99 µs @50k | lost |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for s in servers:
     for n in names:
         k = (s, n, "saturation")
@@ -344,10 +354,10 @@ for s in servers:
             continue
         lost = sum(r[3] for m in ("saturation", "20k", "50k") for r in rows.get((s, n, m), []))
         print(f"| {s} | {n} | {med(k, 0):,.0f} | {med(k, 1):.2f} | {paired(s, 'reflector', n)} | "
-              f"{paired(s, 'nsd', n)} | {med(k, 2):.0f} | {med((s, n, '20k'), 2):.0f} | "
-              f"{med((s, n, '50k'), 2):.0f} | {lost:.0f} |")
+              f"{paired(s, 'nsd', n)} | {paired(s, 'gdnsd', n)} | {us(med(k, 2))} | "
+              f"{us(med((s, n, '20k'), 2))} | {us(med((s, n, '50k'), 2))} | {lost:.0f} |")
 print("\n(The ratios are per pass, against the other server's run of the same name in that pass:")
-print("median, and the range over passes in brackets.)")
+print("median, and in brackets the middle half of the passes' ratios, first to third quartile.)")
 print()
 print("| generator, static name | server | qps | server core busy | generator core busy | core µs/query |")
 print("| --- | --- | ---: | ---: | ---: | ---: |")
